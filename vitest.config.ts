@@ -1,0 +1,20 @@
+import { defineConfig } from 'vitest/config';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// Resolve the workspace's @tessera/* aliases from tsconfig.base.json, the one source of truth.
+const base = JSON.parse(readFileSync(new URL('./tsconfig.base.json', import.meta.url), 'utf8'));
+const alias = Object.entries(base.compilerOptions.paths as Record<string, string[]>).map(([find, [target]]) => ({
+  find,
+  replacement: fileURLToPath(new URL(`./${target}`, import.meta.url)),
+}));
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    include: ['apps/**/*.test.ts', 'libs/**/*.test.ts', 'test/**/*.test.ts', 'tools/**/*.test.ts', 'deploy/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+  },
+});
