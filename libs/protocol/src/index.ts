@@ -1,0 +1,3 @@
+// The public surface of @tessera/protocol. Each module adds its line here.
+export * from './event-types.js';
+export * from './room-versions.js';
