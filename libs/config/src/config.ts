@@ -1,0 +1,76 @@
+/**
+ * The homeserver's configuration: what every service process needs to know to start.
+ * Read from YAML (snake_case keys, as Synapse's homeserver.yaml), then environment overrides,
+ * then validated into this camelCase shape. See loadConfig in load.ts.
+ */
+export interface ListenerConfig {
+  bindAddress: string;
+  port: number;
+}
+
+export interface TlsConfig {
+  certificatePath: string;
+  privateKeyPath: string;
+}
+
+export interface FederationListenerConfig extends ListenerConfig {
+  /** Set when tls_certificate_path and tls_private_key_path are both given: the listener speaks HTTPS. */
+  tls?: TlsConfig;
+}
+
+export interface OldSigningKey {
+  /** Unpadded base64 Ed25519 public key. */
+  key: string;
+  /** When the key stopped being used (ms since epoch); published in old_verify_keys. */
+  expiredTs: number;
+}
+
+export interface WellKnownConfig {
+  /** Served at /.well-known/matrix/client as m.homeserver.base_url (and m.identity_server when set). */
+  client?: { baseUrl: string; identityServerBaseUrl?: string };
+  /** Served at /.well-known/matrix/server as m.server: the host[:port] that handles federation. */
+  server?: { delegation: string };
+}
+
+export interface RegistrationConfig {
+  enableRegistration: boolean;
+  /** Shared secret for admin registration (Synapse's register_new_matrix_user). */
+  registrationSharedSecret?: string;
+}
+
+export interface HomeserverConfig {
+  /** The file the values came from, if one was read (for messages). */
+  configFile?: string;
+  serverName: string;
+  /** Folder for embedded data: PGlite database, and the default signing key location. */
+  dataDir: string;
+  /** Synapse format `ed25519 <version> <seed>`; generated on first start when missing. */
+  signingKeyPath: string;
+  /** Previously used keys, published in old_verify_keys of /_matrix/key/v2/server. */
+  oldSigningKeys: Record<string, OldSigningKey>;
+  /** How long a published key response stays valid (valid_until_ts = now + this). */
+  keyValidityMs: number;
+  listeners: {
+    client: ListenerConfig;
+    federation: FederationListenerConfig;
+    /** Health listener of services without HTTP routes; port undefined means the service's default. */
+    health: { bindAddress: string; port?: number };
+  };
+  database: {
+    /** PostgreSQL connection URL; when absent, PGlite in `dataDir`. */
+    url?: string;
+    dataDir: string;
+  };
+  nats: {
+    /** NATS server URL; when absent (embedded mode), the in-process bus. */
+    url?: string;
+    /** Subject prefix, so that deployments and test runs sharing a NATS never collide. */
+    prefix: string;
+  };
+  redis: { url?: string };
+  wellKnown: WellKnownConfig;
+  registration: RegistrationConfig;
+  /** Largest accepted request body in bytes (413 M_TOO_LARGE beyond). */
+  maxRequestSize: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}

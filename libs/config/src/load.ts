@@ -1,0 +1,335 @@
+/**
+ * Loads the configuration: YAML file, then environment overrides, then validation.
+ *
+ * Which file: `--config <path>` (or `--config=<path>`), else CONFIG_FILE, else ./homeserver.yaml
+ * when it exists, else defaults only. Relative paths inside the file are resolved against the
+ * file's folder (so a mounted config works from any working directory); paths from the
+ * environment and defaults against the working directory.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { HomeserverConfig, OldSigningKey } from './config.js';
+import { parseDuration } from './duration.js';
+import { ConfigError } from './errors.js';
+
+export interface LoadConfigOptions {
+  argv?: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+  cwd?: string;
+}
+
+const TOP_LEVEL_KEYS = [
+  'server_name',
+  'data_dir',
+  'signing_key_path',
+  'old_signing_keys',
+  'key_refresh_interval',
+  'listeners',
+  'tls_certificate_path',
+  'tls_private_key_path',
+  'database',
+  'nats',
+  'redis',
+  'well_known',
+  'enable_registration',
+  'registration_shared_secret',
+  'max_request_size',
+  'log_level',
+] as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Finds the config file path from argv / env / the working directory; undefined when none. */
+export function findConfigFile(options: LoadConfigOptions = {}): string | undefined {
+  const argv = options.argv ?? process.argv.slice(2);
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--config' || arg === '-c') {
+      const next = argv[i + 1];
+      if (!next) throw new ConfigError('command line', '--config', 'needs a file path after it');
+      return resolve(cwd, next);
+    }
+    if (arg.startsWith('--config=')) return resolve(cwd, arg.slice('--config='.length));
+  }
+  if (env.CONFIG_FILE) return resolve(cwd, env.CONFIG_FILE);
+  const fallback = resolve(cwd, 'homeserver.yaml');
+  return existsSync(fallback) ? fallback : undefined;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): HomeserverConfig {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const file = findConfigFile(options);
+  const raw = file ? readYaml(file) : {};
+  return buildConfig(raw, { file, env, cwd });
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, '(file)', `cannot be read: ${(err as Error).message}`);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    const where = first.linePos?.[0] ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}` : '(yaml)';
+    throw new ConfigError(file, where, `is not valid YAML: ${first.message.split('\n')[0]}`);
+  }
+  const value = doc.toJS() as unknown;
+  if (value === null || value === undefined) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(file, '(top level)', 'must be a mapping of keys to values');
+  }
+  return value as Record<string, unknown>;
+}
+
+interface BuildContext {
+  file?: string;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+}
+
+/** Builds and validates a config from already-parsed YAML (exported for tests and tools). */
+export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): HomeserverConfig {
+  const source = ctx.file ?? 'configuration';
+  const fileDir = ctx.file ? dirname(ctx.file) : ctx.cwd;
+  const { env } = ctx;
+  const fail = (field: string, problem: string): never => {
+    throw new ConfigError(source, field, problem);
+  };
+  const failEnv = (name: string, problem: string): never => {
+    throw new ConfigError('environment', name, problem);
+  };
+
+  for (const key of Object.keys(raw)) {
+    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) {
+      fail(key, `is not a known setting (known: ${TOP_LEVEL_KEYS.join(', ')})`);
+    }
+  }
+
+  // Readers for the file's values: each names the field on failure.
+  const str = (obj: Record<string, unknown>, key: string, field: string): string | undefined => {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') fail(field, `must be a non-empty string, got ${JSON.stringify(v)}`);
+    return v as string;
+  };
+  const map = (obj: Record<string, unknown>, key: string, field: string, allowed: readonly string[]): Record<string, unknown> => {
+    const v = obj[key];
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) fail(field, 'must be a mapping');
+    for (const k of Object.keys(v as object)) {
+      if (!allowed.includes(k)) fail(`${field}.${k}`, `is not a known setting (known: ${allowed.join(', ')})`);
+    }
+    return v as Record<string, unknown>;
+  };
+  const bool = (obj: Record<string, unknown>, key: string, field: string): boolean | undefined => {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') fail(field, `must be true or false, got ${JSON.stringify(v)}`);
+    return v as boolean;
+  };
+  const port = (obj: Record<string, unknown>, key: string, field: string): number | undefined => {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (!isPort(v)) fail(field, `must be a port number between 1 and 65535, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const filePath = (p: string | undefined) => (p === undefined ? undefined : resolve(fileDir, p));
+  const envPath = (name: string) => (env[name] ? resolve(ctx.cwd, env[name]!) : undefined);
+  const envPort = (name: string): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !isPort(n)) failEnv(name, `must be a port number between 1 and 65535, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const envBool = (name: string): boolean | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (/^(1|true|yes)$/i.test(v)) return true;
+    if (/^(0|false|no)$/i.test(v)) return false;
+    return failEnv(name, `must be true or false, got ${JSON.stringify(v)}`);
+  };
+  const envUrl = (name: string, protocols: string[]): string | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    if (!isUrl(v, protocols)) failEnv(name, `must be a ${protocols.join(' or ')} URL, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const fileUrl = (obj: Record<string, unknown>, key: string, field: string, protocols: string[]): string | undefined => {
+    const v = str(obj, key, field);
+    if (v !== undefined && !isUrl(v, protocols)) fail(field, `must be a ${protocols.join(' or ')} URL, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  // server_name
+  let serverName = env.SERVER_NAME || str(raw, 'server_name', 'server_name') || 'localhost';
+  if (!isServerName(serverName)) {
+    const problem = `${JSON.stringify(serverName)} is not a valid server name (a DNS name, IPv4 address or [IPv6] address, with an optional :port)`;
+    if (env.SERVER_NAME) failEnv('SERVER_NAME', problem);
+    fail('server_name', problem);
+  }
+  serverName = serverName.toString();
+
+  const dataDir = envPath('DATA_DIR') ?? filePath(str(raw, 'data_dir', 'data_dir')) ?? resolve(ctx.cwd, 'data');
+  const signingKeyPath =
+    envPath('SIGNING_KEY_PATH') ?? filePath(str(raw, 'signing_key_path', 'signing_key_path')) ?? resolve(dataDir, 'signing.key');
+
+  // old_signing_keys: { "ed25519:abc": { key: "...", expired_ts: 123 } } as Synapse
+  const oldSigningKeys: Record<string, OldSigningKey> = {};
+  const oldRaw = raw.old_signing_keys;
+  if (oldRaw !== undefined && oldRaw !== null) {
+    if (typeof oldRaw !== 'object' || Array.isArray(oldRaw)) fail('old_signing_keys', 'must be a mapping of key ids to {key, expired_ts}');
+    for (const [keyId, entry] of Object.entries(oldRaw as Record<string, unknown>)) {
+      const field = `old_signing_keys.${keyId}`;
+      if (!/^ed25519:[a-zA-Z0-9_]+$/.test(keyId)) fail(field, 'key id must look like ed25519:<version> (letters, digits, underscore)');
+      const e = map(oldRaw as Record<string, unknown>, keyId, field, ['key', 'expired_ts']);
+      const key = str(e, 'key', `${field}.key`);
+      if (!key || !/^[A-Za-z0-9+/]{43}$/.test(key)) fail(`${field}.key`, 'must be an unpadded base64 Ed25519 public key (43 characters)');
+      const expiredTs = e.expired_ts;
+      if (typeof expiredTs !== 'number' || !Number.isSafeInteger(expiredTs) || expiredTs < 0) {
+        fail(`${field}.expired_ts`, 'must be a timestamp in milliseconds since the epoch');
+      }
+      oldSigningKeys[keyId] = { key: key!, expiredTs: expiredTs as number };
+    }
+  }
+
+  let keyValidityMs = 86_400_000; // Synapse's default key_refresh_interval: one day
+  if (raw.key_refresh_interval !== undefined) {
+    const d = parseDuration(raw.key_refresh_interval);
+    if (d === undefined) fail('key_refresh_interval', 'must be a duration such as "1d", "12h" or a number of milliseconds');
+    keyValidityMs = d!;
+  }
+
+  // listeners
+  const listeners = map(raw, 'listeners', 'listeners', ['client', 'federation', 'health']);
+  const lc = map(listeners, 'client', 'listeners.client', ['bind_address', 'port']);
+  const lf = map(listeners, 'federation', 'listeners.federation', ['bind_address', 'port']);
+  const lh = map(listeners, 'health', 'listeners.health', ['bind_address', 'port']);
+  const bindEnv = env.BIND_ADDRESS || undefined;
+  const bind = (obj: Record<string, unknown>, field: string) => bindEnv ?? str(obj, 'bind_address', `${field}.bind_address`) ?? '127.0.0.1';
+
+  const certFile = envPath('TLS_CERTIFICATE_PATH') ?? filePath(str(raw, 'tls_certificate_path', 'tls_certificate_path'));
+  const keyFile = envPath('TLS_PRIVATE_KEY_PATH') ?? filePath(str(raw, 'tls_private_key_path', 'tls_private_key_path'));
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    fail(certFile ? 'tls_private_key_path' : 'tls_certificate_path', 'TLS needs both tls_certificate_path and tls_private_key_path');
+  }
+  for (const [field, p] of [['tls_certificate_path', certFile], ['tls_private_key_path', keyFile]] as const) {
+    if (p !== undefined && !existsSync(p)) fail(field, `file ${p} does not exist`);
+  }
+
+  // database
+  const db = map(raw, 'database', 'database', ['url', 'data_dir']);
+  const databaseUrl = envUrl('DATABASE_URL', ['postgres', 'postgresql']) ?? fileUrl(db, 'url', 'database.url', ['postgres', 'postgresql']);
+  const dbDir = filePath(str(db, 'data_dir', 'database.data_dir')) ?? resolve(dataDir, 'db');
+
+  const nats = map(raw, 'nats', 'nats', ['url', 'prefix']);
+  const natsUrl = envUrl('NATS_URL', ['nats', 'tls', 'ws', 'wss']) ?? fileUrl(nats, 'url', 'nats.url', ['nats', 'tls', 'ws', 'wss']);
+  const prefix = env.BUS_PREFIX || str(nats, 'prefix', 'nats.prefix') || 'tessera';
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) {
+    const problem = `must be letters, digits, '-' or '_' (a NATS subject token), got ${JSON.stringify(prefix)}`;
+    if (env.BUS_PREFIX) failEnv('BUS_PREFIX', problem);
+    fail('nats.prefix', problem);
+  }
+
+  const redis = map(raw, 'redis', 'redis', ['url']);
+  const redisUrl = envUrl('REDIS_URL', ['redis', 'rediss']) ?? fileUrl(redis, 'url', 'redis.url', ['redis', 'rediss']);
+
+  // well_known: served only when configured
+  const wk = map(raw, 'well_known', 'well_known', ['client', 'server']);
+  const wkc = map(wk, 'client', 'well_known.client', ['base_url', 'identity_server_base_url']);
+  const wks = map(wk, 'server', 'well_known.server', ['delegation']);
+  const clientBaseUrl =
+    envUrl('WELL_KNOWN_CLIENT_BASE_URL', ['http', 'https']) ?? fileUrl(wkc, 'base_url', 'well_known.client.base_url', ['http', 'https']);
+  const identityServer = fileUrl(wkc, 'identity_server_base_url', 'well_known.client.identity_server_base_url', ['http', 'https']);
+  if (identityServer && !clientBaseUrl) fail('well_known.client.base_url', 'is required when identity_server_base_url is set');
+  const delegation = env.WELL_KNOWN_SERVER || str(wks, 'delegation', 'well_known.server.delegation');
+  if (delegation !== undefined && !isServerName(delegation)) {
+    const problem = `${JSON.stringify(delegation)} is not a valid host[:port] for m.server`;
+    if (env.WELL_KNOWN_SERVER) failEnv('WELL_KNOWN_SERVER', problem);
+    fail('well_known.server.delegation', problem);
+  }
+
+  const enableRegistration = envBool('ENABLE_REGISTRATION') ?? bool(raw, 'enable_registration', 'enable_registration') ?? false;
+  const registrationSharedSecret = env.REGISTRATION_SHARED_SECRET || str(raw, 'registration_shared_secret', 'registration_shared_secret');
+
+  let maxRequestSize = 1024 * 1024;
+  const mrs = env.MAX_REQUEST_SIZE ?? raw.max_request_size;
+  if (mrs !== undefined && mrs !== '') {
+    const n = typeof mrs === 'string' && /^\d+$/.test(mrs) ? Number(mrs) : mrs;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1024) {
+      const problem = `must be a number of bytes of at least 1024, got ${JSON.stringify(mrs)}`;
+      if (env.MAX_REQUEST_SIZE !== undefined) failEnv('MAX_REQUEST_SIZE', problem);
+      fail('max_request_size', problem);
+    }
+    maxRequestSize = n as number;
+  }
+
+  const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    const problem = `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`;
+    if (env.LOG_LEVEL) failEnv('LOG_LEVEL', problem);
+    fail('log_level', problem);
+  }
+
+  return {
+    configFile: ctx.file,
+    serverName,
+    dataDir,
+    signingKeyPath,
+    oldSigningKeys,
+    keyValidityMs,
+    listeners: {
+      client: { bindAddress: bind(lc, 'listeners.client'), port: envPort('CLIENT_PORT') ?? port(lc, 'port', 'listeners.client.port') ?? 8008 },
+      federation: {
+        bindAddress: bind(lf, 'listeners.federation'),
+        port: envPort('FEDERATION_PORT') ?? port(lf, 'port', 'listeners.federation.port') ?? 8448,
+        tls: certFile && keyFile ? { certificatePath: certFile, privateKeyPath: keyFile } : undefined,
+      },
+      health: { bindAddress: bind(lh, 'listeners.health'), port: envPort('HEALTH_PORT') ?? port(lh, 'port', 'listeners.health.port') },
+    },
+    database: { url: databaseUrl, dataDir: dbDir },
+    nats: { url: natsUrl, prefix },
+    redis: { url: redisUrl },
+    wellKnown: {
+      client: clientBaseUrl ? { baseUrl: clientBaseUrl, identityServerBaseUrl: identityServer } : undefined,
+      server: delegation ? { delegation } : undefined,
+    },
+    registration: { enableRegistration, registrationSharedSecret },
+    maxRequestSize,
+    logLevel,
+  };
+}
+
+function isPort(v: unknown): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+}
+
+function isUrl(v: string, protocols: string[]): boolean {
+  try {
+    const u = new URL(v);
+    return protocols.includes(u.protocol.replace(/:$/, ''));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The spec's server name grammar (appendix "Server Name"): hostname [":" port], where hostname
+ * is an IPv4 literal, a bracketed IPv6 literal, or a DNS name of letters, digits, '-' and '.'.
+ */
+export function isServerName(name: string): boolean {
+  const m = /^(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,255})(?::(\d{1,5}))?$/.exec(name);
+  if (!m) return false;
+  if (m[2] !== undefined && !isPort(Number(m[2]))) return false;
+  const host = m[1];
+  if (host.startsWith('[')) return host.slice(1, -1).includes(':');
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(host)) return host.split('.').every((o) => Number(o) <= 255);
+  return !host.startsWith('.') && !host.endsWith('.') && !host.includes('..');
+}
