@@ -1,3 +1,6 @@
 // The public surface of @tessera/protocol. Each module adds its line here.
 export * from './event-types.js';
 export * from './room-versions.js';
+export * from './canonical-json.js';
+export * from './base64.js';
+export * from './signing.js';
