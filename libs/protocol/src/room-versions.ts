@@ -35,6 +35,11 @@ export interface RoomVersion {
   readonly stateResolution: StateResolutionAlgorithm;
   /** v5+: a signing key must be valid (valid_until_ts) at the event's origin_server_ts. */
   readonly enforceKeyValidity: boolean;
+  /**
+   * v1-v2: m.room.redaction has its own auth rule (the redact level, or the same server as the
+   * redacted event). From v3 on event ids carry no server and redactions are checked when shown.
+   */
+  readonly redactionAuthRule: boolean;
   /** v1-v5: m.room.aliases has its own auth rule (state_key must be the sender's server). */
   readonly specialCaseAliasesAuth: boolean;
   /** v6+: events with floats or integers out of range are refused (strict canonical JSON). */
@@ -72,6 +77,7 @@ const v1: RoomVersion = {
   eventIdFormat: 'v1',
   stateResolution: 'v1',
   enforceKeyValidity: false,
+  redactionAuthRule: true,
   specialCaseAliasesAuth: true,
   strictCanonicalJson: false,
   limitNotificationsPowerLevels: false,
@@ -87,7 +93,7 @@ const v1: RoomVersion = {
 };
 
 const v2: RoomVersion = { ...v1, id: '2', stateResolution: 'v2' };
-const v3: RoomVersion = { ...v2, id: '3', eventIdFormat: 'v2' };
+const v3: RoomVersion = { ...v2, id: '3', eventIdFormat: 'v2', redactionAuthRule: false };
 const v4: RoomVersion = { ...v3, id: '4', eventIdFormat: 'v3' };
 const v5: RoomVersion = { ...v4, id: '5', enforceKeyValidity: true };
 const v6: RoomVersion = {
