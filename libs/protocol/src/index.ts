@@ -4,3 +4,4 @@ export * from './room-versions.js';
 export * from './canonical-json.js';
 export * from './base64.js';
 export * from './signing.js';
+export * from './events.js';
