@@ -1,0 +1,10 @@
+// The public surface of @tessera/federation-client.
+export * from './errors.js';
+export * from './ip-ranges.js';
+export * from './dns-resolver.js';
+export * from './https-transport.js';
+export * from './well-known.js';
+export * from './server-name.js';
+export * from './server-discovery.js';
+export * from './x-matrix.js';
+export * from './federation-client.js';
