@@ -1,0 +1,344 @@
+import type { Queryable } from '../db.js';
+import { internEventTypes, internStateKeys } from './names.js';
+import { writeSnapshot, type StateEntryNids, type StateTriple } from './state-snapshots.js';
+
+/**
+ * The append: one room's batch of decided events, written in one transaction (or one
+ * savepoint of a group commit) together with its edges, state snapshots, forward extremities,
+ * current state, memberships, client transaction id and stream positions.
+ *
+ * The caller (persistence) must have called lockStreamCounter() first in the same
+ * transaction: taking the global counter lock before any room row lock keeps concurrent
+ * writers from deadlocking and makes commit order equal position order.
+ */
+
+/** The state an event is built on: a stored snapshot, the state after an event, or empty. */
+export interface StateRefInput {
+  base: { snapshotNid: number | null } | { afterEvent: string } | null;
+  /** Entries that differ from the base. */
+  changes: StateTriple[];
+}
+
+export interface AppendEventInput {
+  eventId: string;
+  /** The event JSON as it is to be stored (the PDU, with event_id for v1/v2 rooms). */
+  json: Record<string, unknown>;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  depth: number;
+  originServerTs: number;
+  prevEvents: string[];
+  authEvents: string[];
+  /** Known only through another event's auth chain or a state response: no state, no timeline. */
+  outlier?: boolean;
+  /** Authorized by its auth events and the state before it, but not by the current state. */
+  softFailed?: boolean;
+  /** Failed authorization; stored so it is never fetched or accepted again. */
+  rejectedReason?: string | null;
+  /** State before the event; absent for outliers. */
+  stateBefore?: StateRefInput;
+  /** For an accepted redaction whose target is stored: the target's redacted JSON to store. */
+  redaction?: { targetEventId: string; redactedJson: Record<string, unknown> } | null;
+}
+
+export interface AppendBatchInput {
+  roomId: string;
+  roomVersion: string;
+  /** The room sequence the decider decided against; 0 for a room not yet stored. */
+  expectedSequence: number;
+  events: AppendEventInput[];
+  /** Changes to the room's current state, applied after the events. */
+  currentStateChanges: StateTriple[];
+  /** Idempotent client send: recorded with the event in this transaction. */
+  clientTxn?: { userId: string; deviceId: string; txnId: string; eventId: string } | null;
+}
+
+export interface AppendedEvent {
+  eventId: string;
+  eventNid: number;
+  /** Global stream position; null for outliers, rejected and soft-failed events. */
+  streamPos: number | null;
+  stateBeforeNid: number | null;
+  stateAfterNid: number | null;
+  /** The event was already stored; nothing was written for it. */
+  duplicate: boolean;
+}
+
+export interface AppendBatchResult {
+  roomNid: number;
+  sequence: number;
+  events: AppendedEvent[];
+}
+
+/** The room moved on since the decider read it: reload and decide again. */
+export class StaleSequenceError extends Error {
+  override readonly name = 'StaleSequenceError';
+  constructor(readonly roomId: string, readonly expected: number, readonly actual: number | null) {
+    super(`room ${roomId} is at sequence ${actual ?? 'none'}, the append expected ${expected}: reload the room and decide again`);
+  }
+}
+
+/** The client transaction id was already used: the earlier event stands. */
+export class DuplicateClientTxnError extends Error {
+  override readonly name = 'DuplicateClientTxnError';
+  constructor(readonly eventId: string) {
+    super(`client transaction already applied as ${eventId}`);
+  }
+}
+
+/** Takes the global stream counter's lock for this transaction and returns its position. */
+export async function lockStreamCounter(tx: Queryable): Promise<number> {
+  const { rows } = await tx.query<{ position: number }>('SELECT position FROM stream_counter WHERE id = 1 FOR UPDATE');
+  return rows[0]!.position;
+}
+
+export async function saveStreamCounter(tx: Queryable, position: number): Promise<void> {
+  await tx.query('UPDATE stream_counter SET position = $1 WHERE id = 1', [position]);
+}
+
+/** Interns the names a batch uses; run outside the transaction (names are never rolled back). */
+export async function internBatchNames(db: Queryable, batch: AppendBatchInput, cacheKey: object = db): Promise<void> {
+  const types = new Set<string>();
+  const keys = new Set<string>();
+  const add = (t: StateTriple) => {
+    types.add(t[0]);
+    keys.add(t[1]);
+  };
+  for (const e of batch.events) {
+    types.add(e.type);
+    if (e.stateKey !== null) keys.add(e.stateKey);
+    e.stateBefore?.changes.forEach(add);
+  }
+  batch.currentStateChanges.forEach(add);
+  await Promise.all([internEventTypes(db, types, cacheKey), internStateKeys(db, keys, cacheKey)]);
+}
+
+/**
+ * Appends one room's batch. `nextPosition` is the first free stream position (from
+ * lockStreamCounter); returns the result and the next free position.
+ */
+export async function appendRoomBatch(
+  tx: Queryable,
+  batch: AppendBatchInput,
+  nextPosition: number,
+  cacheKey: object,
+): Promise<{ result: AppendBatchResult; nextPosition: number }> {
+  const roomNid = await advanceRoomSequence(tx, batch);
+  if (batch.clientTxn) {
+    const t = batch.clientTxn;
+    const { rows } = await tx.query<{ event_id: string }>(
+      `INSERT INTO client_txns (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (user_id, device_id, txn_id) DO NOTHING RETURNING event_id`,
+      [t.userId, t.deviceId, t.txnId, t.eventId],
+    );
+    if (rows.length === 0) {
+      const existing = await tx.query<{ event_id: string }>(
+        'SELECT event_id FROM client_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3',
+        [t.userId, t.deviceId, t.txnId],
+      );
+      throw new DuplicateClientTxnError(existing.rows[0]!.event_id);
+    }
+  }
+  const typeNids = await cacheMaps(tx, batch, cacheKey);
+  const appended: AppendedEvent[] = [];
+  const inBatch = new Map<string, AppendedEvent>();
+  const positionsByEvent = new Map<string, number>();
+  let position = nextPosition;
+
+  for (const e of batch.events) {
+    const timeline = !e.outlier && !e.rejectedReason && !e.softFailed;
+    const streamPos = timeline ? position++ : null;
+    const typeNid = typeNids.types.get(e.type)!;
+    const stateKeyNid = e.stateKey === null ? null : typeNids.keys.get(e.stateKey)!;
+
+    const before = e.outlier || !e.stateBefore ? null : await resolveStateRef(tx, roomNid, e.stateBefore, inBatch, typeNids);
+    const isState = stateKeyNid !== null && !e.rejectedReason && !e.outlier && e.stateBefore !== undefined;
+    const inserted = await tx.query<{ event_nid: number }>(
+      `INSERT INTO events (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
+                           outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
+       ON CONFLICT (event_id) DO NOTHING RETURNING event_nid`,
+      [e.eventId, roomNid, typeNid, stateKeyNid, e.sender, e.depth, e.originServerTs, streamPos,
+       e.outlier ?? false, e.softFailed ?? false, e.rejectedReason ?? null, before, JSON.stringify(e.json)],
+    );
+    if (inserted.rows.length === 0) {
+      const { rows } = await tx.query<{ event_nid: number; stream_pos: number | null; state_before_nid: number | null; state_after_nid: number | null }>(
+        'SELECT event_nid, stream_pos, state_before_nid, state_after_nid FROM events WHERE event_id = $1',
+        [e.eventId],
+      );
+      const r = rows[0]!;
+      if (streamPos !== null) position--; // give back the position: nothing was appended
+      const dup: AppendedEvent = { eventId: e.eventId, eventNid: r.event_nid, streamPos: r.stream_pos, stateBeforeNid: r.state_before_nid, stateAfterNid: r.state_after_nid, duplicate: true };
+      appended.push(dup);
+      inBatch.set(e.eventId, dup);
+      continue;
+    }
+    const eventNid = inserted.rows[0]!.event_nid;
+    let after = before;
+    if (isState) {
+      after = await writeSnapshot(tx, roomNid, before, [{ typeNid, stateKeyNid: stateKeyNid!, eventNid }]);
+      await tx.query('UPDATE events SET state_after_nid = $2 WHERE event_nid = $1', [eventNid, after]);
+    }
+    await tx.query(
+      `WITH p AS (INSERT INTO event_prev_edges (event_nid, prev_event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING)
+       INSERT INTO event_auth_edges (event_nid, auth_event_id) SELECT $1, unnest($3::text[]) ON CONFLICT DO NOTHING`,
+      [eventNid, e.prevEvents, e.authEvents],
+    );
+    if (timeline) {
+      // The event becomes a forward extremity unless a stored event already cites it
+      // (it arrived late); the events it cites stop being extremities.
+      await tx.query(
+        `WITH gone AS (
+           DELETE FROM forward_extremities f USING events p
+           WHERE f.room_nid = $1 AND p.event_id = ANY($3::text[]) AND f.event_nid = p.event_nid
+         )
+         INSERT INTO forward_extremities (room_nid, event_nid)
+         SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = $4)`,
+        [roomNid, eventNid, e.prevEvents, e.eventId],
+      );
+      positionsByEvent.set(e.eventId, streamPos!);
+    }
+    if (e.redaction && timeline) {
+      await tx.query('UPDATE events SET json = $2, redacted_by = $3 WHERE event_id = $1 AND room_nid = $4', [
+        e.redaction.targetEventId,
+        JSON.stringify(e.redaction.redactedJson),
+        e.eventId,
+        roomNid,
+      ]);
+    }
+    const a: AppendedEvent = { eventId: e.eventId, eventNid, streamPos, stateBeforeNid: before, stateAfterNid: after, duplicate: false };
+    appended.push(a);
+    inBatch.set(e.eventId, a);
+  }
+
+  if (batch.currentStateChanges.length > 0) {
+    await applyCurrentStateChanges(tx, roomNid, batch, inBatch, typeNids, position - 1);
+  }
+  return { result: { roomNid, sequence: batch.expectedSequence + 1, events: appended }, nextPosition: position };
+}
+
+interface NameMaps {
+  types: Map<string, number>;
+  keys: Map<string, number>;
+}
+
+async function cacheMaps(tx: Queryable, batch: AppendBatchInput, cacheKey: object): Promise<NameMaps> {
+  const types = new Set<string>();
+  const keys = new Set<string>();
+  for (const e of batch.events) {
+    types.add(e.type);
+    if (e.stateKey !== null) keys.add(e.stateKey);
+    for (const c of e.stateBefore?.changes ?? []) {
+      types.add(c[0]);
+      keys.add(c[1]);
+    }
+  }
+  for (const c of batch.currentStateChanges) {
+    types.add(c[0]);
+    keys.add(c[1]);
+  }
+  // Names were interned before the transaction (internBatchNames); these are cache hits.
+  const [t, k] = await Promise.all([internEventTypes(tx, types, cacheKey), internStateKeys(tx, keys, cacheKey)]);
+  return { types: t, keys: k };
+}
+
+async function advanceRoomSequence(tx: Queryable, batch: AppendBatchInput): Promise<number> {
+  if (batch.expectedSequence === 0) {
+    const { rows } = await tx.query<{ room_nid: number }>(
+      `INSERT INTO rooms (room_id, room_version, sequence) VALUES ($1, $2, 1)
+       ON CONFLICT (room_id) DO NOTHING RETURNING room_nid`,
+      [batch.roomId, batch.roomVersion],
+    );
+    if (rows.length === 1) return rows[0]!.room_nid;
+  } else {
+    const { rows } = await tx.query<{ room_nid: number }>(
+      'UPDATE rooms SET sequence = sequence + 1 WHERE room_id = $1 AND sequence = $2 RETURNING room_nid',
+      [batch.roomId, batch.expectedSequence],
+    );
+    if (rows.length === 1) return rows[0]!.room_nid;
+  }
+  const { rows } = await tx.query<{ sequence: number }>('SELECT sequence FROM rooms WHERE room_id = $1', [batch.roomId]);
+  throw new StaleSequenceError(batch.roomId, batch.expectedSequence, rows[0]?.sequence ?? null);
+}
+
+async function eventNidsFor(tx: Queryable, ids: string[], inBatch: Map<string, AppendedEvent>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const missing: string[] = [];
+  for (const id of ids) {
+    const a = inBatch.get(id);
+    if (a) out.set(id, a.eventNid);
+    else missing.push(id);
+  }
+  if (missing.length > 0) {
+    const { rows } = await tx.query<{ event_id: string; event_nid: number }>(
+      'SELECT event_id, event_nid FROM events WHERE event_id = ANY($1::text[])',
+      [missing],
+    );
+    for (const r of rows) out.set(r.event_id, r.event_nid);
+  }
+  const unknown = ids.filter((id) => !out.has(id));
+  if (unknown.length > 0) throw new Error(`state refers to events that are not stored: ${unknown.slice(0, 5).join(', ')}`);
+  return out;
+}
+
+async function triplesToNids(tx: Queryable, triples: StateTriple[], inBatch: Map<string, AppendedEvent>, names: NameMaps): Promise<StateEntryNids[]> {
+  const nids = await eventNidsFor(tx, triples.map((t) => t[2]), inBatch);
+  return triples.map(([type, key, id]) => ({ typeNid: names.types.get(type)!, stateKeyNid: names.keys.get(key)!, eventNid: nids.get(id)! }));
+}
+
+async function resolveStateRef(
+  tx: Queryable,
+  roomNid: number,
+  ref: StateRefInput,
+  inBatch: Map<string, AppendedEvent>,
+  names: NameMaps,
+): Promise<number | null> {
+  let base: number | null = null;
+  if (ref.base && 'snapshotNid' in ref.base) base = ref.base.snapshotNid;
+  else if (ref.base && 'afterEvent' in ref.base) {
+    const id = ref.base.afterEvent;
+    const a = inBatch.get(id);
+    if (a) base = a.stateAfterNid;
+    else {
+      const { rows } = await tx.query<{ state_after_nid: number | null; outlier: boolean }>(
+        'SELECT state_after_nid, outlier FROM events WHERE event_id = $1',
+        [id],
+      );
+      if (rows.length === 0 || rows[0]!.outlier) throw new Error(`state after ${id} is not known`);
+      base = rows[0]!.state_after_nid;
+    }
+  }
+  return writeSnapshot(tx, roomNid, base, await triplesToNids(tx, ref.changes, inBatch, names));
+}
+
+async function applyCurrentStateChanges(
+  tx: Queryable,
+  roomNid: number,
+  batch: AppendBatchInput,
+  inBatch: Map<string, AppendedEvent>,
+  names: NameMaps,
+  lastPosition: number,
+): Promise<void> {
+  const entries = await triplesToNids(tx, batch.currentStateChanges, inBatch, names);
+  await tx.query(
+    `INSERT INTO current_state (room_nid, type_nid, state_key_nid, event_nid)
+     SELECT $1, t, k, e FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u (t, k, e)
+     ON CONFLICT (room_nid, type_nid, state_key_nid) DO UPDATE SET event_nid = EXCLUDED.event_nid`,
+    [roomNid, entries.map((e) => e.typeNid), entries.map((e) => e.stateKeyNid), entries.map((e) => e.eventNid)],
+  );
+  const members = batch.currentStateChanges
+    .map((t, i) => ({ t, nid: entries[i]!.eventNid }))
+    .filter(({ t }) => t[0] === 'm.room.member');
+  if (members.length === 0) return;
+  // Membership from the stored event JSON (the batch's own events are stored by now); a
+  // membership change takes the stream position of its event when it has one.
+  await tx.query(
+    `INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_pos)
+     SELECT $1, u.user_id, COALESCE((e.json::jsonb -> 'content' ->> 'membership'), 'leave'), e.event_nid, COALESCE(e.stream_pos, $4)
+     FROM unnest($2::text[], $3::bigint[]) AS u (user_id, event_nid) JOIN events e ON e.event_nid = u.event_nid
+     ON CONFLICT (room_nid, user_id) DO UPDATE
+       SET membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_pos = EXCLUDED.stream_pos`,
+    [roomNid, members.map((m) => m.t[1]), members.map((m) => m.nid), lastPosition],
+  );
+}

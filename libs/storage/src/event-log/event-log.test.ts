@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, services, type TestDatabase } from '@tessera/testing';
+import { createDb } from '../create-db.js';
+import type { Db } from '../db.js';
+import { migrate } from '../migrate.js';
+import {
+  appendRoomBatch, internBatchNames, lockStreamCounter, saveStreamCounter, StaleSequenceError, DuplicateClientTxnError,
+  type AppendBatchInput, type AppendBatchResult,
+} from './append.js';
+import { eventLogMigrations } from './migrations.js';
+import { getCurrentState, getMembershipChangesSince, getRoomMembers, getUserMemberships } from './current-state.js';
+import { getEvent, getEventsSince, getRoomMessagesTopological, getRoomTimeline, getStateAfterEvent, getStateBeforeEvent } from './events.js';
+import { getForwardExtremities } from './forward-extremities.js';
+import { getRoom } from './rooms.js';
+import { findClientTxn } from './client-txns.js';
+import { getMaxStreamPosition } from './consumer-cursors.js';
+import { MAX_CHAIN_LENGTH } from './state-snapshots.js';
+
+async function append(db: Db, batch: AppendBatchInput): Promise<AppendBatchResult> {
+  await internBatchNames(db, batch);
+  return db.transaction(async (tx) => {
+    const start = await lockStreamCounter(tx);
+    const { result, nextPosition } = await appendRoomBatch(tx, batch, start + 1, db);
+    await saveStreamCounter(tx, nextPosition - 1);
+    return result;
+  });
+}
+
+function ev(id: string, type: string, stateKey: string | null, prev: string[], depth: number, content: Record<string, unknown> = {}) {
+  return {
+    eventId: id,
+    json: { type, state_key: stateKey ?? undefined, content, prev_events: prev, auth_events: [], depth, sender: '@a:x' },
+    type, stateKey, sender: '@a:x', depth, originServerTs: 1, prevEvents: prev, authEvents: [],
+  };
+}
+
+function suite(name: string, open: () => Promise<{ db: Db; cleanup: () => Promise<void> }>) {
+  describe(name, () => {
+    let db: Db;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      ({ db, cleanup } = await open());
+      await migrate(db, eventLogMigrations);
+    });
+    afterAll(async () => cleanup?.());
+
+    it('appends, keeps state as snapshots, extremities, current state and memberships', async () => {
+      const room = '!r:x';
+      const r1 = await append(db, {
+        roomId: room, roomVersion: '10', expectedSequence: 0,
+        events: [
+          { ...ev('$c', 'm.room.create', '', [], 1), stateBefore: { base: null, changes: [] } },
+          { ...ev('$m', 'm.room.member', '@a:x', ['$c'], 2, { membership: 'join' }), stateBefore: { base: { afterEvent: '$c' }, changes: [] } },
+        ],
+        currentStateChanges: [['m.room.create', '', '$c'], ['m.room.member', '@a:x', '$m']],
+      });
+      expect(r1.sequence).toBe(1);
+      expect(r1.events.map((e) => e.streamPos)).toEqual([1, 2]);
+      const r2 = await append(db, {
+        roomId: room, roomVersion: '10', expectedSequence: 1,
+        events: [{ ...ev('$msg', 'm.room.message', null, ['$m'], 3, { body: 'hi' }), stateBefore: { base: { afterEvent: '$m' }, changes: [] } }],
+        currentStateChanges: [],
+        clientTxn: { userId: '@a:x', deviceId: 'D', txnId: 't1', eventId: '$msg' },
+      });
+      expect(r2.events[0]!.stateBeforeNid).toBe(r1.events[1]!.stateAfterNid);
+      expect((await getForwardExtremities(db, room)).map((e) => e.eventId)).toEqual(['$msg']);
+      expect(new Set(await getCurrentState(db, room))).toEqual(new Set([['m.room.create', '', '$c'], ['m.room.member', '@a:x', '$m']]));
+      expect(await getStateBeforeEvent(db, '$m')).toEqual([['m.room.create', '', '$c']]);
+      expect((await getStateAfterEvent(db, '$msg'))?.length).toBe(2);
+      expect(await findClientTxn(db, '@a:x', 'D', 't1')).toBe('$msg');
+      expect(await getRoomMembers(db, room)).toEqual(['@a:x']);
+      expect((await getUserMemberships(db, '@a:x'))[0]).toMatchObject({ roomId: room, membership: 'join', eventId: '$m', streamPos: 2 });
+      expect(await getMembershipChangesSince(db, '@a:x', 2)).toEqual([]);
+      expect((await getEventsSince(db, 1, 10)).map((e) => e.eventId)).toEqual(['$m', '$msg']);
+      expect((await getRoomTimeline(db, room, { direction: 'b', limit: 2 })).map((e) => e.eventId)).toEqual(['$msg', '$m']);
+      expect((await getRoomMessagesTopological(db, room, { direction: 'f', from: { depth: 1, streamPos: 1 }, limit: 5 })).map((e) => e.eventId)).toEqual(['$m', '$msg']);
+      expect(await getMaxStreamPosition(db)).toBe(3);
+
+      // A stale sequence changes nothing.
+      await expect(append(db, {
+        roomId: room, roomVersion: '10', expectedSequence: 1,
+        events: [{ ...ev('$late', 'm.room.message', null, ['$m'], 3), stateBefore: { base: { afterEvent: '$m' }, changes: [] } }],
+        currentStateChanges: [],
+      })).rejects.toBeInstanceOf(StaleSequenceError);
+      expect(await getEvent(db, '$late')).toBeNull();
+      // A reused client transaction id is refused and names the first event.
+      const dup = append(db, {
+        roomId: room, roomVersion: '10', expectedSequence: 2,
+        events: [{ ...ev('$again', 'm.room.message', null, ['$msg'], 4), stateBefore: { base: { afterEvent: '$msg' }, changes: [] } }],
+        currentStateChanges: [],
+        clientTxn: { userId: '@a:x', deviceId: 'D', txnId: 't1', eventId: '$again' },
+      });
+      await expect(dup).rejects.toBeInstanceOf(DuplicateClientTxnError);
+      expect((await getRoom(db, room))?.sequence).toBe(2);
+      expect(await getMaxStreamPosition(db)).toBe(3);
+    });
+
+    it('bounds the snapshot delta chain and loads the same state after compaction', async () => {
+      const room = '!chain:x';
+      await append(db, {
+        roomId: room, roomVersion: '10', expectedSequence: 0,
+        events: [{ ...ev('$cc', 'm.room.create', '', [], 1), stateBefore: { base: null, changes: [] } }],
+        currentStateChanges: [['m.room.create', '', '$cc']],
+      });
+      let prev = '$cc';
+      const n = MAX_CHAIN_LENGTH + 5;
+      for (let i = 0; i < n; i++) {
+        const id = `$s${i}`;
+        await append(db, {
+          roomId: room, roomVersion: '10', expectedSequence: i + 1,
+          events: [{ ...ev(id, 'm.room.member', `@u${i}:x`, [prev], i + 2, { membership: 'join' }), stateBefore: { base: { afterEvent: prev }, changes: [] } }],
+          currentStateChanges: [['m.room.member', `@u${i}:x`, id]],
+        });
+        prev = id;
+      }
+      const after = await getStateAfterEvent(db, prev);
+      expect(after?.length).toBe(n + 1);
+      const { rows } = await db.query<{ m: number }>('SELECT max(chain_length) AS m FROM state_snapshots');
+      expect(rows[0]!.m).toBeLessThanOrEqual(MAX_CHAIN_LENGTH);
+      expect((await getRoomMembers(db, room)).length).toBe(n);
+    });
+  });
+}
+
+suite('event log on PGlite', async () => {
+  const db = await createDb({});
+  return { db, cleanup: () => db.close() };
+});
+
+describe.skipIf(!services.postgres)('PostgreSQL', () => {
+  let tdb: TestDatabase;
+  suite('event log on PostgreSQL', async () => {
+    tdb = await createTestDatabase();
+    const db = await createDb({ url: tdb.url });
+    return { db, cleanup: async () => { await db.close(); await tdb.drop(); } };
+  });
+});
