@@ -5,3 +5,6 @@ export * from './canonical-json.js';
 export * from './base64.js';
 export * from './signing.js';
 export * from './events.js';
+export * from './identifiers.js';
+export * from './auth/index.js';
+export * from './state-res/index.js';
