@@ -1,0 +1,33 @@
+import { Controller, Get, Inject, Module } from '@nestjs/common';
+import type { HomeserverConfig } from '@tessera/config';
+import { MatrixError } from './matrix-error.js';
+import { CONFIG } from './tokens.js';
+
+/**
+ * /.well-known/matrix/{client,server}: served only when the operator configured them
+ * (well_known in the config); otherwise 404 M_NOT_FOUND, which the spec's discovery
+ * algorithms treat as "no delegation".
+ */
+@Controller('.well-known/matrix')
+export class WellKnownController {
+  constructor(@Inject(CONFIG) private readonly config: HomeserverConfig) {}
+
+  @Get('client')
+  client() {
+    const c = this.config.wellKnown.client;
+    if (!c) throw new MatrixError(404, 'M_NOT_FOUND', '.well-known/matrix/client is not configured on this server');
+    const body: Record<string, unknown> = { 'm.homeserver': { base_url: c.baseUrl } };
+    if (c.identityServerBaseUrl) body['m.identity_server'] = { base_url: c.identityServerBaseUrl };
+    return body;
+  }
+
+  @Get('server')
+  server() {
+    const s = this.config.wellKnown.server;
+    if (!s) throw new MatrixError(404, 'M_NOT_FOUND', '.well-known/matrix/server is not configured on this server');
+    return { 'm.server': s.delegation };
+  }
+}
+
+@Module({ controllers: [WellKnownController] })
+export class WellKnownModule {}

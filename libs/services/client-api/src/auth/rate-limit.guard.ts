@@ -1,0 +1,46 @@
+import { Inject, Injectable, SetMetadata, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { MatrixError } from '../errors.js';
+import { EPHEMERAL_STORE, type EphemeralStore } from '../ephemeral/ephemeral-store.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings, type RateLimitSettings } from '../settings.js';
+import type { Requester } from './access-tokens.service.js';
+
+const RATE_LIMITED = 'tessera:rate-limited';
+
+/** Marks a handler as rate-limited (the spec's "Rate-limited: Yes" endpoints). Put the guard after AccessTokenGuard. */
+export const RateLimited = () => SetMetadata(RATE_LIMITED, true);
+
+/**
+ * Per-IP and per-user token buckets in the ephemeral store (Redis when configured, so all
+ * replicas share them). Refusal: 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After.
+ */
+@Injectable()
+export class RateLimitGuard implements CanActivate {
+  constructor(
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(EPHEMERAL_STORE) private readonly store: EphemeralStore,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (!this.reflector.get<boolean>(RATE_LIMITED, context.getHandler())) return true;
+    const request = context.switchToHttp().getRequest<{ ip?: string; requester?: Requester }>();
+    await this.check(`ip:${request.ip ?? 'unknown'}`, this.settings.rateLimit.perIp);
+    if (request.requester) await this.check(`user:${request.requester.userId}`, this.settings.rateLimit.perUser);
+    return true;
+  }
+
+  private async check(key: string, limit: RateLimitSettings): Promise<void> {
+    if (limit.perSecond <= 0) return;
+    const decision = await this.store.consumeRateLimit(key, limit.perSecond, Math.max(1, limit.burst));
+    if (!decision.allowed) {
+      throw new MatrixError(
+        429,
+        'M_LIMIT_EXCEEDED',
+        'Too many requests: wait before retrying',
+        { retry_after_ms: decision.retryAfterMs },
+        { 'Retry-After': String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))) },
+      );
+    }
+  }
+}

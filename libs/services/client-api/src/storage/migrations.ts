@@ -1,0 +1,179 @@
+import type { Migration } from '@tessera/storage';
+
+/**
+ * client-api's own tables (DESIGN: accounts, devices, tokens, E2EE keys, filters and account
+ * data are client-api's, and it is their only writer). Applied alongside the other owners'
+ * lists by the process that opens the database. Never edit an applied migration: add one.
+ *
+ * Streams: each kind of per-user data /sync reports incrementally carries a stream position
+ * from client_api_streams. A writer takes the next position with an UPDATE of that row inside
+ * its own transaction, so the row lock orders writers and positions become visible in order:
+ * a reader that has seen position N never later finds a new row below N.
+ */
+export const clientApiMigrations: Migration[] = [
+  {
+    id: 'client_api_0001_accounts',
+    sql: `
+CREATE TABLE client_api_streams (
+  name text PRIMARY KEY,
+  position bigint NOT NULL
+);
+INSERT INTO client_api_streams (name, position) VALUES
+  ('account_data', 0), ('to_device', 0), ('device_lists', 0), ('receipts', 0);
+
+CREATE TABLE accounts (
+  user_id text PRIMARY KEY,
+  password_hash text,
+  is_admin boolean NOT NULL DEFAULT false,
+  user_type text,
+  created_ts bigint NOT NULL,
+  deactivated boolean NOT NULL DEFAULT false,
+  -- displayname, avatar_url and any custom profile fields, as served by /profile
+  profile jsonb NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE devices (
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  display_name text,
+  created_ts bigint NOT NULL,
+  last_seen_ts bigint,
+  last_seen_ip text,
+  PRIMARY KEY (user_id, device_id)
+);
+
+-- Opaque tokens by their SHA-256; JWT access tokens by 'jwt:' + jti (so logout can revoke them).
+CREATE TABLE access_tokens (
+  token_hash text PRIMARY KEY,
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  created_ts bigint NOT NULL
+);
+CREATE INDEX access_tokens_by_device ON access_tokens (user_id, device_id);
+
+-- JWT access tokens stay verifiable by signature after logout: this list refuses them.
+CREATE TABLE revoked_access_tokens (
+  jti text PRIMARY KEY,
+  revoked_ts bigint NOT NULL
+);
+
+CREATE TABLE login_tokens (
+  token_hash text PRIMARY KEY,
+  user_id text NOT NULL,
+  expires_ts bigint NOT NULL
+);
+
+CREATE TABLE uia_sessions (
+  session_id text PRIMARY KEY,
+  purpose text NOT NULL,
+  user_id text,
+  completed jsonb NOT NULL DEFAULT '[]',
+  created_ts bigint NOT NULL
+);
+`,
+  },
+  {
+    id: 'client_api_0002_user_data',
+    sql: `
+-- room_id '' holds global account data.
+CREATE TABLE account_data (
+  user_id text NOT NULL,
+  room_id text NOT NULL,
+  type text NOT NULL,
+  content jsonb NOT NULL,
+  stream_position bigint NOT NULL,
+  PRIMARY KEY (user_id, room_id, type)
+);
+CREATE INDEX account_data_by_position ON account_data (user_id, stream_position);
+
+CREATE TABLE filters (
+  filter_id bigserial PRIMARY KEY,
+  user_id text NOT NULL,
+  filter jsonb NOT NULL
+);
+
+-- The user's own push rules and their changes to the server-default rules (see push-rules.ts).
+CREATE TABLE push_rules (
+  user_id text PRIMARY KEY,
+  state jsonb NOT NULL
+);
+
+CREATE TABLE receipts (
+  room_id text NOT NULL,
+  receipt_type text NOT NULL,
+  user_id text NOT NULL,
+  -- '' for an unthreaded receipt, else 'main' or a thread root event id
+  thread_id text NOT NULL,
+  event_id text NOT NULL,
+  ts bigint NOT NULL,
+  stream_position bigint NOT NULL,
+  PRIMARY KEY (room_id, receipt_type, user_id, thread_id)
+);
+CREATE INDEX receipts_by_position ON receipts (room_id, stream_position);
+`,
+  },
+  {
+    id: 'client_api_0003_e2ee',
+    sql: `
+CREATE TABLE device_keys (
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  keys jsonb NOT NULL,
+  PRIMARY KEY (user_id, device_id)
+);
+
+CREATE TABLE one_time_keys (
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  algorithm text NOT NULL,
+  key_id text NOT NULL,
+  key_json jsonb NOT NULL,
+  PRIMARY KEY (user_id, device_id, algorithm, key_id)
+);
+
+CREATE TABLE fallback_keys (
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  algorithm text NOT NULL,
+  key_id text NOT NULL,
+  key_json jsonb NOT NULL,
+  used boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (user_id, device_id, algorithm)
+);
+
+-- key_type: master, self_signing, user_signing
+CREATE TABLE cross_signing_keys (
+  user_id text NOT NULL,
+  key_type text NOT NULL,
+  key_json jsonb NOT NULL,
+  PRIMARY KEY (user_id, key_type)
+);
+
+CREATE TABLE device_list_changes (
+  stream_position bigint NOT NULL,
+  user_id text NOT NULL,
+  PRIMARY KEY (user_id, stream_position)
+);
+CREATE INDEX device_list_changes_by_position ON device_list_changes (stream_position);
+
+CREATE TABLE to_device_inbox (
+  id bigserial PRIMARY KEY,
+  stream_position bigint NOT NULL,
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  sender text NOT NULL,
+  type text NOT NULL,
+  content jsonb NOT NULL
+);
+CREATE INDEX to_device_inbox_by_device ON to_device_inbox (user_id, device_id, stream_position);
+
+CREATE TABLE to_device_txns (
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  txn_id text NOT NULL,
+  created_ts bigint NOT NULL,
+  PRIMARY KEY (user_id, device_id, txn_id)
+);
+`,
+  },
+];

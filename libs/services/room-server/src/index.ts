@@ -1,0 +1,12 @@
+// The public surface of @tessera/room-server-service.
+import type { ServiceDefinition } from '@tessera/http';
+import { RoomServerModule } from './room-server.module.js';
+
+export { RoomServerModule } from './room-server.module.js';
+
+export const roomServerService: ServiceDefinition = {
+  name: 'room-server',
+  module: RoomServerModule,
+  listener: 'none',
+  defaultHealthPort: 8101,
+};

@@ -1,0 +1,9 @@
+import { Module } from '@nestjs/common';
+
+/**
+ * room-server: builds, authorizes and orders room events (the decider, DESIGN "The path of an event").
+ * It serves no HTTP routes: its process exposes only the health probes. Its bus handlers and
+ * providers are added here as they are built.
+ */
+@Module({})
+export class RoomServerModule {}
