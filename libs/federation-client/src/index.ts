@@ -8,3 +8,5 @@ export * from './server-name.js';
 export * from './server-discovery.js';
 export * from './x-matrix.js';
 export * from './federation-client.js';
+export * from './server-keys.js';
+export * from './key-ring.js';
