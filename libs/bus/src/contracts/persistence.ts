@@ -1,0 +1,82 @@
+/**
+ * `persistence.append` (request/reply): room-server hands persistence one room's decided
+ * events; persistence writes them in one transaction and answers with what it stored.
+ *
+ * The payload types are the event log's own (libs/storage/src/event-log/append.ts), repeated
+ * here as plain JSON shapes so the bus does not depend on storage.
+ */
+export const PERSISTENCE_APPEND = 'persistence.append';
+
+/** A state as [type, state_key, event_id] triples. */
+export type StateTriple = [type: string, stateKey: string, eventId: string];
+
+export interface StateRef {
+  /**
+   * What the state is built on: a stored snapshot (the decider knows it from an earlier reply
+   * and saves persistence a lookup), the state after an event (earlier in this batch or
+   * stored), or null for the empty state (before a create event).
+   */
+  base: { snapshotNid: number | null } | { afterEvent: string } | null;
+  /** Entries that differ from the base (after state resolution of a fork; usually empty). */
+  changes: StateTriple[];
+}
+
+export interface AppendEvent {
+  eventId: string;
+  /** The PDU as it is stored and served (with event_id for room versions 1 and 2). */
+  json: Record<string, unknown>;
+  type: string;
+  stateKey: string | null;
+  sender: string;
+  depth: number;
+  originServerTs: number;
+  prevEvents: string[];
+  authEvents: string[];
+  /** Stored for its auth chain or as part of a state response: no state, no timeline. */
+  outlier?: boolean;
+  /** Passed its auth events and the state before it, but not the current state: kept out of the timeline and the extremities. */
+  softFailed?: boolean;
+  /** Why it was rejected: stored so the event is never fetched, cited or accepted again. */
+  rejectedReason?: string | null;
+  /** The state before the event (absent for outliers). */
+  stateBefore?: StateRef;
+  /** For an accepted redaction whose target is stored: the target's redacted form, replacing its JSON. */
+  redaction?: { targetEventId: string; redactedJson: Record<string, unknown> } | null;
+}
+
+export interface AppendRequest {
+  roomId: string;
+  roomVersion: string;
+  /** The room sequence the decider decided against (0: the room is new). A stale one is refused with STALE_SEQUENCE. */
+  expectedSequence: number;
+  events: AppendEvent[];
+  /** Changes to the room's current state after these events (the decider resolved forks). */
+  currentStateChanges: StateTriple[];
+  /** The client transaction this send answers: recorded with the event, refused with DUPLICATE_TXN if used before. */
+  clientTxn?: { userId: string; deviceId: string; txnId: string; eventId: string } | null;
+  /** For the sender's own /sync: echoed on stream.events as transactionId. */
+  transactionId?: { userId: string; deviceId: string; txnId: string } | null;
+}
+
+export interface AppendedEventResult {
+  eventId: string;
+  eventNid: number;
+  /** Global stream position; null for outliers, rejected and soft-failed events. */
+  streamPos: number | null;
+  /** Snapshot of the state before/after the event: the decider caches them for the next event's StateRef. */
+  stateBeforeNid: number | null;
+  stateAfterNid: number | null;
+  /** Already stored before this request: nothing written for it. */
+  duplicate: boolean;
+}
+
+export interface AppendReply {
+  /** The room's sequence after this append: the decider's next expectedSequence. */
+  sequence: number;
+  events: AppendedEventResult[];
+}
+
+/** BusError codes of persistence.append besides the Matrix ones. */
+export const STALE_SEQUENCE = 'STALE_SEQUENCE';
+/** details: { eventId } of the event the transaction id produced first. */
+export const DUPLICATE_TXN = 'DUPLICATE_TXN';
