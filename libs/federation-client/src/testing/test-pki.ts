@@ -68,3 +68,26 @@ export class StaticResolver implements DnsResolver {
     return this.srv.get(name) ?? [];
   }
 }
+
+/** An HTTPS server on 127.0.0.1 with an ephemeral port; close() also drops open connections. */
+export async function startHttpsServer(
+  tls: { key: string; cert: string },
+  handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, body: string) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const { createServer } = await import('node:https');
+  const server = createServer(tls, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, res, Buffer.concat(chunks).toString('utf8')));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
