@@ -47,6 +47,12 @@ export async function createHttpApp(root: Type | DynamicModule, options: HttpApp
   fastify.addHook('onRoute', (route) => routes.add(route.method, route.url));
   installCors(fastify);
   installJsonBodyParsers(fastify);
+  // Nest answers POST with 201 unless told otherwise; no Matrix API response is 201, so every
+  // success that Nest defaulted to 201 is sent as the spec's 200.
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
+    if (reply.statusCode === 201) void reply.code(200);
+    done(null, payload);
+  });
 
   const app = await NestFactory.create<NestFastifyApplication>(root, adapter, {
     bodyParser: false,
