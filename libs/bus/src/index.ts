@@ -5,3 +5,5 @@ export { createNatsBus, type NatsBusOptions } from './nats.js';
 export * from './contracts/roomserver.js';
 export * from './contracts/persistence.js';
 export * from './contracts/stream.js';
+export * from './subjects.js';
+export * from './contracts/index.js';

@@ -1,14 +1,15 @@
 /**
- * health.<service> (request/reply, queue group = the service name): a readiness probe across the
- * bus. client-api is ready only if a room-server answers; the answer says which instance did.
+ * `health.<service>` (request/reply, queue group = the service name): readiness across the bus.
+ * A service whose work depends on another (client-api on room-server) is ready only if one
+ * replica answers; the reply says which replica did.
  */
 export type HealthRequest = Record<string, never>;
 
-export interface HealthResponse {
+export interface HealthReply {
   service: string;
-  /** The replica that answered (host name and process id, or a configured name). */
+  /** The replica that answered (host name and pid, or a configured name). */
   instance: string;
-  status: 'ready' | 'starting' | 'stopping';
-  /** Seconds since the instance started. */
-  uptime_s: number;
+  status: 'starting' | 'ready' | 'stopping';
+  /** Seconds since that replica started. */
+  uptimeSeconds: number;
 }

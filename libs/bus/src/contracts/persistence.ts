@@ -38,6 +38,8 @@ export interface AppendEvent {
   softFailed?: boolean;
   /** Why it was rejected: stored so the event is never fetched, cited or accepted again. */
   rejectedReason?: string | null;
+  /** Built here for a local user (not received over federation): announced as `local` on stream.events. */
+  local?: boolean;
   /** The state before the event (absent for outliers). */
   stateBefore?: StateRef;
   /** For an accepted redaction whose target is stored: the target's redacted form, replacing its JSON. */

@@ -20,6 +20,9 @@ export interface StreamEventNotification {
   /** Present for state events. */
   stateKey?: string;
   sender: string;
+  originServerTs: number;
+  /** Sent by a user of this server: fanout-sender sends only local events to other servers. */
+  local: boolean;
   /** Room version, so consumers can apply version-specific rules (redaction, ids) without a lookup. */
   roomVersion: string;
   /**
