@@ -3,7 +3,7 @@
  * one key per line). The first key signs; every key in the file is published in verify_keys.
  * On first start the file does not exist yet: a key is generated and written (mode 0600).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { formatSigningKeyFile, generateSigningKey, parseSigningKeyFile, type SigningKey } from '@tessera/protocol';
 import { ConfigError } from './errors.js';
@@ -28,13 +28,22 @@ export function loadOrCreateSigningKey(path: string): LoadedSigningKeys {
   }
   if (text === undefined) {
     const key = generateSigningKey();
+    // Written whole to a temporary file, then linked into place: processes starting together
+    // never see a half-written key, and a key another process placed first is never replaced.
+    const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
     try {
       mkdirSync(dirname(path), { recursive: true });
-      // 'wx': never overwrite a key another process wrote in the meantime.
-      writeFileSync(path, formatSigningKeyFile([key]), { mode: 0o600, flag: 'wx' });
+      writeFileSync(temporary, formatSigningKeyFile([key]), { mode: 0o600, flag: 'wx' });
+      linkSync(temporary, path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreateSigningKey(path);
       throw new ConfigError(path, 'signing_key_path', `cannot write a new signing key: ${(err as Error).message}`);
+    } finally {
+      try {
+        unlinkSync(temporary);
+      } catch {
+        // never created
+      }
     }
     return { current: key, all: [key], created: true };
   }
