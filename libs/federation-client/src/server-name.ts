@@ -1,11 +1,10 @@
 /**
- * Server names as discovery needs them (appendices, "Server Name"):
- *   server_name = hostname [ ":" port ]
- *   hostname    = IPv4address / "[" IPv6address "]" / dns-name
- *   port        = 1*5DIGIT
- *   dns-name    = 1*255( ALPHA / DIGIT / "-" / "." )
+ * Server names as discovery needs them: the grammar check of @tessera/protocol's
+ * parseServerName (appendices, "Server Name"), plus what connecting needs on top of the
+ * grammar: IP literals that are real addresses and ports from 1 to 65535.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { parseServerName } from '@tessera/protocol';
 
 export interface ServerNameParts {
   /** Without brackets for IPv6. */
@@ -14,42 +13,18 @@ export interface ServerNameParts {
   kind: 'dns' | 'ipv4' | 'ipv6';
 }
 
-const DNS_NAME = /^[A-Za-z0-9.-]{1,255}$/;
-const PORT = /^[0-9]{1,5}$/;
-
+/** The parts of a server name, or undefined if it is not one we can connect to. */
 export function splitServerName(s: string): ServerNameParts | undefined {
-  if (typeof s !== 'string' || s.length === 0 || s.length > 255 + 8) return undefined;
-  let hostPart: string;
-  let portPart: string | undefined;
-  if (s.startsWith('[')) {
-    const close = s.indexOf(']');
-    if (close === -1) return undefined;
-    hostPart = s.slice(0, close + 1);
-    const rest = s.slice(close + 1);
-    if (rest !== '') {
-      if (!rest.startsWith(':')) return undefined;
-      portPart = rest.slice(1);
-    }
-  } else {
-    const colon = s.lastIndexOf(':');
-    if (colon !== -1) {
-      hostPart = s.slice(0, colon);
-      portPart = s.slice(colon + 1);
-    } else {
-      hostPart = s;
-    }
+  let parsed;
+  try {
+    parsed = parseServerName(s);
+  } catch {
+    return undefined;
   }
-  let port: number | undefined;
-  if (portPart !== undefined) {
-    if (!PORT.test(portPart)) return undefined;
-    port = Number(portPart);
-    if (port < 1 || port > 65535) return undefined;
-  }
-  if (hostPart.startsWith('[')) {
-    const inner = hostPart.slice(1, -1);
-    return isIPv6(inner) && !inner.includes('%') ? { host: inner, port, kind: 'ipv6' } : undefined;
-  }
-  if (isIPv4(hostPart)) return { host: hostPart, port, kind: 'ipv4' };
-  if (!DNS_NAME.test(hostPart)) return undefined;
-  return { host: hostPart, port, kind: 'dns' };
+  const { kind, port } = parsed;
+  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
+  const host = kind === 'ipv6' ? parsed.host.slice(1, -1) : parsed.host;
+  if (kind === 'ipv6' && !isIPv6(host)) return undefined;
+  if (kind === 'ipv4' && !isIPv4(host)) return undefined;
+  return { host, port, kind };
 }
