@@ -65,7 +65,7 @@ export function checkEventFormat(event: Record<string, any>, roomVersion: RoomVe
   }
 
   // The size is that of the PDU as sent: from room v3 on the event id is not part of it.
-  const pdu = roomVersion.eventIdFormat === 'v1' ? event : withoutEventId(event);
+  const pdu = asSent(event, roomVersion);
   let size: number;
   try {
     size = canonicalJsonBytes(pdu).length;
@@ -78,7 +78,12 @@ export function checkEventFormat(event: Record<string, any>, roomVersion: RoomVe
   if (size > MAX_PDU_BYTES) throw new AuthError('event format: size', `the PDU is ${size} bytes of canonical JSON, over ${MAX_PDU_BYTES}`);
 }
 
-function withoutEventId(event: Record<string, any>): Record<string, any> {
-  const { event_id: _ignored, ...rest } = event;
-  return rest;
+/** The PDU as JSON would carry it: no event id (v3+), no top-level fields left undefined. */
+function asSent(event: Record<string, any>, roomVersion: RoomVersion): Record<string, any> {
+  const sent: Record<string, any> = {};
+  for (const [key, value] of Object.entries(event)) {
+    if (value === undefined || (key === 'event_id' && roomVersion.eventIdFormat !== 'v1')) continue;
+    sent[key] = value;
+  }
+  return sent;
 }
