@@ -3,6 +3,7 @@ import type { ServiceDefinition } from '@tessera/http';
 import { RoomServerModule } from './room-server.module.js';
 
 export { RoomServerModule } from './room-server.module.js';
+export { RoomServer, type RoomServerOptions } from './room-server.js';
 
 export const roomServerService: ServiceDefinition = {
   name: 'room-server',

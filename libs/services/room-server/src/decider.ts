@@ -1,0 +1,454 @@
+/**
+ * The decider: every event that enters a room passes here. Local events are built and
+ * authorized against the current state (which is the state before them: they cite every
+ * forward extremity); events from other servers are checked against their auth events, the
+ * state before them (state resolution when prev_events fork) and, for soft failure, the current
+ * state. Then persistence appends them, guarded by the room's sequence: a stale decision is
+ * refused there and decided again here.
+ *
+ * One event in flight per room per replica (an in-process lock); across replicas correctness
+ * rests on the sequence guard alone.
+ */
+import {
+  AuthError, authorize, checkAuthEvents, checkEventFormat, computeEventId, EventFormatError, getRoomVersion,
+  pduToRoomEvent, PowerContext, redactEvent, resolveState, splitStateKey, stateKey,
+  type Pdu, type RoomEvent, type RoomVersion, type StateMap,
+} from '@tessera/protocol';
+import {
+  BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
+  type AppendEvent, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
+} from '@tessera/bus';
+import { findClientTxn, type StoredEvent } from '@tessera/storage';
+import { buildLocalEvent, chooseAuthEvents, MAX_PREV_EVENTS, type LocalEventSpec, type PrevEvent, type Signer } from './event-builder.js';
+import { RoomStore, type RoomView } from './room-view.js';
+
+/** Attempts per operation when other replicas keep moving the room. */
+const MAX_ATTEMPTS = 100;
+
+export interface LocalSendOptions {
+  txn?: { userId: string; deviceId: string; txnId: string };
+  /** Extra checks against the state before the event (e.g. unban needs a banned target). */
+  precheck?: (lookup: (type: string, key: string) => RoomEvent | undefined, view: RoomView) => void;
+}
+
+export interface LocalSendResult {
+  eventId: string;
+  streamPos: number | null;
+}
+
+export class RoomLocks {
+  private tails = new Map<string, Promise<unknown>>();
+
+  run<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(roomId) ?? Promise.resolve();
+    const result = previous.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(roomId, tail);
+    void tail.then(() => {
+      if (this.tails.get(roomId) === tail) this.tails.delete(roomId);
+    });
+    return result;
+  }
+}
+
+export function forbidden(err: AuthError): BusError {
+  return new BusError('M_FORBIDDEN', err.message, { rule: err.rule });
+}
+
+function diffStates(from: StateMap, to: StateMap): StateTriple[] {
+  const changes: StateTriple[] = [];
+  for (const [k, id] of to) {
+    if (from.get(k) !== id) {
+      const [t, sk] = splitStateKey(k);
+      changes.push([t, sk, id]);
+    }
+  }
+  return changes;
+}
+
+export class Decider {
+  readonly locks = new RoomLocks();
+
+  constructor(
+    readonly store: RoomStore,
+    private readonly bus: BusTransport,
+    readonly signer: Signer,
+  ) {}
+
+  async append(request: AppendRequest): Promise<AppendReply> {
+    return this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, request, { timeoutMs: 30_000 });
+  }
+
+  /** Loads the events of some state keys of `state` for synchronous auth lookups. */
+  async lookupFor(state: StateMap, keys: Array<[string, string]>, roomVersion: RoomVersion): Promise<(type: string, key: string) => RoomEvent | undefined> {
+    const ids = keys.map(([t, k]) => state.get(stateKey(t, k))).filter((x): x is string => x !== undefined);
+    const events = await this.store.getEvents(ids, roomVersion);
+    return (type, key) => {
+      const id = state.get(stateKey(type, key));
+      return id === undefined ? undefined : events.get(id)?.event;
+    };
+  }
+
+  /** The keys the auth rules may consult for an event (its auth selection plus the sender's and target's membership). */
+  authKeys(event: { type: string; sender: string; state_key?: string; content: Record<string, any> }): Array<[string, string]> {
+    const keys: Array<[string, string]> = [
+      ['m.room.create', ''], ['m.room.power_levels', ''], ['m.room.join_rules', ''], ['m.room.member', event.sender],
+    ];
+    if (event.type === 'm.room.member' && typeof event.state_key === 'string') keys.push(['m.room.member', event.state_key]);
+    const via = event.content?.join_authorised_via_users_server;
+    if (typeof via === 'string') keys.push(['m.room.member', via]);
+    const token = event.content?.third_party_invite?.signed?.token;
+    if (typeof token === 'string') keys.push(['m.room.third_party_invite', token]);
+    return keys;
+  }
+
+  /**
+   * Builds, authorizes and appends a local user's event, retrying on a stale sequence.
+   * Refusals: M_NOT_FOUND (no such room here), M_FORBIDDEN (auth rules).
+   */
+  sendLocal(roomId: string, spec: LocalEventSpec, options: LocalSendOptions = {}): Promise<LocalSendResult> {
+    return this.locks.run(roomId, async () => {
+      if (options.txn) {
+        const done = await findClientTxn(this.store.db, options.txn.userId, options.txn.deviceId, options.txn.txnId);
+        if (done) return { eventId: done, streamPos: null };
+      }
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
+        if (!view) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`);
+        try {
+          return await this.sendOnce(view, spec, options);
+        } catch (err) {
+          if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
+          if (err instanceof BusError && err.code === DUPLICATE_TXN) {
+            return { eventId: (err.details as { eventId: string }).eventId, streamPos: null };
+          }
+          this.store.forget(roomId);
+          throw err;
+        }
+      }
+      throw new BusError('M_UNKNOWN', `room ${roomId} changed on every one of ${MAX_ATTEMPTS} attempts; try again`);
+    });
+  }
+
+  private async sendOnce(view: RoomView, spec: LocalEventSpec, options: LocalSendOptions): Promise<LocalSendResult> {
+    const rv = view.roomVersion;
+    const prevExtremities = [...view.extremities].sort((a, b) => b.depth - a.depth).slice(0, MAX_PREV_EVENTS);
+    const authIds = chooseAuthEvents(spec, view.state, rv);
+    const known = await this.store.getEvents([...prevExtremities.map((p) => p.eventId), ...authIds], rv);
+    const edge = (id: string, depth: number): PrevEvent => ({ eventId: id, depth, sha256: known.get(id)?.event.hashes?.sha256 });
+    const prevs = prevExtremities.map((p) => edge(p.eventId, p.depth));
+    const auths = authIds.map((id) => edge(id, known.get(id)?.stored.depth ?? 0));
+    const built = buildLocalEvent(view.roomId, rv, spec, prevs, auths, this.signer);
+
+    const lookup = await this.lookupFor(view.state, this.authKeys(built.event), rv);
+    options.precheck?.(lookup, view);
+    try {
+      authorize(built.event, lookup, rv);
+    } catch (err) {
+      if (err instanceof AuthError) throw forbidden(err);
+      throw err;
+    }
+
+    let redaction: AppendEvent['redaction'] = null;
+    if (spec.type === 'm.room.redaction' && spec.redacts) {
+      redaction = await this.redactionFor(view, spec.sender, spec.redacts, lookup, true);
+    }
+
+    // The state before a local event is the current state. It is stored relative to the
+    // deepest extremity's state (the same snapshot when the room has one extremity).
+    const base = prevExtremities[0];
+    const baseState = base ? await this.store.snapshot(base.stateAfterNid) : new Map();
+    const isState = spec.stateKey !== undefined;
+    const request: AppendRequest = {
+      roomId: view.roomId,
+      roomVersion: rv.id,
+      expectedSequence: view.sequence,
+      events: [{
+        eventId: built.eventId,
+        json: built.pdu as Record<string, unknown>,
+        type: spec.type,
+        stateKey: spec.stateKey ?? null,
+        sender: spec.sender,
+        depth: built.pdu.depth,
+        originServerTs: built.pdu.origin_server_ts,
+        prevEvents: built.event.prev_events,
+        authEvents: built.event.auth_events,
+        local: true,
+        stateBefore: { base: base ? { snapshotNid: base.stateAfterNid } : null, changes: diffStates(baseState, view.state) },
+        redaction,
+      }],
+      currentStateChanges: isState ? [[spec.type, spec.stateKey!, built.eventId]] : [],
+      clientTxn: options.txn ? { ...options.txn, eventId: built.eventId } : null,
+      transactionId: options.txn ?? null,
+    };
+    const reply = await this.append(request);
+    const appended = reply.events[0]!;
+    // The view moves with our own append: no reload for the next send.
+    const state = new Map(view.state);
+    if (isState) state.set(stateKey(spec.type, spec.stateKey!), built.eventId);
+    const cited = new Set(prevExtremities.map((p) => p.eventId));
+    this.store.remember({
+      ...view,
+      sequence: reply.sequence,
+      state,
+      extremities: [...view.extremities.filter((e) => !cited.has(e.eventId)), { eventId: built.eventId, depth: built.pdu.depth, stateAfterNid: appended.stateAfterNid }],
+    });
+    if (redaction) this.store.evictEvent(redaction.targetEventId);
+    return { eventId: built.eventId, streamPos: appended.streamPos };
+  }
+
+  /**
+   * Whether a redaction takes effect on its target now (the spec's rule for servers: the
+   * redacter has the redact power level, or is the target's sender / on its server). When it
+   * does, the target's stored JSON is replaced by its redacted form in the same append.
+   * `strict`: refuse a local user who may not redact the target (as Synapse does).
+   */
+  async redactionFor(
+    view: RoomView,
+    sender: string,
+    targetId: string,
+    lookup: (type: string, key: string) => RoomEvent | undefined,
+    strict: boolean,
+  ): Promise<AppendEvent['redaction']> {
+    const rv = view.roomVersion;
+    const target = (await this.store.getEvents([targetId], rv)).get(targetId);
+    if (!target || target.stored.roomId !== view.roomId) {
+      if (strict) throw new BusError('M_NOT_FOUND', `event ${targetId} is not in room ${view.roomId}`);
+      return null;
+    }
+    const power = new PowerContext(lookup('m.room.power_levels', ''), lookup('m.room.create', ''), rv);
+    const domain = (u: string) => u.slice(u.indexOf(':') + 1);
+    const allowed = power.userLevel(sender) >= power.level('redact') || target.event.sender === sender ||
+      (!strict && domain(target.event.sender) === domain(sender));
+    if (!allowed) {
+      if (strict) throw new BusError('M_FORBIDDEN', `${sender} may not redact ${targetId}: it is another user's event and the redact power level is ${power.level('redact')}`);
+      return null;
+    }
+    if (target.stored.redactedBy) return null;
+    return { targetEventId: targetId, redactedJson: redactEvent(target.stored.json, rv) as Record<string, unknown> };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events from other servers
+
+  inputPdus(req: InputPdusRequest): Promise<InputPdusReply> {
+    return this.locks.run(req.roomId, async () => {
+      const results: Record<string, PduResult> = {};
+      let rv: RoomVersion;
+      try {
+        rv = getRoomVersion(req.roomVersion);
+      } catch {
+        throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(req.roomVersion)} is not supported`);
+      }
+      for (const pdu of req.outliers ?? []) {
+        const id = await this.inputOne(req, rv, pdu, true, undefined, results);
+        void id;
+      }
+      let first = true;
+      for (const pdu of req.pdus) {
+        await this.inputOne(req, rv, pdu, false, first ? req.stateBeforeFirst : undefined, results);
+        first = false;
+      }
+      return { results };
+    });
+  }
+
+  private async inputOne(
+    req: InputPdusRequest,
+    rv: RoomVersion,
+    pdu: Pdu,
+    outlier: boolean,
+    stateBeforeIds: string[] | undefined,
+    results: Record<string, PduResult>,
+  ): Promise<void> {
+    let event: RoomEvent;
+    try {
+      checkEventFormat(pdu as Record<string, any>, rv);
+      event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
+    } catch (err) {
+      if (err instanceof AuthError || err instanceof EventFormatError) {
+        const id = typeof pdu?.event_id === 'string' ? pdu.event_id : `(unidentified ${String(pdu?.type)})`;
+        results[id] = { accepted: false, error: err.message };
+        return;
+      }
+      throw err;
+    }
+    const id = event.event_id;
+    if (event.room_id !== undefined && event.room_id !== req.roomId && event.type !== 'm.room.create') {
+      results[id] = { accepted: false, error: `event is for room ${event.room_id}, not ${req.roomId}` };
+      return;
+    }
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      try {
+        results[id] = await this.decideRemote(req.roomId, rv, pdu, event, outlier, stateBeforeIds, attempt > 0);
+        return;
+      } catch (err) {
+        if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
+        this.store.forget(req.roomId);
+        if (err instanceof BusError) {
+          results[id] = { accepted: false, error: err.message };
+          return;
+        }
+        throw err;
+      }
+    }
+    results[id] = { accepted: false, error: 'the room kept changing; send the event again' };
+  }
+
+  private async decideRemote(
+    roomId: string,
+    rv: RoomVersion,
+    pdu: Pdu,
+    event: RoomEvent,
+    outlier: boolean,
+    stateBeforeIds: string[] | undefined,
+    reload: boolean,
+  ): Promise<PduResult> {
+    const existing = (await this.store.getEvents([event.event_id], rv)).get(event.event_id);
+    if (existing && (outlier || !existing.stored.outlier)) return resultOf(existing.stored);
+
+    const view = reload ? await this.store.reload(roomId) : await this.store.view(roomId);
+    const roomVersion = view?.roomVersion ?? rv;
+
+    // 1. The event's own auth events.
+    const authEvents = await this.store.getEvents(event.auth_events, roomVersion);
+    const missingAuth = event.auth_events.filter((a) => !authEvents.has(a));
+    if (missingAuth.length > 0) return { accepted: false, error: `auth events not known here: ${missingAuth.join(', ')}` };
+    let rejectedReason: string | null = null;
+    try {
+      checkAuthEvents(event, [...authEvents.values()].map((a) => a.event), roomVersion, {
+        isRejected: (a) => authEvents.get(a)?.stored.rejectedReason != null,
+      });
+      const byKey = new Map([...authEvents.values()].map((a) => [stateKey(a.event.type, a.event.state_key ?? ''), a.event]));
+      authorize(event, (t, k) => byKey.get(stateKey(t, k)), roomVersion);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      rejectedReason = err.message;
+    }
+
+    const base: AppendEvent = {
+      eventId: event.event_id,
+      json: pdu as Record<string, unknown>,
+      type: event.type,
+      stateKey: event.state_key ?? null,
+      sender: event.sender,
+      depth: typeof pdu.depth === 'number' ? pdu.depth : 0,
+      originServerTs: event.origin_server_ts,
+      prevEvents: event.prev_events,
+      authEvents: event.auth_events,
+      rejectedReason,
+    };
+    const expectedSequence = view?.sequence ?? 0;
+    if (outlier) {
+      await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [{ ...base, outlier: true }], currentStateChanges: [] });
+      this.store.forget(roomId);
+      return rejectedReason ? { accepted: false, error: rejectedReason } : { accepted: true };
+    }
+
+    // 2. The state before the event.
+    let stateBefore: StateMap;
+    let stateRef: AppendEvent['stateBefore'];
+    const prevs = await this.store.getEvents(event.prev_events, roomVersion);
+    const usablePrevs = event.prev_events.filter((p) => prevs.has(p) && !prevs.get(p)!.stored.outlier);
+    if (stateBeforeIds) {
+      const given = await this.store.getEvents(stateBeforeIds, roomVersion);
+      const unknown = stateBeforeIds.filter((s) => !given.has(s));
+      if (unknown.length > 0) return { accepted: false, error: `state events not known here: ${unknown.slice(0, 5).join(', ')}` };
+      stateBefore = new Map([...given.values()].map((g) => [stateKey(g.event.type, g.event.state_key ?? ''), g.event.event_id]));
+      stateRef = { base: null, changes: [...stateBefore].map(([k, v]) => [...splitStateKey(k), v] as StateTriple) };
+    } else if (usablePrevs.length !== event.prev_events.length) {
+      const missing = event.prev_events.filter((p) => !usablePrevs.includes(p));
+      return { accepted: false, error: `prev_events not known here (fetch them with get_missing_events first): ${missing.join(', ')}` };
+    } else {
+      const prevStates = await Promise.all(usablePrevs.map((p) => this.store.snapshot(prevs.get(p)!.stored.stateAfterNid)));
+      stateBefore = prevStates.length === 1 ? prevStates[0]! : await this.resolve(roomVersion, prevStates);
+      const first = prevs.get(usablePrevs[0]!)!.stored;
+      stateRef = { base: { snapshotNid: first.stateAfterNid }, changes: diffStates(prevStates[0]!, stateBefore) };
+    }
+
+    // 3. Authorized by the state before it?
+    if (!rejectedReason) {
+      try {
+        authorize(event, await this.lookupFor(stateBefore, this.authKeys(event), roomVersion), roomVersion);
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err;
+        rejectedReason = err.message;
+      }
+    }
+    if (rejectedReason) {
+      await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [{ ...base, rejectedReason, stateBefore: stateRef }], currentStateChanges: [] });
+      this.store.forget(roomId);
+      return { accepted: false, error: rejectedReason };
+    }
+
+    // 4. Soft failure: authorized by history, but not by the room's current state.
+    const current = view?.state ?? new Map();
+    let softFailed = false;
+    if (view && event.type !== 'm.room.create') {
+      try {
+        authorize(event, await this.lookupFor(current, this.authKeys(event), roomVersion), roomVersion);
+      } catch (err) {
+        if (!(err instanceof AuthError)) throw err;
+        softFailed = true;
+      }
+    }
+
+    // 5. The room's new current state: the state after the event when it is the only
+    // extremity, else the resolution of every extremity's state.
+    let currentStateChanges: StateTriple[] = [];
+    let redaction: AppendEvent['redaction'] = null;
+    const stateAfter = new Map(stateBefore);
+    if (event.state_key !== undefined) stateAfter.set(stateKey(event.type, event.state_key), event.event_id);
+    if (!softFailed) {
+      const cited = new Set(event.prev_events);
+      const others = (view?.extremities ?? []).filter((e) => !cited.has(e.eventId));
+      let newCurrent = stateAfter;
+      if (others.length > 0) {
+        const otherStates = await Promise.all(others.map((o) => this.store.snapshot(o.stateAfterNid)));
+        newCurrent = await this.resolve(roomVersion, [stateAfter, ...otherStates], [[event.event_id, event]]);
+      }
+      currentStateChanges = diffStates(current, newCurrent);
+      if (event.type === 'm.room.redaction' && view) {
+        const target = (event.redacts ?? event.content.redacts) as string | undefined;
+        if (typeof target === 'string') {
+          redaction = await this.redactionFor(view, event.sender, target, await this.lookupFor(current, this.authKeys(event), roomVersion), false);
+        }
+      }
+    }
+    await this.append({
+      roomId,
+      roomVersion: roomVersion.id,
+      expectedSequence,
+      events: [{ ...base, softFailed, stateBefore: stateRef, redaction }],
+      currentStateChanges,
+    });
+    this.store.forget(roomId);
+    if (redaction) this.store.evictEvent(redaction.targetEventId);
+    return softFailed ? { accepted: true, softFailed: true } : { accepted: true };
+  }
+
+  /** State resolution over stored states: loads every event they name and their auth chains. */
+  async resolve(rv: RoomVersion, states: StateMap[], extra: Array<[string, RoomEvent]> = []): Promise<StateMap> {
+    const events = new Map<string, RoomEvent>(extra);
+    const rejected = new Set<string>();
+    let frontier = [...new Set(states.flatMap((s) => [...s.values()]))];
+    while (frontier.length > 0) {
+      const loaded = await this.store.getEvents(frontier.filter((id) => !events.has(id)), rv);
+      const next: string[] = [];
+      for (const [id, { event, stored }] of loaded) {
+        events.set(id, event);
+        if (stored.rejectedReason) rejected.add(id);
+        for (const a of event.auth_events) if (!events.has(a)) next.push(a);
+      }
+      for (const [, e] of extra) for (const a of e.auth_events) if (!events.has(a)) next.push(a);
+      frontier = [...new Set(next)].filter((id) => !events.has(id));
+      if (loaded.size === 0) break;
+    }
+    return resolveState(rv, states, { get: (id) => events.get(id) }, { isRejected: (id) => rejected.has(id) });
+  }
+}
+
+function resultOf(stored: StoredEvent): PduResult {
+  if (stored.rejectedReason) return { accepted: false, error: stored.rejectedReason };
+  return stored.softFailed ? { accepted: true, softFailed: true } : { accepted: true };
+}

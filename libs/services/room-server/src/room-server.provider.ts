@@ -1,0 +1,29 @@
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { BusTransport } from '@tessera/bus';
+import type { HomeserverConfig, LoadedSigningKeys } from '@tessera/config';
+import { BUS, CONFIG, DB, SIGNING_KEYS } from '@tessera/http';
+import type { Db } from '@tessera/storage';
+import { RoomServer } from './room-server.js';
+
+/** Runs the RoomServer (roomserver.input handler) for the life of the service module. */
+@Injectable()
+export class RoomServerService implements OnModuleInit, OnModuleDestroy {
+  readonly roomServer: RoomServer;
+
+  constructor(
+    @Inject(DB) db: Db,
+    @Inject(BUS) bus: BusTransport,
+    @Inject(CONFIG) config: HomeserverConfig,
+    @Inject(SIGNING_KEYS) keys: LoadedSigningKeys,
+  ) {
+    this.roomServer = new RoomServer({ db, bus, serverName: config.serverName, signingKey: keys.current });
+  }
+
+  onModuleInit(): Promise<void> {
+    return this.roomServer.start();
+  }
+
+  onModuleDestroy(): Promise<void> {
+    return this.roomServer.stop();
+  }
+}

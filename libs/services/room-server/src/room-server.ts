@@ -1,0 +1,139 @@
+/**
+ * room-server on the bus: answers roomserver.input (queue group room-server). Validates each
+ * request, dispatches it to the decider, and turns refusals into BusErrors with the Matrix
+ * errcode client-api returns as is.
+ */
+import { isValidUserId, type RoomEvent, type SigningKey } from '@tessera/protocol';
+import {
+  BusError, ROOMSERVER_INPUT, ROOMSERVER_QUEUE,
+  type BusTransport, type EventIdReply, type MembershipRequest, type RedactRequest, type RoomServerReply, type RoomServerRequest,
+  type SendEventRequest, type Subscription,
+} from '@tessera/bus';
+import type { Db } from '@tessera/storage';
+import { createRoom } from './create-room.js';
+import { Decider } from './decider.js';
+import { RoomStore } from './room-view.js';
+
+export interface RoomServerOptions {
+  db: Db;
+  bus: BusTransport;
+  serverName: string;
+  signingKey: SigningKey;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function bad(message: string): BusError {
+  return new BusError('M_BAD_JSON', message);
+}
+
+function requireString(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value === '') throw bad(`${field} must be a non-empty string`);
+  return value;
+}
+
+function requireUser(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !isValidUserId(value)) throw bad(`${field} must be a user id`);
+  return value;
+}
+
+export class RoomServer {
+  readonly decider: Decider;
+  private subscription: Subscription | undefined;
+
+  constructor(private readonly options: RoomServerOptions) {
+    this.decider = new Decider(new RoomStore(options.db), options.bus, { serverName: options.serverName, key: options.signingKey });
+  }
+
+  async start(): Promise<void> {
+    this.subscription = await this.options.bus.handle<RoomServerRequest, RoomServerReply>(ROOMSERVER_INPUT, (req) => this.handle(req), {
+      queue: ROOMSERVER_QUEUE,
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.unsubscribe();
+    this.subscription = undefined;
+  }
+
+  handle(req: RoomServerRequest): Promise<RoomServerReply> {
+    if (!isObject(req)) throw bad('the request is not an object');
+    switch (req.op) {
+      case 'createRoom':
+        return createRoom(this.decider, req, this.options.serverName);
+      case 'membership':
+        return this.membership(req);
+      case 'sendEvent':
+        return this.sendEvent(req);
+      case 'redact':
+        return this.redact(req);
+      case 'inputPdus':
+        requireString(req.roomId, 'roomId');
+        requireString(req.roomVersion, 'roomVersion');
+        if (!Array.isArray(req.pdus) || (req.outliers !== undefined && !Array.isArray(req.outliers))) throw bad('pdus and outliers must be lists');
+        if (req.pdus.some((p) => !isObject(p)) || (req.outliers ?? []).some((p) => !isObject(p))) throw bad('each PDU must be an object');
+        return this.decider.inputPdus(req);
+      default:
+        throw new BusError('M_UNRECOGNIZED', `unknown roomserver.input op ${JSON.stringify((req as { op?: unknown }).op)}`);
+    }
+  }
+
+  private async sendEvent(req: SendEventRequest): Promise<EventIdReply> {
+    const roomId = requireString(req.roomId, 'roomId');
+    const sender = requireUser(req.sender, 'sender');
+    const type = requireString(req.type, 'type');
+    if (!isObject(req.content)) throw bad('content must be an object');
+    if (req.stateKey !== undefined && typeof req.stateKey !== 'string') throw bad('stateKey must be a string');
+    const txn = this.txnOf(sender, req.txn);
+    if (type === 'm.room.redaction') {
+      const redacts = req.content.redacts;
+      if (typeof redacts !== 'string') throw bad('an m.room.redaction needs content.redacts (use op redact)');
+      return this.redact({ op: 'redact', roomId, sender, redacts, reason: req.content.reason as string | undefined, txn: req.txn });
+    }
+    const { eventId } = await this.decider.sendLocal(roomId, { type, sender, stateKey: req.stateKey, content: req.content }, { txn });
+    return { eventId };
+  }
+
+  private async redact(req: RedactRequest): Promise<EventIdReply> {
+    const roomId = requireString(req.roomId, 'roomId');
+    const sender = requireUser(req.sender, 'sender');
+    const redacts = requireString(req.redacts, 'redacts');
+    const view = await this.decider.store.view(roomId);
+    if (!view) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`);
+    const content: Record<string, unknown> = {};
+    if (typeof req.reason === 'string') content.reason = req.reason;
+    if (view.roomVersion.redaction.v11Rules) content.redacts = redacts;
+    const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.redaction', sender, content, redacts }, { txn: this.txnOf(sender, req.txn) });
+    return { eventId };
+  }
+
+  private async membership(req: MembershipRequest): Promise<EventIdReply> {
+    const roomId = requireString(req.roomId, 'roomId');
+    const sender = requireUser(req.sender, 'sender');
+    if (req.content !== undefined && !isObject(req.content)) throw bad('content must be an object');
+    if (req.reason !== undefined && typeof req.reason !== 'string') throw bad('reason must be a string');
+    const self = ['join', 'leave', 'knock'].includes(req.action);
+    const target = self ? sender : requireUser(req.target, 'target');
+    const membership = { join: 'join', leave: 'leave', knock: 'knock', invite: 'invite', kick: 'leave', ban: 'ban', unban: 'leave' }[req.action];
+    if (!membership) throw new BusError('M_INVALID_PARAM', `unknown membership action ${JSON.stringify(req.action)}`);
+    const content: Record<string, unknown> = { ...(req.content ?? {}), membership };
+    if (req.reason !== undefined) content.reason = req.reason;
+    const precheck = (lookup: (type: string, key: string) => RoomEvent | undefined) => {
+      const current = lookup('m.room.member', target)?.content.membership;
+      if (req.action === 'unban' && current !== 'ban') throw new BusError('M_FORBIDDEN', `${target} is not banned from ${roomId}`);
+      if (req.action === 'kick' && current !== 'join' && current !== 'invite' && current !== 'knock') {
+        throw new BusError('M_FORBIDDEN', `${target} is not in ${roomId}`);
+      }
+    };
+    const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.member', sender, stateKey: target, content }, { precheck });
+    return { eventId };
+  }
+
+  private txnOf(userId: string, txn: { deviceId: string; txnId: string } | undefined) {
+    if (txn === undefined) return undefined;
+    if (!isObject(txn) || typeof txn.deviceId !== 'string' || typeof txn.txnId !== 'string') throw bad('txn must be {deviceId, txnId}');
+    return { userId, deviceId: txn.deviceId, txnId: txn.txnId };
+  }
+}
