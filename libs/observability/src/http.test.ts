@@ -69,7 +69,7 @@ describe('installHttpObservability', () => {
     const bad = await fetch(`${s.base}/echo`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'x-request-id': 'a b' } });
     const replaced = bad.headers.get('x-request-id');
     expect(replaced).not.toBe('a b');
-    expect((await bad.json()).requestId).toBe(replaced);
+    expect(((await bad.json()) as { requestId: string }).requestId).toBe(replaced);
     await s.bus.close();
   });
 
