@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
+import { ClientApiCoreModule } from './client-api-core.module.js';
 import { VersionsController } from './versions.controller.js';
 
 /**
@@ -7,7 +8,7 @@ import { VersionsController } from './versions.controller.js';
  * keeps its logic in its own files.
  */
 @Module({
-  imports: [WellKnownModule],
+  imports: [WellKnownModule, ClientApiCoreModule],
   controllers: [VersionsController],
 })
 export class ClientApiModule {}

@@ -1,27 +1,24 @@
+import { MatrixError as HttpMatrixError } from '@tessera/http';
+
 /**
- * Matrix errors raised by client-api logic. Until libs/http's MatrixError is wired here, this
- * class carries the same fields (status, errcode, message, extra body fields); the exception
- * filter turns it into `{"errcode":"M_...","error":"...", ...extra}` with the HTTP status.
+ * libs/http's MatrixError (rendered by its exception filter), plus what client-api needs:
+ * a body of only `extra` fields for the first 401 of user-interactive auth, which carries no
+ * errcode. Headers such as Retry-After are set on the reply before throwing (see RateLimitGuard).
  */
-export class MatrixError extends Error {
-  override readonly name = 'MatrixError';
+export class MatrixError extends HttpMatrixError {
   constructor(
-    readonly status: number,
-    readonly errcode: string,
+    status: number,
+    errcode: string,
     message: string,
-    /** Extra top-level fields of the error body (retry_after_ms, soft_logout, UIA flows...). */
-    readonly extra: Record<string, unknown> = {},
-    /** Extra response headers (Retry-After). */
-    readonly headers: Record<string, string> = {},
-    /** The body is only `extra` (the first 401 of user-interactive auth carries no errcode). */
+    extra: Record<string, unknown> = {},
+    /** The body is only `extra`. */
     readonly bodyIsExtraOnly = false,
   ) {
-    super(message);
+    super(status, errcode, message, extra);
   }
 
-  toBody(): Record<string, unknown> {
-    if (this.bodyIsExtraOnly) return { ...this.extra };
-    return { errcode: this.errcode, error: this.message, ...this.extra };
+  override toJSON(): Record<string, unknown> {
+    return this.bodyIsExtraOnly ? { ...this.extra } : super.toJSON();
   }
 }
 
@@ -31,4 +28,3 @@ export const missingParam = (message: string) => new MatrixError(400, 'M_MISSING
 export const invalidParam = (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message);
 export const forbidden = (message: string) => new MatrixError(403, 'M_FORBIDDEN', message);
 export const notFound = (message: string) => new MatrixError(404, 'M_NOT_FOUND', message);
-export const unknownError = (status: number, message: string) => new MatrixError(status, 'M_UNKNOWN', message);

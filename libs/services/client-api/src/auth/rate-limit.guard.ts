@@ -24,23 +24,21 @@ export class RateLimitGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     if (!this.reflector.get<boolean>(RATE_LIMITED, context.getHandler())) return true;
-    const request = context.switchToHttp().getRequest<{ ip?: string; requester?: Requester }>();
-    await this.check(`ip:${request.ip ?? 'unknown'}`, this.settings.rateLimit.perIp);
-    if (request.requester) await this.check(`user:${request.requester.userId}`, this.settings.rateLimit.perUser);
+    const http = context.switchToHttp();
+    const request = http.getRequest<{ ip?: string; requester?: Requester }>();
+    const reply = http.getResponse<{ header(name: string, value: string): unknown }>();
+    await this.check(reply, `ip:${request.ip ?? 'unknown'}`, this.settings.rateLimit.perIp);
+    if (request.requester) await this.check(reply, `user:${request.requester.userId}`, this.settings.rateLimit.perUser);
     return true;
   }
 
-  private async check(key: string, limit: RateLimitSettings): Promise<void> {
+  private async check(reply: { header(name: string, value: string): unknown }, key: string, limit: RateLimitSettings): Promise<void> {
     if (limit.perSecond <= 0) return;
     const decision = await this.store.consumeRateLimit(key, limit.perSecond, Math.max(1, limit.burst));
     if (!decision.allowed) {
-      throw new MatrixError(
-        429,
-        'M_LIMIT_EXCEEDED',
-        'Too many requests: wait before retrying',
-        { retry_after_ms: decision.retryAfterMs },
-        { 'Retry-After': String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))) },
-      );
+      // The exception filter keeps headers already on the reply.
+      reply.header('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+      throw new MatrixError(429, 'M_LIMIT_EXCEEDED', 'Too many requests: wait before retrying', { retry_after_ms: decision.retryAfterMs });
     }
   }
 }

@@ -98,7 +98,7 @@ export class UserInteractiveAuthService {
     if (completed.length > 0) extra.completed = completed;
     if (errcode === undefined) {
       // A plain challenge: the body is the UIA response itself (errcode is optional there).
-      return new MatrixError(status, 'M_FORBIDDEN', 'User-interactive authentication is required', extra, {}, true);
+      return new MatrixError(status, 'M_FORBIDDEN', 'User-interactive authentication is required', extra, true);
     }
     return new MatrixError(status, errcode, error ?? '', extra);
   }

@@ -1,0 +1,114 @@
+import { Inject, Injectable, Module, type OnModuleDestroy } from '@nestjs/common';
+import type { HomeserverConfig } from '@tessera/config';
+import { CONFIG, DB } from '@tessera/http';
+import { RegistrationController, SessionController } from './accounts/accounts.controller.js';
+import { AccountsService } from './accounts/accounts.service.js';
+import { DevicesController } from './accounts/devices.controller.js';
+import { DevicesService } from './accounts/devices.service.js';
+import { AccessTokensService } from './auth/access-tokens.service.js';
+import { AccessTokenGuard } from './auth/auth.guard.js';
+import { PasswordCheck } from './auth/password-check.js';
+import { RateLimitGuard } from './auth/rate-limit.guard.js';
+import { UserInteractiveAuthService } from './auth/user-interactive-auth.service.js';
+import { E2eeController } from './e2ee/e2ee.controller.js';
+import { KeysService } from './e2ee/keys.service.js';
+import { ToDeviceService } from './e2ee/to-device.service.js';
+import { EphemeralController } from './ephemeral/ephemeral.controller.js';
+import { EPHEMERAL_STORE, type EphemeralStore } from './ephemeral/ephemeral-store.js';
+import { PresenceService } from './ephemeral/presence.service.js';
+import { createEphemeralStore } from './ephemeral/redis-ephemeral-store.js';
+import { TypingService } from './ephemeral/typing.service.js';
+import { CLIENT_API_SETTINGS, clientApiSettings, type ClientApiSettings } from './settings.js';
+import { StreamChanges } from './stream-changes.js';
+import { CLIENT_API_DB } from './tokens.js';
+import { AccountDataService } from './user-data/account-data.service.js';
+import { FiltersService } from './user-data/filters.service.js';
+import { ProfileService } from './user-data/profile.service.js';
+import { PushRulesController } from './user-data/push-rules.controller.js';
+import { PushRulesService } from './user-data/push-rules.service.js';
+import { ReceiptsService } from './user-data/receipts.service.js';
+import { AccountDataController, CapabilitiesController, ProfileController, ProfileWriteController } from './user-data/user-data.controller.js';
+
+/**
+ * Optional: settings beyond HomeserverConfig (JWT login, JWT access tokens, rate limits,
+ * Redis key prefix). A process or test provides it globally; absent, the defaults apply.
+ */
+export const CLIENT_API_SETTINGS_OVERRIDES = Symbol('CLIENT_API_SETTINGS_OVERRIDES');
+
+export interface ClientApiOverrides extends Partial<ClientApiSettings> {
+  /** Prefix of client-api's Redis keys (default `tessera:<server name>:`). */
+  redisKeyPrefix?: string;
+}
+
+/** Closes the ephemeral store (a Redis connection) with the application. */
+@Injectable()
+class EphemeralStoreCloser implements OnModuleDestroy {
+  constructor(@Inject(EPHEMERAL_STORE) private readonly store: EphemeralStore) {}
+
+  async onModuleDestroy(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+const services = [
+  AccessTokensService,
+  PasswordCheck,
+  UserInteractiveAuthService,
+  AccountsService,
+  DevicesService,
+  AccountDataService,
+  FiltersService,
+  ProfileService,
+  PushRulesService,
+  ReceiptsService,
+  PresenceService,
+  TypingService,
+  KeysService,
+  ToDeviceService,
+  StreamChanges,
+  AccessTokenGuard,
+  RateLimitGuard,
+];
+
+/**
+ * Accounts, devices, tokens, user data, ephemeral data and E2EE plumbing of the Client-Server
+ * API. Exports its services, the auth guard and the stores' "since" APIs for the rooms/sync
+ * module. Its tables are clientApiMigrations (applied by the service runner).
+ */
+@Module({
+  controllers: [
+    RegistrationController,
+    SessionController,
+    DevicesController,
+    CapabilitiesController,
+    ProfileController,
+    ProfileWriteController,
+    AccountDataController,
+    PushRulesController,
+    EphemeralController,
+    E2eeController,
+  ],
+  providers: [
+    { provide: CLIENT_API_DB, useExisting: DB },
+    {
+      provide: CLIENT_API_SETTINGS,
+      inject: [CONFIG, { token: CLIENT_API_SETTINGS_OVERRIDES, optional: true }],
+      useFactory: (config: HomeserverConfig, overrides?: ClientApiOverrides): ClientApiSettings =>
+        clientApiSettings(config.serverName, {
+          enableRegistration: config.registration.enableRegistration,
+          registrationSharedSecret: config.registration.registrationSharedSecret,
+          ...overrides,
+        }),
+    },
+    {
+      provide: EPHEMERAL_STORE,
+      inject: [CONFIG, { token: CLIENT_API_SETTINGS_OVERRIDES, optional: true }],
+      useFactory: (config: HomeserverConfig, overrides?: ClientApiOverrides): EphemeralStore =>
+        createEphemeralStore(config.redis.url, overrides?.redisKeyPrefix ?? `tessera:${config.serverName}:`),
+    },
+    EphemeralStoreCloser,
+    ...services,
+  ],
+  exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],
+})
+export class ClientApiCoreModule {}

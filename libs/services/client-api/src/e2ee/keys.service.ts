@@ -1,0 +1,313 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { Db, Queryable } from '@tessera/storage';
+import type { Requester } from '../auth/access-tokens.service.js';
+import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
+import { badJson, invalidParam, MatrixError } from '../errors.js';
+import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
+import { recordDeviceListChange } from '../storage/accounts-store.js';
+import { currentStreamPosition } from '../storage/streams.js';
+import { StreamChanges } from '../stream-changes.js';
+import { decodeSyncToken } from '../sync-token.js';
+import { CLIENT_API_DB } from '../tokens.js';
+import { isPlainObject, serverNameOf, type JsonBody } from '../validation.js';
+
+type Json = Record<string, unknown>;
+const CROSS_SIGNING_TYPES = { master_key: 'master', self_signing_key: 'self_signing', user_signing_key: 'user_signing' } as const;
+
+export interface DeviceListChanges {
+  /** The device_lists stream position these changes reach. */
+  position: number;
+  changed: string[];
+  /** TODO(rooms): users no longer sharing a room need the rooms read model; empty until then. */
+  left: string[];
+}
+
+/**
+ * End-to-end encryption key storage (spec "End-to-End Encryption", "Key management API").
+ * Signed objects are stored exactly as uploaded: the server never alters what devices sign.
+ */
+@Injectable()
+export class KeysService {
+  constructor(
+    @Inject(CLIENT_API_DB) private readonly db: Db,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(StreamChanges) private readonly changes: StreamChanges,
+    @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
+    @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
+  ) {}
+
+  /** POST /keys/upload. */
+  async upload(requester: Requester, body: JsonBody): Promise<{ one_time_key_counts: Record<string, number> }> {
+    const { userId, deviceId } = requester;
+    const deviceKeys = body.device_keys;
+    if (deviceKeys !== undefined && deviceKeys !== null) {
+      if (!isPlainObject(deviceKeys)) throw badJson('"device_keys" must be a JSON object');
+      if (deviceKeys.user_id !== userId) throw invalidParam('device_keys.user_id must be your user id');
+      if (deviceKeys.device_id !== deviceId) throw invalidParam('device_keys.device_id must be the device of this access token');
+      if (!Array.isArray(deviceKeys.algorithms) || !isPlainObject(deviceKeys.keys) || !isPlainObject(deviceKeys.signatures)) {
+        throw badJson('device_keys needs "algorithms" (list), "keys" and "signatures" (objects)');
+      }
+    }
+    const oneTimeKeys = keyMap(body.one_time_keys, 'one_time_keys');
+    const fallbackKeys = keyMap(body.fallback_keys ?? body['org.matrix.msc2732.fallback_keys'], 'fallback_keys');
+
+    const changedAt = await this.db.transaction(async (tx) => {
+      let position: number | undefined;
+      if (isPlainObject(deviceKeys)) {
+        const { rows } = await tx.query<{ keys: Json }>('SELECT keys FROM device_keys WHERE user_id = $1 AND device_id = $2', [userId, deviceId]);
+        if (!rows[0] || JSON.stringify(rows[0].keys) !== JSON.stringify(deviceKeys)) {
+          await tx.query(
+            'INSERT INTO device_keys (user_id, device_id, keys) VALUES ($1, $2, $3) ON CONFLICT (user_id, device_id) DO UPDATE SET keys = $3',
+            [userId, deviceId, JSON.stringify(deviceKeys)],
+          );
+          position = await recordDeviceListChange(tx, userId);
+        }
+      }
+      for (const [algorithm, keyId, key] of oneTimeKeys) {
+        const { rows } = await tx.query<{ key_json: unknown }>(
+          'SELECT key_json FROM one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = $4',
+          [userId, deviceId, algorithm, keyId],
+        );
+        if (rows[0]) {
+          if (JSON.stringify(rows[0].key_json) !== JSON.stringify(key)) throw invalidParam(`One-time key ${algorithm}:${keyId} already exists with other content`);
+          continue;
+        }
+        await tx.query('INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json) VALUES ($1, $2, $3, $4, $5)', [userId, deviceId, algorithm, keyId, JSON.stringify(key)]);
+      }
+      for (const [algorithm, keyId, key] of fallbackKeys) {
+        // Re-uploading the same fallback key keeps its used flag; a new one starts unused.
+        await tx.query(
+          `INSERT INTO fallback_keys (user_id, device_id, algorithm, key_id, key_json, used) VALUES ($1, $2, $3, $4, $5, false)
+           ON CONFLICT (user_id, device_id, algorithm) DO UPDATE SET key_id = $4, key_json = $5,
+             used = CASE WHEN fallback_keys.key_id = $4 THEN fallback_keys.used ELSE false END`,
+          [userId, deviceId, algorithm, keyId, JSON.stringify(key)],
+        );
+      }
+      return position;
+    });
+    if (changedAt !== undefined) this.changes.emit({ stream: 'device_lists', position: changedAt, userId });
+    return { one_time_key_counts: await this.oneTimeKeyCounts(userId, deviceId) };
+  }
+
+  /** Unclaimed one-time keys per algorithm (signed_curve25519 always present, as clients expect). */
+  async oneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>> {
+    const { rows } = await this.db.query<{ algorithm: string; count: number }>(
+      'SELECT algorithm, COUNT(*) AS count FROM one_time_keys WHERE user_id = $1 AND device_id = $2 GROUP BY algorithm',
+      [userId, deviceId],
+    );
+    return { signed_curve25519: 0, ...Object.fromEntries(rows.map((r) => [r.algorithm, r.count])) };
+  }
+
+  /** For /sync's device_unused_fallback_key_types. */
+  async unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ algorithm: string }>('SELECT algorithm FROM fallback_keys WHERE user_id = $1 AND device_id = $2 AND NOT used ORDER BY algorithm', [userId, deviceId]);
+    return rows.map((r) => r.algorithm);
+  }
+
+  /** POST /keys/query. */
+  async query(requester: Requester, body: JsonBody): Promise<Json> {
+    const wanted = body.device_keys;
+    if (wanted === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'missing "device_keys"');
+    if (!isPlainObject(wanted)) throw badJson('"device_keys" must be a JSON object');
+    for (const [user, devices] of Object.entries(wanted)) {
+      if (!Array.isArray(devices) || !devices.every((d) => typeof d === 'string')) throw badJson(`device_keys.${user} must be a list of device ids`);
+    }
+    if (body.timeout !== undefined && typeof body.timeout !== 'number') throw badJson('"timeout" must be a number');
+
+    const result: { device_keys: Json; failures: Json; master_keys: Json; self_signing_keys: Json; user_signing_keys: Json } = {
+      device_keys: {},
+      failures: {},
+      master_keys: {},
+      self_signing_keys: {},
+      user_signing_keys: {},
+    };
+    for (const [user, devices] of Object.entries(wanted) as [string, string[]][]) {
+      if (serverNameOf(user) !== this.settings.serverName) {
+        // TODO(federation): ask the user's server (/_matrix/federation/v1/user/keys/query).
+        result.failures[serverNameOf(user)] = { errcode: 'M_UNKNOWN', error: 'Key queries over federation are not available yet' };
+        continue;
+      }
+      const { rows } = await this.db.query<{ device_id: string; keys: Json; display_name: string | null }>(
+        `SELECT k.device_id, k.keys, d.display_name FROM device_keys k
+         JOIN devices d ON d.user_id = k.user_id AND d.device_id = k.device_id
+         WHERE k.user_id = $1 AND ($2::text[] IS NULL OR k.device_id = ANY($2)) ORDER BY k.device_id`,
+        [user, devices.length > 0 ? devices : null],
+      );
+      const userDevices: Json = {};
+      for (const row of rows) {
+        const unsigned = row.display_name !== null ? { device_display_name: row.display_name } : {};
+        userDevices[row.device_id] = { ...row.keys, unsigned: { ...(isPlainObject(row.keys.unsigned) ? row.keys.unsigned : {}), ...unsigned } };
+      }
+      result.device_keys[user] = userDevices;
+      const crossSigning = await this.crossSigningKeys(this.db, user);
+      if (crossSigning.master) result.master_keys[user] = crossSigning.master;
+      if (crossSigning.self_signing) result.self_signing_keys[user] = crossSigning.self_signing;
+      // Spec: the user-signing key is only shown to its owner.
+      if (crossSigning.user_signing && user === requester.userId) result.user_signing_keys[user] = crossSigning.user_signing;
+    }
+    return result;
+  }
+
+  private async crossSigningKeys(db: Queryable, userId: string): Promise<Record<string, Json>> {
+    const { rows } = await db.query<{ key_type: string; key_json: Json }>('SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1', [userId]);
+    return Object.fromEntries(rows.map((r) => [r.key_type, r.key_json]));
+  }
+
+  /** POST /keys/claim: one one-time key per device, else its fallback key. */
+  async claim(body: JsonBody): Promise<Json> {
+    const wanted = body.one_time_keys;
+    if (wanted === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'missing "one_time_keys"');
+    if (!isPlainObject(wanted)) throw badJson('"one_time_keys" must be a JSON object');
+    for (const [user, devices] of Object.entries(wanted)) {
+      if (!isPlainObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) throw badJson(`one_time_keys.${user} must map device ids to algorithms`);
+    }
+    const claimed: Record<string, Record<string, Json>> = {};
+    const failures: Json = {};
+    for (const [user, devices] of Object.entries(wanted) as [string, Record<string, string>][]) {
+      if (serverNameOf(user) !== this.settings.serverName) {
+        // TODO(federation): /_matrix/federation/v1/user/keys/claim.
+        failures[serverNameOf(user)] = { errcode: 'M_UNKNOWN', error: 'Key claims over federation are not available yet' };
+        continue;
+      }
+      for (const [deviceId, algorithm] of Object.entries(devices)) {
+        const key = await this.claimOne(user, deviceId, algorithm);
+        if (key) ((claimed[user] ??= {})[deviceId] = key);
+      }
+    }
+    return { one_time_keys: claimed, failures };
+  }
+
+  private async claimOne(userId: string, deviceId: string, algorithm: string): Promise<Json | undefined> {
+    return this.db.transaction(async (tx) => {
+      // SKIP LOCKED: two claimers never get the same key and never wait for each other.
+      const { rows } = await tx.query<{ key_id: string; key_json: unknown }>(
+        `DELETE FROM one_time_keys WHERE (user_id, device_id, algorithm, key_id) IN (
+           SELECT user_id, device_id, algorithm, key_id FROM one_time_keys
+           WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING key_id, key_json`,
+        [userId, deviceId, algorithm],
+      );
+      if (rows[0]) return { [`${algorithm}:${rows[0].key_id}`]: rows[0].key_json };
+      const { rows: fallback } = await tx.query<{ key_id: string; key_json: unknown }>(
+        'UPDATE fallback_keys SET used = true WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 RETURNING key_id, key_json',
+        [userId, deviceId, algorithm],
+      );
+      return fallback[0] ? { [`${algorithm}:${fallback[0].key_id}`]: fallback[0].key_json } : undefined;
+    });
+  }
+
+  /** GET /keys/changes?from=&to= (sync tokens). */
+  async changesBetween(requester: Requester, from: unknown, to: unknown): Promise<{ changed: string[]; left: string[] }> {
+    if (typeof from !== 'string' || from === '') throw new MatrixError(400, 'M_MISSING_PARAM', 'missing query parameter "from"');
+    if (typeof to !== 'string' || to === '') throw new MatrixError(400, 'M_MISSING_PARAM', 'missing query parameter "to"');
+    const fromPositions = decodeSyncToken(from);
+    const toPositions = decodeSyncToken(to);
+    if (!fromPositions) throw invalidParam('"from" is not a sync token');
+    if (!toPositions) throw invalidParam('"to" is not a sync token');
+    const { changed, left } = await this.changesInRange(requester.userId, fromPositions.device_lists, toPositions.device_lists);
+    return { changed, left };
+  }
+
+  /** For /sync: device list changes the user should hear of, after `since`. */
+  async getDeviceListChangesSince(userId: string, since: number): Promise<DeviceListChanges> {
+    const position = await currentStreamPosition(this.db, 'device_lists');
+    return { position, ...(await this.changesInRange(userId, since, position)) };
+  }
+
+  private async changesInRange(userId: string, from: number, to: number): Promise<{ changed: string[]; left: string[] }> {
+    const { rows } = await this.db.query<{ user_id: string }>(
+      'SELECT DISTINCT user_id FROM device_list_changes WHERE stream_position > $1 AND stream_position <= $2 ORDER BY user_id',
+      [from, to],
+    );
+    let changed = rows.map((r) => r.user_id);
+    if (this.membership?.usersSharingRoomsWith) {
+      const sharing = new Set([userId, ...(await this.membership.usersSharingRoomsWith(userId))]);
+      changed = changed.filter((u) => sharing.has(u));
+    }
+    // TODO(rooms): without the rooms read model every changed local user is reported, which is
+    // more than needed but safe (clients re-query keys); `left` needs membership history.
+    return { changed, left: [] };
+  }
+
+  /** POST /keys/device_signing/upload. First upload needs no UIA (MSC3967, as Synapse); replacing keys does. */
+  async uploadCrossSigningKeys(requester: Requester, body: JsonBody): Promise<void> {
+    const uploads: [string, Json][] = [];
+    for (const [field, keyType] of Object.entries(CROSS_SIGNING_TYPES)) {
+      const key = body[field];
+      if (key === undefined || key === null) continue;
+      if (!isPlainObject(key) || key.user_id !== requester.userId || !Array.isArray(key.usage) || !isPlainObject(key.keys)) {
+        throw invalidParam(`"${field}" must be a cross-signing key of yours with "usage" and "keys"`);
+      }
+      uploads.push([keyType, key]);
+    }
+    const existing = await this.crossSigningKeys(this.db, requester.userId);
+    const replaces = uploads.some(([type, key]) => existing[type] && JSON.stringify(existing[type]) !== JSON.stringify(key));
+    if (existing.master && replaces) await this.uia.require(body, 'device_signing', requester.userId);
+    if (uploads.length === 0) return;
+    const position = await this.db.transaction(async (tx) => {
+      for (const [keyType, key] of uploads) {
+        await tx.query(
+          'INSERT INTO cross_signing_keys (user_id, key_type, key_json) VALUES ($1, $2, $3) ON CONFLICT (user_id, key_type) DO UPDATE SET key_json = $3',
+          [requester.userId, keyType, JSON.stringify(key)],
+        );
+      }
+      return recordDeviceListChange(tx, requester.userId);
+    });
+    this.changes.emit({ stream: 'device_lists', position, userId: requester.userId });
+  }
+
+  /**
+   * POST /keys/signatures/upload: adds signatures to stored device keys or cross-signing keys.
+   * Minimal: signatures are merged as given (not verified); unknown keys are reported in failures.
+   */
+  async uploadSignatures(requester: Requester, body: JsonBody): Promise<{ failures: Json }> {
+    const failures: Record<string, Json> = {};
+    for (const [userId, keys] of Object.entries(body)) {
+      if (!isPlainObject(keys)) throw badJson(`"${userId}" must map key ids to signed keys`);
+      for (const [keyId, signed] of Object.entries(keys)) {
+        if (!isPlainObject(signed) || !isPlainObject(signed.signatures)) throw badJson(`${userId}/${keyId} must be a signed key object`);
+        const ok = await this.addSignatures(userId, keyId, signed.signatures as Record<string, Json>);
+        if (!ok) (failures[userId] ??= {})[keyId] = { errcode: 'M_NOT_FOUND', error: 'No such key' };
+      }
+    }
+    void requester;
+    return { failures };
+  }
+
+  private async addSignatures(userId: string, keyId: string, signatures: Record<string, Json>): Promise<boolean> {
+    const position = await this.db.transaction(async (tx) => {
+      const merge = (stored: Json): Json => {
+        const current = isPlainObject(stored.signatures) ? (stored.signatures as Record<string, Json>) : {};
+        const next: Record<string, Json> = { ...current };
+        for (const [signer, sigs] of Object.entries(signatures)) next[signer] = { ...(current[signer] ?? {}), ...(isPlainObject(sigs) ? sigs : {}) };
+        return { ...stored, signatures: next };
+      };
+      const { rows } = await tx.query<{ keys: Json }>('SELECT keys FROM device_keys WHERE user_id = $1 AND device_id = $2 FOR UPDATE', [userId, keyId]);
+      if (rows[0]) {
+        await tx.query('UPDATE device_keys SET keys = $3 WHERE user_id = $1 AND device_id = $2', [userId, keyId, JSON.stringify(merge(rows[0].keys))]);
+        return recordDeviceListChange(tx, userId);
+      }
+      const { rows: cross } = await tx.query<{ key_type: string; key_json: Json }>('SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1 FOR UPDATE', [userId]);
+      const target = cross.find((row) => isPlainObject(row.key_json.keys) && Object.values(row.key_json.keys).includes(keyId));
+      if (!target) return undefined;
+      await tx.query('UPDATE cross_signing_keys SET key_json = $3 WHERE user_id = $1 AND key_type = $2', [userId, target.key_type, JSON.stringify(merge(target.key_json))]);
+      return recordDeviceListChange(tx, userId);
+    });
+    if (position === undefined) return false;
+    this.changes.emit({ stream: 'device_lists', position, userId });
+    return true;
+  }
+}
+
+/** `{"<algorithm>:<key id>": key}` as [algorithm, key id, key] triples. */
+function keyMap(value: unknown, field: string): [string, string, unknown][] {
+  if (value === undefined || value === null) return [];
+  if (!isPlainObject(value)) throw badJson(`"${field}" must be a JSON object`);
+  return Object.entries(value).map(([name, key]) => {
+    const colon = name.indexOf(':');
+    if (colon <= 0 || colon === name.length - 1) throw badJson(`${field} key "${name}" must be "<algorithm>:<key id>"`);
+    if (typeof key !== 'string' && !isPlainObject(key)) throw badJson(`${field}.${name} must be a string or a signed key object`);
+    return [name.slice(0, colon), name.slice(colon + 1), key];
+  });
+}

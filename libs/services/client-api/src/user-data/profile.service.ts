@@ -1,0 +1,80 @@
+import { EventEmitter } from 'node:events';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Db } from '@tessera/storage';
+import { badJson, forbidden, MatrixError, notFound } from '../errors.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
+import { accountsStore } from '../storage/accounts-store.js';
+import { CLIENT_API_DB } from '../tokens.js';
+import { serverNameOf, type JsonBody } from '../validation.js';
+
+/** Spec v1.16: a profile (all fields, as JSON) may be at most 64 KiB. */
+const MAX_PROFILE_BYTES = 64 * 1024;
+
+export interface ProfileChange {
+  userId: string;
+  profile: Record<string, unknown>;
+}
+
+/** Profiles of local users: displayname, avatar_url and custom fields (spec v1.16 "profile fields"). */
+@Injectable()
+export class ProfileService {
+  private readonly emitter = new EventEmitter();
+
+  constructor(
+    @Inject(CLIENT_API_DB) private readonly db: Db,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+  ) {}
+
+  /** The profile of a local user; 404 for an unknown user. */
+  async getProfile(userId: string): Promise<Record<string, unknown>> {
+    if (serverNameOf(userId) !== this.settings.serverName) {
+      // TODO(federation): query the remote server's /_matrix/federation/v1/query/profile.
+      throw notFound('Profiles of users on other servers are not available yet');
+    }
+    const account = await accountsStore.get(this.db, userId);
+    if (!account || account.deactivated) throw notFound('Profile not found');
+    return Object.fromEntries(Object.entries(account.profile).filter(([, v]) => v !== null && v !== undefined));
+  }
+
+  async getField(userId: string, key: string): Promise<Record<string, unknown>> {
+    const profile = await this.getProfile(userId);
+    if (!(key in profile)) throw notFound(`The profile has no ${key}`);
+    return { [key]: profile[key] };
+  }
+
+  async setField(requesterId: string, userId: string, key: string, body: JsonBody): Promise<void> {
+    if (requesterId !== userId) throw forbidden("You cannot change another user's profile");
+    checkKeyName(key);
+    if (!(key in body)) throw new MatrixError(400, 'M_MISSING_PARAM', `The body must contain "${key}"`);
+    const value = body[key];
+    if ((key === 'displayname' || key === 'avatar_url') && typeof value !== 'string' && value !== null) throw badJson(`"${key}" must be a string`);
+    if (key === 'displayname' && typeof value === 'string' && value.length > 256) throw badJson('"displayname" is longer than 256 characters');
+    const profile = await this.getProfile(userId);
+    const next = { ...profile, [key]: value };
+    if (Buffer.byteLength(JSON.stringify(next)) > MAX_PROFILE_BYTES) throw new MatrixError(400, 'M_PROFILE_TOO_LARGE', 'The profile would exceed 64 KiB');
+    await accountsStore.setProfileField(this.db, userId, key, value);
+    this.emitter.emit('change', { userId, profile: next } satisfies ProfileChange);
+  }
+
+  async deleteField(requesterId: string, userId: string, key: string): Promise<void> {
+    if (requesterId !== userId) throw forbidden("You cannot change another user's profile");
+    checkKeyName(key);
+    const profile = await this.getProfile(userId);
+    await accountsStore.deleteProfileField(this.db, userId, key);
+    delete profile[key];
+    this.emitter.emit('change', { userId, profile } satisfies ProfileChange);
+  }
+
+  /**
+   * Profile changes, for whoever must propagate them (the rooms side updates the user's
+   * m.room.member events, as Synapse does). Returns the unsubscribe function.
+   */
+  onChange(listener: (change: ProfileChange) => void): () => void {
+    this.emitter.on('change', listener);
+    return () => this.emitter.off('change', listener);
+  }
+}
+
+function checkKeyName(key: string): void {
+  if (Buffer.byteLength(key) > 255) throw new MatrixError(400, 'M_KEY_TOO_LARGE', 'Profile field names are at most 255 bytes');
+}

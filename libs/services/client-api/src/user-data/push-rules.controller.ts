@@ -1,0 +1,83 @@
+import { Body, Controller, Delete, Get, Inject, Param, Put, Query, UseGuards } from '@nestjs/common';
+import type { Requester } from '../auth/access-tokens.service.js';
+import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
+import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
+import { invalidParam } from '../errors.js';
+import { clientPaths } from '../http/paths.js';
+import { objectBody } from '../validation.js';
+import { PushRulesService } from './push-rules.service.js';
+
+function checkScope(scope: string): void {
+  if (scope !== 'global') throw invalidParam('The only push rule scope is "global"');
+}
+
+@Controller()
+@UseGuards(AccessTokenGuard, RateLimitGuard)
+export class PushRulesController {
+  constructor(@Inject(PushRulesService) private readonly rules: PushRulesService) {}
+
+  @Get([...clientPaths('pushrules/'), ...clientPaths('pushrules')])
+  async all(@CurrentRequester() requester: Requester) {
+    return { global: await this.rules.ruleset(requester.userId) };
+  }
+
+  @Get([...clientPaths('pushrules/global/'), ...clientPaths('pushrules/global')])
+  global(@CurrentRequester() requester: Requester) {
+    return this.rules.ruleset(requester.userId);
+  }
+
+  @Get(clientPaths('pushrules/:scope/:kind/:ruleId'))
+  get(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
+    checkScope(scope);
+    return this.rules.getRule(requester.userId, kind, ruleId);
+  }
+
+  @Put(clientPaths('pushrules/:scope/:kind/:ruleId'))
+  @RateLimited()
+  async put(
+    @CurrentRequester() requester: Requester,
+    @Param('scope') scope: string,
+    @Param('kind') kind: string,
+    @Param('ruleId') ruleId: string,
+    @Query('before') before: string | undefined,
+    @Query('after') after: string | undefined,
+    @Body() body: unknown,
+  ) {
+    checkScope(scope);
+    await this.rules.putRule(requester.userId, kind, ruleId, objectBody(body, false), before || undefined, after || undefined);
+    return {};
+  }
+
+  @Delete(clientPaths('pushrules/:scope/:kind/:ruleId'))
+  async delete(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
+    checkScope(scope);
+    await this.rules.deleteRule(requester.userId, kind, ruleId);
+    return {};
+  }
+
+  @Get(clientPaths('pushrules/:scope/:kind/:ruleId/enabled'))
+  async getEnabled(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
+    checkScope(scope);
+    return { enabled: (await this.rules.getRule(requester.userId, kind, ruleId)).enabled };
+  }
+
+  @Put(clientPaths('pushrules/:scope/:kind/:ruleId/enabled'))
+  async setEnabled(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
+    checkScope(scope);
+    await this.rules.setEnabled(requester.userId, kind, ruleId, objectBody(body, false));
+    return {};
+  }
+
+  @Get(clientPaths('pushrules/:scope/:kind/:ruleId/actions'))
+  async getActions(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
+    checkScope(scope);
+    return { actions: (await this.rules.getRule(requester.userId, kind, ruleId)).actions };
+  }
+
+  @Put(clientPaths('pushrules/:scope/:kind/:ruleId/actions'))
+  async setActions(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
+    checkScope(scope);
+    await this.rules.setActions(requester.userId, kind, ruleId, objectBody(body, false));
+    return {};
+  }
+}
