@@ -40,11 +40,11 @@ describe('embedded homeserver process', () => {
 
   it('serves versions, federation version, well-known and signed keys; keeps its key and data across a restart', async () => {
     const first = await start();
-    const versions = await (await fetch(`${first.client}/_matrix/client/versions`)).json();
+    const versions = (await (await fetch(`${first.client}/_matrix/client/versions`)).json()) as { versions: string[] };
     validateResponse('client-server', 'GET', '/_matrix/client/versions', 200, versions);
     expect(versions.versions).toContain('v1.16');
 
-    const fedVersion = await (await fetch(`${first.federation}/_matrix/federation/v1/version`)).json();
+    const fedVersion = (await (await fetch(`${first.federation}/_matrix/federation/v1/version`)).json()) as { server: { name: string } };
     validateResponse('server-server', 'GET', '/_matrix/federation/v1/version', 200, fedVersion);
     expect(fedVersion.server.name).toBe('tessera');
 

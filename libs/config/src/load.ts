@@ -186,7 +186,7 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
   const oldRaw = raw.old_signing_keys;
   if (oldRaw !== undefined && oldRaw !== null) {
     if (typeof oldRaw !== 'object' || Array.isArray(oldRaw)) fail('old_signing_keys', 'must be a mapping of key ids to {key, expired_ts}');
-    for (const [keyId, entry] of Object.entries(oldRaw as Record<string, unknown>)) {
+    for (const keyId of Object.keys(oldRaw as Record<string, unknown>)) {
       const field = `old_signing_keys.${keyId}`;
       if (!/^ed25519:[a-zA-Z0-9_]+$/.test(keyId)) fail(field, 'key id must look like ed25519:<version> (letters, digits, underscore)');
       const e = map(oldRaw as Record<string, unknown>, keyId, field, ['key', 'expired_ts']);
