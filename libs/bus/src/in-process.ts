@@ -17,6 +17,9 @@ export interface InProcessBusOptions {
 
 type AnyHandler = (payload: unknown) => unknown;
 
+/** Durable messages kept for a subject nobody consumes yet. */
+const MAX_UNCLAIMED = 10_000;
+
 interface Member {
   queue: string | undefined;
   fn: AnyHandler;
@@ -187,7 +190,14 @@ class InProcessBus implements BusTransport {
     const message = jsonCopy(payload, subject);
     const groups = this.durableLogs.get(subject);
     if (!groups || groups.size === 0) {
-      this.unclaimed.set(subject, [...(this.unclaimed.get(subject) ?? []), { payload: message, deliveries: 0 }]);
+      const waiting = this.unclaimed.get(subject) ?? [];
+      waiting.push({ payload: message, deliveries: 0 });
+      // Bounded like a JetStream stream's limits: nobody consuming must not grow memory forever.
+      if (waiting.length > MAX_UNCLAIMED) {
+        waiting.shift();
+        this.onHandlerError(new Error(`more than ${MAX_UNCLAIMED} durable messages wait for a consumer; the oldest was dropped`), subject);
+      }
+      this.unclaimed.set(subject, waiting);
       return;
     }
     for (const group of groups.values()) {

@@ -211,7 +211,9 @@ class NatsBus implements BusTransport {
     }
     this.js ??= this.nc.jetstream();
     const consumer = await this.js.consumers.get(stream, options.durableName);
-    const messages = await consumer.consume();
+    // One message at a time: the handler runs messages one after another, and a larger pull
+    // would start the ack_wait clock of buffered messages early and cause needless redelivery.
+    const messages = await consumer.consume({ max_messages: 1 });
     const retryDelayMs = options.retryDelayMs ?? 1000;
     const loop = this.track(
       (async () => {

@@ -31,7 +31,7 @@ describe('subject catalog', () => {
       await subscribeOn(bus, Subjects.streamEvents, (n) => void seen.push(n));
       const note: StreamEventNotification = {
         position: 10, previousPosition: 9, roomId: '!r:example.org', eventId: '$e', type: 'm.room.member', stateKey: '@a:example.org',
-        sender: '@a:example.org', roomVersion: '11', addsState: [['m.room.member', '@a:example.org', '$e']],
+        sender: '@a:example.org', originServerTs: 1, local: true, roomVersion: '11', addsState: [['m.room.member', '@a:example.org', '$e']],
         membership: { userId: '@a:example.org', membership: 'join' },
       };
       await publishOn(bus, Subjects.streamEvents, note);
