@@ -318,3 +318,22 @@ describe('authorization rules', () => {
     expect(() => authorize(event, lookup, v, { isSignedByServer: (_e, server) => server === 'a.example' })).not.toThrow();
   });
 });
+
+describe('malformed input is refused, not a crash', () => {
+  const v = getRoomVersion('10');
+  it.each([
+    ['content null', { content: null }],
+    ['no prev_events', { prev_events: undefined }],
+    ['sender not a string', { sender: 5 }],
+  ])('%s', (_label, patch) => {
+    const state = room(v);
+    const event = { ...makeEvent(v, { type: 'm.room.message', sender: CAROL }), ...patch } as unknown as RoomEvent;
+    expect(() => authorize(event, (t, k) => state.get(stateKey(t, k)), v)).toThrow(AuthError);
+  });
+  it('a state event without content counts as absent', () => {
+    const state = room(v);
+    const create = state.get(stateKey('m.room.create', ''))!;
+    state.set(stateKey('m.room.create', ''), { ...create, content: null as any });
+    expect(() => authorize(makeEvent(v, { type: 'm.room.message', sender: CAROL }), (t, k) => state.get(stateKey(t, k)), v)).toThrow(/no m.room.create/);
+  });
+});

@@ -34,10 +34,21 @@ function membershipOf(event: RoomEvent | undefined): Membership {
 
 export function authorize(
   event: RoomEvent,
-  authState: AuthStateLookup,
+  lookupAuthState: AuthStateLookup,
   roomVersion: RoomVersion,
   options: AuthorizeOptions = {},
 ): void {
+  // Malformed input is refused, never a crash: the event's own shape first, and state events
+  // without object content count as absent (no such event could have been accepted).
+  check(
+    isObject(event) && typeof event.type === 'string' && typeof event.sender === 'string' && isObject(event.content) && Array.isArray(event.prev_events),
+    'event format',
+    'the event lacks type, sender, content or prev_events',
+  );
+  const authState: AuthStateLookup = (type, key) => {
+    const found = lookupAuthState(type, key);
+    return found && isObject(found.content) ? found : undefined;
+  };
   if (event.type === 'm.room.create') return authorizeCreate(event, roomVersion);
 
   const create = authState('m.room.create', '');
