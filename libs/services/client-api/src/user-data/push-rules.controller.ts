@@ -16,12 +16,13 @@ function checkScope(scope: string): void {
 export class PushRulesController {
   constructor(@Inject(PushRulesService) private readonly rules: PushRulesService) {}
 
-  @Get([...clientPaths('pushrules/'), ...clientPaths('pushrules')])
+  // Nest drops the trailing slash of the spec's /pushrules/: it needs Fastify's ignoreTrailingSlash (libs/http).
+  @Get(clientPaths('pushrules/'))
   async all(@CurrentRequester() requester: Requester) {
     return { global: await this.rules.ruleset(requester.userId) };
   }
 
-  @Get([...clientPaths('pushrules/global/'), ...clientPaths('pushrules/global')])
+  @Get(clientPaths('pushrules/global/'))
   global(@CurrentRequester() requester: Requester) {
     return this.rules.ruleset(requester.userId);
   }

@@ -1,0 +1,205 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DB } from '@tessera/http';
+import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias } from '@tessera/protocol';
+import { getCurrentStateEvents, getRoom, getRoomMemberCounts, type Db } from '@tessera/storage';
+import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
+import { maySendState } from '../rooms/power.js';
+import { RoomReads } from '../rooms/room-reads.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
+import { isPlainObject, serverNameOf, type JsonBody } from '../validation.js';
+import { directoryStore } from './directory.store.js';
+
+const DEFAULT_PUBLIC_ROOMS_LIMIT = 100;
+
+export interface PublicRoomsChunk {
+  room_id: string;
+  num_joined_members: number;
+  world_readable: boolean;
+  guest_can_join: boolean;
+  name?: string;
+  topic?: string;
+  canonical_alias?: string;
+  avatar_url?: string;
+  join_rule?: string;
+  room_type?: string;
+}
+
+/** Room aliases and the public room directory (spec "Room aliases", "Listing rooms"). */
+@Injectable()
+export class DirectoryService {
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(RoomReads) private readonly reads: RoomReads,
+  ) {}
+
+  /** An alias of this server, checked; M_INVALID_PARAM otherwise. */
+  localAlias(alias: string): string {
+    if (!isValidRoomAlias(alias)) throw invalidParam(`"${alias}" is not a room alias (#localpart:server)`);
+    if (serverNameOf(alias) !== this.settings.serverName) throw invalidParam(`"${alias}" is not an alias of this server (${this.settings.serverName})`);
+    return alias;
+  }
+
+  /** The room an alias names; 404 M_NOT_FOUND when unknown (remote aliases are not resolved yet). */
+  async resolve(alias: string): Promise<{ room_id: string; servers: string[] }> {
+    if (!isValidRoomAlias(alias)) throw invalidParam(`"${alias}" is not a room alias (#localpart:server)`);
+    const found = serverNameOf(alias) === this.settings.serverName ? await directoryStore.aliasRoom(this.db, alias) : undefined;
+    // TODO(federation): query the alias's server (GET /_matrix/federation/v1/query/directory).
+    if (!found) throw notFound(`Room alias ${alias} not found`);
+    return { room_id: found.roomId, servers: [this.settings.serverName] };
+  }
+
+  async isAliasFree(alias: string): Promise<boolean> {
+    return !(await directoryStore.aliasRoom(this.db, alias));
+  }
+
+  /** PUT /directory/room/{alias}: 409 M_UNKNOWN when the alias exists (the spec's status). */
+  async createAlias(userId: string, alias: string, body: JsonBody): Promise<void> {
+    this.localAlias(alias);
+    const roomId = body.room_id;
+    if (roomId === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'missing "room_id"');
+    if (typeof roomId !== 'string') throw badJson('"room_id" must be a room id');
+    if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+    if (!(await directoryStore.addAlias(this.db, alias, roomId, userId))) throw new MatrixError(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
+  }
+
+  /**
+   * DELETE /directory/room/{alias}: the alias's creator, or a member allowed to change the
+   * room's canonical alias (as Synapse).
+   */
+  async deleteAlias(userId: string, alias: string): Promise<void> {
+    this.localAlias(alias);
+    const found = await directoryStore.aliasRoom(this.db, alias);
+    if (!found) throw notFound(`Room alias ${alias} not found`);
+    if (found.creator !== userId && !(await this.mayChangeCanonicalAlias(found.roomId, userId))) {
+      throw forbidden('Only the creator of the alias or a room moderator may delete it');
+    }
+    await directoryStore.deleteAlias(this.db, alias);
+  }
+
+  /** GET /rooms/{roomId}/aliases: members (or anyone when the room is world_readable). */
+  async roomAliases(userId: string, roomId: string): Promise<{ aliases: string[] }> {
+    if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+    if (!(await this.reads.isJoined(roomId, userId)) && !(await this.isWorldReadable(roomId))) {
+      throw forbidden('You are not a member of this room');
+    }
+    return { aliases: await directoryStore.roomAliases(this.db, roomId) };
+  }
+
+  async visibility(roomId: string): Promise<{ visibility: 'public' | 'private' }> {
+    if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+    return { visibility: (await directoryStore.isPublished(this.db, roomId)) ? 'public' : 'private' };
+  }
+
+  async setVisibility(userId: string, roomId: string, body: JsonBody): Promise<void> {
+    const visibility = body.visibility ?? 'public';
+    if (visibility !== 'public' && visibility !== 'private') throw badJson('"visibility" must be "public" or "private"');
+    if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+    if (!(await this.reads.isJoined(roomId, userId)) || !(await this.mayChangeCanonicalAlias(roomId, userId))) {
+      throw forbidden('You need to be a room member with power to change the canonical alias to change its directory visibility');
+    }
+    await directoryStore.setPublished(this.db, roomId, visibility === 'public');
+  }
+
+  /** Publishing at createRoom: the creator has just made the room, no check needed. */
+  async publish(roomId: string): Promise<void> {
+    await directoryStore.setPublished(this.db, roomId, true);
+  }
+
+  async addAliasForNewRoom(alias: string, roomId: string, creator: string): Promise<boolean> {
+    return directoryStore.addAlias(this.db, alias, roomId, creator);
+  }
+
+  /**
+   * GET/POST /publicRooms: published rooms, largest first, filtered by a case-insensitive
+   * search of name, topic and canonical alias. `since` is an offset token ("o<n>").
+   */
+  async publicRooms(query: { limit?: number; since?: string; searchTerm?: string; server?: string }): Promise<Record<string, unknown>> {
+    if (query.server !== undefined && query.server !== this.settings.serverName) {
+      // TODO(federation): ask the named server's /_matrix/federation/v1/publicRooms.
+      throw notFound(`The public rooms of ${query.server} are not available from this server yet`);
+    }
+    const limit = query.limit === undefined ? DEFAULT_PUBLIC_ROOMS_LIMIT : query.limit;
+    if (!Number.isInteger(limit) || limit < 0) throw invalidParam('"limit" must be a non-negative integer');
+    let offset = 0;
+    if (query.since !== undefined) {
+      const match = /^o(\d{1,9})$/.exec(query.since);
+      if (!match) throw invalidParam(`"since" ${JSON.stringify(query.since)} is not a token from an earlier answer`);
+      offset = Number(match[1]);
+    }
+    const all: PublicRoomsChunk[] = [];
+    for (const roomId of await directoryStore.publishedRooms(this.db)) {
+      const chunk = await this.describe(roomId);
+      if (chunk) all.push(chunk);
+    }
+    const term = query.searchTerm?.toLowerCase();
+    const matching = term
+      ? all.filter((r) => [r.name, r.topic, r.canonical_alias].some((v) => typeof v === 'string' && v.toLowerCase().includes(term)))
+      : all;
+    matching.sort((a, b) => b.num_joined_members - a.num_joined_members || a.room_id.localeCompare(b.room_id));
+    const chunk = matching.slice(offset, offset + limit);
+    const result: Record<string, unknown> = { chunk, total_room_count_estimate: matching.length };
+    if (offset + limit < matching.length) result.next_batch = `o${offset + limit}`;
+    if (offset > 0) result.prev_batch = `o${Math.max(0, offset - limit)}`;
+    return result;
+  }
+
+  private async describe(roomId: string): Promise<PublicRoomsChunk | undefined> {
+    const room = await getRoom(this.db, roomId);
+    if (!room) return undefined;
+    const state = await getCurrentStateEvents(this.db, roomId, [
+      'm.room.name', 'm.room.topic', 'm.room.canonical_alias', 'm.room.avatar', 'm.room.join_rules', 'm.room.history_visibility',
+      'm.room.guest_access', 'm.room.create',
+    ]);
+    const content = (type: string) => (state.find((e) => e.type === type && e.stateKey === '')?.json.content ?? {}) as Record<string, unknown>;
+    const counts = await getRoomMemberCounts(this.db, roomId);
+    const chunk: PublicRoomsChunk = {
+      room_id: roomId,
+      num_joined_members: counts.join ?? 0,
+      world_readable: content('m.room.history_visibility').history_visibility === 'world_readable',
+      guest_can_join: content('m.room.guest_access').guest_access === 'can_join',
+    };
+    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+    const name = str(content('m.room.name').name);
+    if (name) chunk.name = name;
+    const topic = str(content('m.room.topic').topic);
+    if (topic) chunk.topic = topic;
+    const alias = str(content('m.room.canonical_alias').alias);
+    if (alias) chunk.canonical_alias = alias;
+    const avatar = str(content('m.room.avatar').url);
+    if (avatar) chunk.avatar_url = avatar;
+    const joinRule = str(content('m.room.join_rules').join_rule);
+    if (joinRule) chunk.join_rule = joinRule;
+    const roomType = str(content('m.room.create').type);
+    if (roomType) chunk.room_type = roomType;
+    return chunk;
+  }
+
+  private async isWorldReadable(roomId: string): Promise<boolean> {
+    const [hv] = await getCurrentStateEvents(this.db, roomId, ['m.room.history_visibility']);
+    return hv?.json.content?.history_visibility === 'world_readable';
+  }
+
+  private async mayChangeCanonicalAlias(roomId: string, userId: string): Promise<boolean> {
+    const state = await getCurrentStateEvents(this.db, roomId, ['m.room.create', 'm.room.power_levels']);
+    const create = state.find((e) => e.type === 'm.room.create');
+    const power = state.find((e) => e.type === 'm.room.power_levels')?.json.content as Record<string, unknown> | undefined;
+    if (!create) return false;
+    const room = await getRoom(this.db, roomId);
+    const privileged =
+      room && isKnownRoomVersion(room.roomVersion) && getRoomVersion(room.roomVersion).privilegedCreators
+        ? [create.sender, ...(Array.isArray(create.json.content?.additional_creators) ? (create.json.content.additional_creators as string[]) : [])]
+        : [];
+    return maySendState(power, userId, 'm.room.canonical_alias', create.sender, privileged);
+  }
+}
+
+export function searchTermOf(body: JsonBody): string | undefined {
+  const filter = body.filter;
+  if (filter === undefined || filter === null) return undefined;
+  if (!isPlainObject(filter)) throw badJson('"filter" must be a JSON object');
+  const term = filter.generic_search_term;
+  if (term === undefined || term === null) return undefined;
+  if (typeof term !== 'string') throw badJson('"filter.generic_search_term" must be a string');
+  return term;
+}

@@ -1,0 +1,107 @@
+import { Global, Inject, Injectable, Module } from '@nestjs/common';
+import { DB } from '@tessera/http';
+import {
+  getClientTxnIds, getEvents, getSnapshotEntries, getUserMembershipHistory, getUserMembershipInRoom, getUsersSharingRooms, isEventInRoom,
+  type Db, type StoredEvent,
+} from '@tessera/storage';
+import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
+import { toClientEvent, type ClientEvent } from './client-event.js';
+
+const HISTORY_VISIBILITY = 'm.room.history_visibility';
+const MEMBER = 'm.room.member';
+const KEY_SEP = '\u0000';
+
+/** Visibility values from the most to the least open (a change is judged by the more open one). */
+const OPENNESS = ['world_readable', 'shared', 'invited', 'joined'];
+
+/**
+ * Reads of rooms for the Client-Server API: memberships, history visibility, and events in
+ * the client format. Also the ROOM_MEMBERSHIP the typing/receipts code asks.
+ */
+@Injectable()
+export class RoomReads implements RoomMembership {
+  constructor(@Inject(DB) readonly db: Db) {}
+
+  async membership(roomId: string, userId: string): Promise<string | undefined> {
+    return (await getUserMembershipInRoom(this.db, roomId, userId))?.membership;
+  }
+
+  async isJoined(roomId: string, userId: string): Promise<boolean> {
+    return (await this.membership(roomId, userId)) === 'join';
+  }
+
+  eventInRoom(roomId: string, eventId: string): Promise<boolean> {
+    return isEventInRoom(this.db, roomId, eventId);
+  }
+
+  usersSharingRoomsWith(userId: string): Promise<string[]> {
+    return getUsersSharingRooms(this.db, userId);
+  }
+
+  /**
+   * The events of one room the user may see, per the spec's history visibility algorithm
+   * ("Room history visibility"): world_readable at the event; joined at the event; shared at
+   * the event and joined at any point after it; invited at the event with history invited.
+   * The user's own membership event is judged by the membership it sets, and a change of
+   * history visibility by the more open of the old and new setting (as Synapse does).
+   */
+  async visibleEvents(userId: string, roomId: string, events: StoredEvent[]): Promise<StoredEvent[]> {
+    if (events.length === 0) return [];
+    const history = await getUserMembershipHistory(this.db, roomId, userId);
+    const lastJoinPos = Math.max(-1, ...history.filter((h) => h.membership === 'join').map((h) => h.streamPos));
+    const bySnapshot = new Map<number | null, Map<string, string>>();
+    for (const e of events) {
+      if (!bySnapshot.has(e.stateBeforeNid)) bySnapshot.set(e.stateBeforeNid, new Map());
+    }
+    await Promise.all(
+      [...bySnapshot.keys()].map(async (nid) => {
+        bySnapshot.set(nid, await getSnapshotEntries(this.db, nid, [[HISTORY_VISIBILITY, ''], [MEMBER, userId]]));
+      }),
+    );
+    const cited = new Set<string>();
+    for (const entries of bySnapshot.values()) for (const id of entries.values()) cited.add(id);
+    const stateEvents = await getEvents(this.db, [...cited]);
+    const contentOf = (id: string | undefined) => (id ? (stateEvents.get(id)?.json.content ?? {}) : {}) as Record<string, unknown>;
+
+    return events.filter((e) => {
+      const entries = bySnapshot.get(e.stateBeforeNid)!;
+      let visibility = String(contentOf(entries.get(`${HISTORY_VISIBILITY}${KEY_SEP}`)).history_visibility ?? 'shared');
+      if (!OPENNESS.includes(visibility)) visibility = 'shared';
+      if (e.type === HISTORY_VISIBILITY && e.stateKey === '') {
+        const next = String(e.json.content?.history_visibility ?? 'shared');
+        if (OPENNESS.includes(next) && OPENNESS.indexOf(next) < OPENNESS.indexOf(visibility)) visibility = next;
+      }
+      let membership = String(contentOf(entries.get(`${MEMBER}${KEY_SEP}${userId}`)).membership ?? 'leave');
+      if (e.type === MEMBER && e.stateKey === userId) membership = String(e.json.content?.membership ?? membership);
+      if (visibility === 'world_readable') return true;
+      if (membership === 'join') return true;
+      if (visibility === 'shared' && e.streamPos !== null && lastJoinPos >= e.streamPos) return true;
+      if (visibility === 'invited' && membership === 'invite') return true;
+      return false;
+    });
+  }
+
+  /** Events as ClientEvents for one device: its transaction ids, and what redacted them. */
+  async toClientEvents(events: StoredEvent[], requester?: { userId: string; deviceId: string }): Promise<ClientEvent[]> {
+    if (events.length === 0) return [];
+    const own = requester ? events.filter((e) => e.sender === requester.userId).map((e) => e.eventId) : [];
+    const redactionIds = events.map((e) => e.redactedBy).filter((id): id is string => !!id);
+    const [txnIds, redactions] = await Promise.all([
+      requester && own.length > 0 ? getClientTxnIds(this.db, requester.userId, requester.deviceId, own) : Promise.resolve(new Map<string, string>()),
+      getEvents(this.db, redactionIds),
+    ]);
+    const now = Date.now();
+    return events.map((e) => toClientEvent(e, { txnIds, redactions, now }));
+  }
+}
+
+/**
+ * Global so that the typing and receipts services (which take ROOM_MEMBERSHIP as optional)
+ * see it wherever they are declared.
+ */
+@Global()
+@Module({
+  providers: [RoomReads, { provide: ROOM_MEMBERSHIP, useExisting: RoomReads }],
+  exports: [RoomReads, ROOM_MEMBERSHIP],
+})
+export class RoomReadsModule {}

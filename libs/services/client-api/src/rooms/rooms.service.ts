@@ -1,0 +1,203 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { CreateRoomRequest, InitialStateEvent } from '@tessera/bus';
+import { DB } from '@tessera/http';
+import { isValidRoomAlias, isValidRoomId, isValidUserId } from '@tessera/protocol';
+import { getRoom, getUserMembershipInRoom, type Db } from '@tessera/storage';
+import { DirectoryService } from '../directory/directory.service.js';
+import { directoryStore } from '../directory/directory.store.js';
+import { MatrixError, badJson, invalidParam, notFound } from '../errors.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
+import { ProfileService } from '../user-data/profile.service.js';
+import { isPlainObject, optionalBoolean, optionalObject, optionalString, optionalStringArray, requireString, serverNameOf, type JsonBody } from '../validation.js';
+import { RoomInput } from './room-input.service.js';
+
+/** Local part of an alias: no colon, no whitespace (the alias as a whole is checked too). */
+const ALIAS_LOCALPART = /^[^:\s#]+$/;
+
+/** Writes to rooms: every one goes to room-server as a roomserver.input request. */
+@Injectable()
+export class RoomsService {
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    @Inject(RoomInput) private readonly input: RoomInput,
+    @Inject(DirectoryService) private readonly directory: DirectoryService,
+    @Inject(ProfileService) private readonly profiles: ProfileService,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+  ) {}
+
+  /** POST /createRoom. Every field is checked before anything is created. */
+  async createRoom(userId: string, body: JsonBody): Promise<{ room_id: string }> {
+    const visibility = optionalString(body, 'visibility');
+    if (visibility !== undefined && visibility !== 'public' && visibility !== 'private') throw badJson('"visibility" must be "public" or "private"');
+    const preset = optionalString(body, 'preset');
+    if (preset !== undefined && !['private_chat', 'public_chat', 'trusted_private_chat'].includes(preset)) {
+      throw badJson('"preset" must be private_chat, public_chat or trusted_private_chat');
+    }
+    const invite = optionalStringArray(body, 'invite') ?? [];
+    for (const u of invite) if (!isValidUserId(u)) throw invalidParam(`"${u}" in "invite" is not a user id`);
+    const invite3pid = body.invite_3pid;
+    if (invite3pid !== undefined && invite3pid !== null && (!Array.isArray(invite3pid) || invite3pid.length > 0)) {
+      throw new MatrixError(400, 'M_UNRECOGNIZED', 'Inviting by third-party identifier (invite_3pid) is not supported by this server');
+    }
+    const roomVersion = body.room_version;
+    if (roomVersion !== undefined && typeof roomVersion !== 'string') throw badJson('"room_version" must be a string');
+    const initialState = body.initial_state;
+    if (initialState !== undefined && (!Array.isArray(initialState) || !initialState.every(isInitialStateEvent))) {
+      throw badJson('"initial_state" must be a list of {type, state_key, content}');
+    }
+    const name = optionalString(body, 'name');
+    const topic = optionalString(body, 'topic');
+    const creationContent = optionalObject(body, 'creation_content');
+    const powerOverride = optionalObject(body, 'power_level_content_override');
+    const isDirect = optionalBoolean(body, 'is_direct');
+
+    let alias: string | undefined;
+    const aliasName = optionalString(body, 'room_alias_name');
+    if (aliasName !== undefined) {
+      alias = `#${aliasName}:${this.settings.serverName}`;
+      if (!ALIAS_LOCALPART.test(aliasName) || !isValidRoomAlias(alias)) throw invalidParam(`"room_alias_name" ${JSON.stringify(aliasName)} cannot make a valid alias`);
+      if (!(await this.directory.isAliasFree(alias))) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} is already in use`);
+    }
+
+    const request: Omit<CreateRoomRequest, 'op'> = { sender: userId, invite };
+    if (preset !== undefined) request.preset = preset as CreateRoomRequest['preset'];
+    if (visibility !== undefined) request.visibility = visibility;
+    if (name !== undefined) request.name = name;
+    if (topic !== undefined) request.topic = topic;
+    if (initialState !== undefined) request.initial_state = initialState as InitialStateEvent[];
+    if (powerOverride !== undefined) request.power_level_content_override = powerOverride;
+    if (roomVersion !== undefined) request.room_version = roomVersion as string;
+    if (creationContent !== undefined) request.creation_content = creationContent;
+    if (isDirect !== undefined) request.is_direct = isDirect;
+    if (alias !== undefined) request.canonicalAlias = alias;
+    const { roomId } = await this.input.createRoom(request);
+    // The alias was free a moment ago; a concurrent claim wins and this room keeps its canonical alias event only.
+    if (alias !== undefined) await this.directory.addAliasForNewRoom(alias, roomId, userId);
+    if (visibility === 'public') await this.directory.publish(roomId);
+    return { room_id: roomId };
+  }
+
+  /** A room id, or the room an alias names. */
+  async resolveRoom(roomIdOrAlias: string): Promise<string> {
+    if (roomIdOrAlias.startsWith('#')) return (await this.directory.resolve(roomIdOrAlias)).room_id;
+    if (!isValidRoomId(roomIdOrAlias)) throw invalidParam(`"${roomIdOrAlias}" is neither a room id nor a room alias`);
+    return roomIdOrAlias;
+  }
+
+  /** POST /join/{roomIdOrAlias} and /rooms/{roomId}/join. */
+  async join(userId: string, roomIdOrAlias: string, body: JsonBody): Promise<{ room_id: string }> {
+    const reason = optionalString(body, 'reason');
+    if (body.third_party_signed !== undefined && body.third_party_signed !== null) {
+      throw new MatrixError(400, 'M_UNRECOGNIZED', 'Joining with a third-party invite (third_party_signed) is not supported by this server');
+    }
+    const roomId = await this.resolveRoom(roomIdOrAlias);
+    await this.requireKnownRoom(roomId);
+    const content = await this.profileContent(userId);
+    await this.input.membership({ action: 'join', roomId, sender: userId, reason, content });
+    return { room_id: roomId };
+  }
+
+  /** POST /knock/{roomIdOrAlias}. */
+  async knock(userId: string, roomIdOrAlias: string, body: JsonBody): Promise<{ room_id: string }> {
+    const reason = optionalString(body, 'reason');
+    const roomId = await this.resolveRoom(roomIdOrAlias);
+    await this.requireKnownRoom(roomId);
+    await this.input.membership({ action: 'knock', roomId, sender: userId, reason, content: await this.profileContent(userId) });
+    return { room_id: roomId };
+  }
+
+  async leave(userId: string, roomId: string, body: JsonBody): Promise<void> {
+    const reason = optionalString(body, 'reason');
+    await this.requireKnownRoom(roomId);
+    await this.input.membership({ action: 'leave', roomId, sender: userId, reason });
+  }
+
+  /** invite, kick, ban, unban: {user_id, reason?}. */
+  async actOn(userId: string, roomId: string, action: 'invite' | 'kick' | 'ban' | 'unban', body: JsonBody): Promise<void> {
+    if (action === 'invite' && body.user_id === undefined && (body.id_server !== undefined || body.medium !== undefined)) {
+      throw new MatrixError(400, 'M_UNRECOGNIZED', 'Inviting by third-party identifier is not supported by this server');
+    }
+    const target = requireString(body, 'user_id');
+    if (!isValidUserId(target)) throw invalidParam(`"${target}" is not a user id`);
+    const reason = optionalString(body, 'reason');
+    await this.requireKnownRoom(roomId);
+    await this.input.membership({ action, roomId, sender: userId, target, reason });
+  }
+
+  /** POST /rooms/{roomId}/forget: only once the user is no longer in (or invited to) the room. */
+  async forget(userId: string, roomId: string): Promise<void> {
+    const membership = await getUserMembershipInRoom(this.db, roomId, userId);
+    if (!membership) throw notFound(`You have never been in ${roomId}`);
+    if (membership.membership === 'join' || membership.membership === 'invite' || membership.membership === 'knock') {
+      throw new MatrixError(400, 'M_UNKNOWN', `You are still in ${roomId} (membership ${membership.membership}): leave it first`);
+    }
+    await directoryStore.forget(this.db, userId, roomId, membership.streamPos);
+  }
+
+  /** PUT /rooms/{roomId}/send/{eventType}/{txnId}: the same txn id on the same device gives the same event. */
+  async send(userId: string, deviceId: string, roomId: string, type: string, txnId: string, body: unknown): Promise<{ event_id: string }> {
+    if (!isPlainObject(body)) throw badJson('The event content must be a JSON object');
+    if (type === '') throw invalidParam('The event type must not be empty');
+    const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, content: body, txn: { deviceId, txnId } });
+    return { event_id: eventId };
+  }
+
+  /** PUT /rooms/{roomId}/state/{eventType}/{stateKey}. */
+  async putState(userId: string, roomId: string, type: string, stateKey: string, body: unknown): Promise<{ event_id: string }> {
+    if (!isPlainObject(body)) throw badJson('The state content must be a JSON object');
+    if (type === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, body);
+    if (type === 'm.room.member') {
+      // Memberships go through the membership rules (and the profile join content), as Synapse does.
+      if (!isValidUserId(stateKey)) throw invalidParam(`"${stateKey}" is not a user id`);
+    }
+    const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, stateKey, content: body });
+    return { event_id: eventId };
+  }
+
+  /** PUT /rooms/{roomId}/redact/{eventId}/{txnId}. */
+  async redact(userId: string, deviceId: string, roomId: string, eventId: string, txnId: string, body: JsonBody): Promise<{ event_id: string }> {
+    const reason = optionalString(body, 'reason');
+    if (!eventId.startsWith('$')) throw invalidParam(`"${eventId}" is not an event id`);
+    const { eventId: redactionId } = await this.input.redact({ roomId, sender: userId, redacts: eventId, reason, txn: { deviceId, txnId } });
+    return { event_id: redactionId };
+  }
+
+  /** The spec: aliases in m.room.canonical_alias must be valid and point at this room (M_BAD_ALIAS). */
+  private async checkCanonicalAlias(roomId: string, content: JsonBody): Promise<void> {
+    const aliases: unknown[] = [];
+    if (content.alias !== undefined && content.alias !== null) aliases.push(content.alias);
+    if (content.alt_aliases !== undefined) {
+      if (!Array.isArray(content.alt_aliases)) throw invalidParam('"alt_aliases" must be a list of room aliases');
+      aliases.push(...content.alt_aliases);
+    }
+    for (const alias of aliases) {
+      if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
+      if (serverNameOf(alias) !== this.settings.serverName) continue; // TODO(federation): check remote aliases.
+      const found = await directoryStore.aliasRoom(this.db, alias);
+      if (!found || found.roomId !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
+    }
+  }
+
+  private async requireKnownRoom(roomId: string): Promise<void> {
+    // TODO(federation): join or knock on a remote room through make_join/send_join.
+    if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+  }
+
+  /** displayname and avatar_url for a join, from the user's profile (as Synapse). */
+  private async profileContent(userId: string): Promise<Record<string, unknown>> {
+    try {
+      const profile = await this.profiles.getProfile(userId);
+      const content: Record<string, unknown> = {};
+      if (typeof profile.displayname === 'string') content.displayname = profile.displayname;
+      if (typeof profile.avatar_url === 'string') content.avatar_url = profile.avatar_url;
+      return content;
+    } catch {
+      return {};
+    }
+  }
+}
+
+function isInitialStateEvent(value: unknown): boolean {
+  return isPlainObject(value) && typeof value.type === 'string' && isPlainObject(value.content) && (value.state_key === undefined || typeof value.state_key === 'string');
+}
+

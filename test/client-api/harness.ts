@@ -1,0 +1,184 @@
+/**
+ * Starts the client-api service as it runs in production (libs/http's Nest + Fastify app,
+ * H5's runtime, our migrations) on a free port, against real PostgreSQL or PGlite and real
+ * Redis or the in-memory store, and talks to it over real HTTP. Every JSON response is checked
+ * against the spec's OpenAPI document (the path template is found from the request path).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Global, Module } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { expect } from 'vitest';
+import { buildConfig } from '@tessera/config';
+import { createHttpApp, createLogger, openRuntime, serviceRoot, type ServiceRuntime } from '@tessera/http';
+import { migrate } from '@tessera/storage';
+import { createTestDatabase, MATRIX_SPEC_DIR, REDIS_URL, uniqueName, validateResponse, type TestDatabase } from '@tessera/testing';
+import { ClientApiModule, CLIENT_API_SETTINGS_OVERRIDES, clientApiMigrations, type ClientApiOverrides } from '@tessera/client-api-service';
+
+export interface HarnessOptions {
+  database: 'postgres' | 'pglite';
+  redis: boolean;
+  /** Extra homeserver.yaml settings (snake_case). */
+  config?: Record<string, unknown>;
+  overrides?: ClientApiOverrides;
+}
+
+export interface Reply<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export interface CallOptions {
+  body?: unknown;
+  /** A raw body string (for malformed JSON). */
+  rawBody?: string;
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+// ---- spec path templates, to validate each response against the right operation ----
+const spec = JSON.parse(readFileSync(join(MATRIX_SPEC_DIR, 'openapi/client-server.json'), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+const templates = Object.keys(spec.paths)
+  .map((key) => key.trim())
+  .filter((key, i, all) => all.indexOf(key) === i)
+  .map((template) => ({
+    template,
+    methods: new Set(Object.keys(spec.paths[template] ?? spec.paths[`${template} `] ?? {}).concat(Object.keys(spec.paths[`${template} `] ?? {}))),
+    // Literal segments first: /pushrules/global/ must not match a {param} template.
+    literal: template.split('/').filter((s) => !s.startsWith('{')).length,
+    pattern: new RegExp(`^${template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  }))
+  .sort((a, b) => b.literal - a.literal);
+
+/** The spec's template for a concrete path (r0 read as v3), or undefined when the spec has none. */
+export function specTemplate(method: string, path: string): string | undefined {
+  const bare = path.split('?')[0]!.replace('/_matrix/client/r0/', '/_matrix/client/v3/');
+  return templates.find((t) => t.methods.has(method.toLowerCase()) && t.pattern.test(bare))?.template;
+}
+
+/** Checks a JSON response: against the spec's schema when the spec documents that status, else as a Matrix error. */
+export function checkAgainstSpec(method: string, path: string, status: number, body: unknown): void {
+  const template = specTemplate(method, path);
+  if (template === undefined) {
+    // Not a spec endpoint (Synapse's admin API) or an unknown path: it must still be a proper Matrix error when it fails.
+    if (status >= 400) expectMatrixError(body);
+    return;
+  }
+  try {
+    validateResponse('client-server', method, template, status, body);
+  } catch (error) {
+    if (/documents no \d+ response|has no JSON schema/.test((error as Error).message) && status >= 400) {
+      // The spec lists only some error statuses per endpoint (e.g. 401 from the auth guard is
+      // general to all authenticated endpoints): check the general error shape instead.
+      expectMatrixError(body);
+      return;
+    }
+    throw error;
+  }
+}
+
+function expectMatrixError(body: unknown): void {
+  expect(body, 'a Matrix error body').toMatchObject({ errcode: expect.stringMatching(/^M_[A-Z_]+$/), error: expect.any(String) });
+}
+
+export class ClientApiHarness {
+  validated = 0;
+
+  private constructor(
+    readonly base: string,
+    readonly serverName: string,
+    private readonly app: NestFastifyApplication,
+    private readonly runtime: ServiceRuntime,
+    private readonly cleanup: () => Promise<void>,
+  ) {}
+
+  static async start(options: HarnessOptions): Promise<ClientApiHarness> {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-client-api-'));
+    let testDb: TestDatabase | undefined;
+    if (options.database === 'postgres') testDb = await createTestDatabase();
+    const serverName = `${uniqueName('hs')}.test`;
+    const config = buildConfig(
+      {
+        server_name: serverName,
+        data_dir: dir,
+        enable_registration: true,
+        log_level: 'warn',
+        ...(testDb ? { database: { url: testDb.url } } : {}),
+        ...(options.redis ? { redis: { url: REDIS_URL } } : {}),
+        ...options.config,
+      },
+      { env: {}, cwd: dir },
+    );
+    const runtime = await openRuntime(config, { mode: 'embedded', name: 'client-api-test', logger: createLogger('client-api-test', 'warn') });
+    await migrate(runtime.db, clientApiMigrations);
+
+    @Global()
+    @Module({
+      providers: [{ provide: CLIENT_API_SETTINGS_OVERRIDES, useValue: { passwordScryptCost: 1024, redisKeyPrefix: `${uniqueName('test')}:`, ...options.overrides } }],
+      exports: [CLIENT_API_SETTINGS_OVERRIDES],
+    })
+    class OverridesModule {}
+
+    const app = await createHttpApp(serviceRoot(runtime, [OverridesModule, ClientApiModule]), { bodyLimit: config.maxRequestSize, logger: runtime.logger });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.getHttpServer().address() as { port: number };
+    return new ClientApiHarness(`http://127.0.0.1:${port}`, serverName, app, runtime, async () => {
+      await testDb?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+
+  /** The Nest application (for the route table). */
+  get nest(): NestFastifyApplication {
+    return this.app;
+  }
+
+  get db() {
+    return this.runtime.db;
+  }
+
+  async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    let body: string | undefined;
+    if (options.rawBody !== undefined) body = options.rawBody;
+    else if (options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+    const response = await fetch(`${this.base}${path}`, { method, headers, body });
+    const text = await response.text();
+    let json: unknown;
+    if (response.headers.get('content-type')?.includes('application/json')) {
+      json = JSON.parse(text);
+      checkAgainstSpec(method, path, response.status, json);
+      this.validated++;
+    }
+    // Every response, errors included, carries CORS headers (spec: "Web browser clients").
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    return { status: response.status, headers: response.headers, body: json as T };
+  }
+
+  /** Registers through the m.login.dummy flow; returns the login. */
+  async register(username: string, password = 'correct horse battery staple', extra: Record<string, unknown> = {}) {
+    const first = await this.call('POST', '/_matrix/client/v3/register', { body: { username, password, ...extra } });
+    expect(first.status).toBe(401);
+    const done = await this.call('POST', '/_matrix/client/v3/register', {
+      body: { username, password, auth: { type: 'm.login.dummy', session: first.body.session }, ...extra },
+    });
+    expect(done.status, JSON.stringify(done.body)).toBe(200);
+    return done.body as { user_id: string; access_token: string; device_id: string };
+  }
+
+  async login(user: string, password = 'correct horse battery staple', extra: Record<string, unknown> = {}) {
+    const reply = await this.call('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', identifier: { type: 'm.id.user', user }, password, ...extra } });
+    expect(reply.status, JSON.stringify(reply.body)).toBe(200);
+    return reply.body as { user_id: string; access_token: string; device_id: string };
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+    await this.runtime.close();
+    await this.cleanup();
+  }
+}
