@@ -106,7 +106,8 @@ export async function createRoom(decider: Decider, req: CreateRoomRequest, serve
     const authIds = chooseAuthEvents(spec, state, rv);
     const built = buildLocalEvent(roomId, rv, spec, prev ? [prev] : [], authIds.map((id) => depths.get(id)!), decider.signer);
     if (spec.type === 'm.room.create' && rv.roomIdIsCreateEventHash) roomId = roomIdForCreateEvent(built.pdu, rv);
-    const event = { ...built.event, room_id: built.event.room_id ?? roomId };
+    // The v12 create event has no room_id: its hash is the room id.
+    const event = spec.type === 'm.room.create' ? built.event : { ...built.event, room_id: built.event.room_id ?? roomId };
     try {
       authorize(event, (t, k) => {
         const id = state.get(stateKey(t, k));

@@ -15,7 +15,7 @@ import {
   type Pdu, type RoomEvent, type RoomVersion, type StateMap,
 } from '@tessera/protocol';
 import {
-  BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
+  BUS_NO_RESPONDERS, BUS_TIMEOUT, BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
   type AppendEvent, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
 } from '@tessera/bus';
 import { findClientTxn, type StoredEvent } from '@tessera/storage';
@@ -76,7 +76,7 @@ export class Decider {
   ) {}
 
   async append(request: AppendRequest): Promise<AppendReply> {
-    return this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, request, { timeoutMs: 30_000 });
+    return this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, request, { timeoutMs: 5_000 });
   }
 
   /** Loads the events of some state keys of `state` for synchronous auth lookups. */
@@ -115,10 +115,21 @@ export class Decider {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
         if (!view) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`);
+        if (attempt > 0 && options.txn) {
+          // An earlier attempt may have committed before its reply was lost.
+          const done = await findClientTxn(this.store.db, options.txn.userId, options.txn.deviceId, options.txn.txnId);
+          if (done) return { eventId: done, streamPos: null };
+        }
         try {
           return await this.sendOnce(view, spec, options);
         } catch (err) {
           if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
+          if (err instanceof BusError && (err.code === BUS_TIMEOUT || err.code === BUS_NO_RESPONDERS)) {
+            // persistence is restarting or slow: whether the append committed is unknown, so
+            // decide again from the stored room (the sequence guard and txn id keep it exact).
+            await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+            continue;
+          }
           if (err instanceof BusError && err.code === DUPLICATE_TXN) {
             return { eventId: (err.details as { eventId: string }).eventId, streamPos: null };
           }

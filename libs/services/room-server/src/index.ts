@@ -1,5 +1,6 @@
 // The public surface of @tessera/room-server-service.
 import type { ServiceDefinition } from '@tessera/http';
+import { eventLogMigrations } from '@tessera/storage';
 import { RoomServerModule } from './room-server.module.js';
 
 export { RoomServerModule } from './room-server.module.js';
@@ -10,4 +11,6 @@ export const roomServerService: ServiceDefinition = {
   module: RoomServerModule,
   listener: 'none',
   defaultHealthPort: 8101,
+  // It reads the event log persistence writes; either process may start first.
+  migrations: eventLogMigrations,
 };
