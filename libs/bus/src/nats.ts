@@ -213,7 +213,9 @@ class NatsBus implements BusTransport {
     const consumer = await this.js.consumers.get(stream, options.durableName);
     // One message at a time: the handler runs messages one after another, and a larger pull
     // would start the ack_wait clock of buffered messages early and cause needless redelivery.
-    const messages = await consumer.consume({ max_messages: 1 });
+    // Short-lived pull requests: one left on the server by a stopped consumer can still be
+    // given a message, which then waits for ack_wait before redelivery; keep that window small.
+    const messages = await consumer.consume({ max_messages: 1, expires: 5000 });
     const retryDelayMs = options.retryDelayMs ?? 1000;
     const loop = this.track(
       (async () => {

@@ -260,15 +260,17 @@ export function busContractSuite(factory: TransportFactory): void {
         const bus = await w.connect();
         const other = await w.connect();
         const got: number[][] = [[], []];
-        const subA = await bus.consumeDurable<number>('jobs', async (n) => void got[0]!.push(n), { durableName: 'pool' });
-        const subB = await other.consumeDurable<number>('jobs', async (n) => void got[1]!.push(n), { durableName: 'pool' });
+        // A short ack wait: a message handed to a consumer just as it stops comes back soon.
+        const options = { durableName: 'pool', ackWaitMs: 2000 };
+        const subA = await bus.consumeDurable<number>('jobs', async (n) => void got[0]!.push(n), options);
+        const subB = await other.consumeDurable<number>('jobs', async (n) => void got[1]!.push(n), options);
         for (let n = 0; n < 10; n++) await bus.publishDurable('jobs', n);
         await waitFor(() => got[0]!.length + got[1]!.length === 10);
         await subA.unsubscribe();
         await subB.unsubscribe();
         for (let n = 10; n < 13; n++) await bus.publishDurable('jobs', n);
         const later: number[] = [];
-        await bus.consumeDurable<number>('jobs', async (n) => void later.push(n), { durableName: 'pool' });
+        await bus.consumeDurable<number>('jobs', async (n) => void later.push(n), options);
         await waitFor(() => later.length === 3);
         expect([...got[0]!, ...got[1]!].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         expect(later.sort((a, b) => a - b)).toEqual([10, 11, 12]);

@@ -30,7 +30,11 @@ export interface DurableConsumerOptions {
    * with the same name shares the work (each message to one of them).
    */
   durableName: string;
-  /** Redeliver a message not acknowledged within this time (handler still running or process gone). Default 30 s. */
+  /**
+   * Redeliver a message not acknowledged within this time (handler still running or process
+   * gone). Default 30 s. Also the delay a message may see when a consumer of the same name
+   * stopped or crashed just as the message was handed to it.
+   */
   ackWaitMs?: number;
   /** Give up on a message after this many deliveries (it is then dropped with a log line). Default 10. */
   maxDeliver?: number;
