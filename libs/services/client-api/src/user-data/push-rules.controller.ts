@@ -2,7 +2,7 @@ import { Body, Controller, Delete, Get, Inject, Param, Put, Query, UseGuards } f
 import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
-import { invalidParam } from '../errors.js';
+import { invalidParam, MatrixError } from '../errors.js';
 import { clientPaths } from '../http/paths.js';
 import { objectBody } from '../validation.js';
 import { PushRulesService } from './push-rules.service.js';
@@ -16,15 +16,26 @@ function checkScope(scope: string): void {
 export class PushRulesController {
   constructor(@Inject(PushRulesService) private readonly rules: PushRulesService) {}
 
-  // Nest drops the trailing slash of the spec's /pushrules/: it needs Fastify's ignoreTrailingSlash (libs/http).
-  @Get(clientPaths('pushrules/'))
+  @Get(clientPaths('pushrules'))
   async all(@CurrentRequester() requester: Requester) {
     return { global: await this.rules.ruleset(requester.userId) };
   }
 
-  @Get(clientPaths('pushrules/global/'))
+  @Get(clientPaths('pushrules/global'))
   global(@CurrentRequester() requester: Requester) {
     return this.rules.ruleset(requester.userId);
+  }
+
+  /**
+   * The spec's paths end in a slash (/pushrules/ and /pushrules/global/) and Nest strips a
+   * trailing slash from route paths: a wildcard catches them. Static and parameter routes win
+   * over a wildcard in Fastify's router, so only otherwise unmatched paths arrive here.
+   */
+  @Get(clientPaths('pushrules/*'))
+  async withSlash(@CurrentRequester() requester: Requester, @Param('*') rest: string) {
+    if (rest === '') return this.all(requester);
+    if (rest === 'global/') return this.global(requester);
+    throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
   }
 
   @Get(clientPaths('pushrules/:scope/:kind/:ruleId'))

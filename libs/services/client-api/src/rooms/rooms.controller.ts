@@ -1,0 +1,201 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import type { Requester } from '../auth/access-tokens.service.js';
+import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
+import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
+import { badJson } from '../errors.js';
+import { clientPaths } from '../http/paths.js';
+import { validateFilter } from '../user-data/filter-validation.js';
+import { objectBody, queryInteger, requireRoomIdParam } from '../validation.js';
+import type { RoomEventFilter } from './event-filter.js';
+import { RoomHistoryService } from './room-history.service.js';
+import { RoomsService } from './rooms.service.js';
+
+/** A RoomEventFilter given as JSON in the query string (/messages, /context). */
+function queryFilter(value: string | undefined): RoomEventFilter | undefined {
+  if (value === undefined || value === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw badJson('"filter" must be a JSON RoomEventFilter');
+  }
+  // The room part of a full filter validates a RoomEventFilter's fields.
+  validateFilter({ room: { timeline: parsed } });
+  return parsed as RoomEventFilter;
+}
+
+/** Room writes: create, memberships, send, state, redact. */
+@Controller()
+@UseGuards(AccessTokenGuard, RateLimitGuard)
+export class RoomsController {
+  constructor(@Inject(RoomsService) private readonly rooms: RoomsService) {}
+
+  @Post(clientPaths('createRoom'))
+  @HttpCode(200)
+  @RateLimited()
+  createRoom(@CurrentRequester() r: Requester, @Body() body: unknown) {
+    return this.rooms.createRoom(r.userId, objectBody(body));
+  }
+
+  @Post(clientPaths('join/:roomIdOrAlias'))
+  @HttpCode(200)
+  @RateLimited()
+  join(@CurrentRequester() r: Requester, @Param('roomIdOrAlias') roomIdOrAlias: string, @Body() body: unknown) {
+    return this.rooms.join(r.userId, roomIdOrAlias, objectBody(body));
+  }
+
+  @Post(clientPaths('rooms/:roomId/join'))
+  @HttpCode(200)
+  @RateLimited()
+  joinById(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    return this.rooms.join(r.userId, requireRoomIdParam(roomId), objectBody(body));
+  }
+
+  @Post(clientPaths('knock/:roomIdOrAlias'))
+  @HttpCode(200)
+  @RateLimited()
+  knock(@CurrentRequester() r: Requester, @Param('roomIdOrAlias') roomIdOrAlias: string, @Body() body: unknown) {
+    return this.rooms.knock(r.userId, roomIdOrAlias, objectBody(body));
+  }
+
+  @Post(clientPaths('rooms/:roomId/leave'))
+  @HttpCode(200)
+  @RateLimited()
+  async leave(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    await this.rooms.leave(r.userId, requireRoomIdParam(roomId), objectBody(body));
+    return {};
+  }
+
+  @Post(clientPaths('rooms/:roomId/forget'))
+  @HttpCode(200)
+  @RateLimited()
+  async forget(@CurrentRequester() r: Requester, @Param('roomId') roomId: string) {
+    await this.rooms.forget(r.userId, requireRoomIdParam(roomId));
+    return {};
+  }
+
+  @Post(clientPaths('rooms/:roomId/invite'))
+  @HttpCode(200)
+  @RateLimited()
+  async invite(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    await this.rooms.actOn(r.userId, requireRoomIdParam(roomId), 'invite', objectBody(body, false));
+    return {};
+  }
+
+  @Post(clientPaths('rooms/:roomId/kick'))
+  @HttpCode(200)
+  async kick(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    await this.rooms.actOn(r.userId, requireRoomIdParam(roomId), 'kick', objectBody(body, false));
+    return {};
+  }
+
+  @Post(clientPaths('rooms/:roomId/ban'))
+  @HttpCode(200)
+  async ban(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    await this.rooms.actOn(r.userId, requireRoomIdParam(roomId), 'ban', objectBody(body, false));
+    return {};
+  }
+
+  @Post(clientPaths('rooms/:roomId/unban'))
+  @HttpCode(200)
+  async unban(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
+    await this.rooms.actOn(r.userId, requireRoomIdParam(roomId), 'unban', objectBody(body, false));
+    return {};
+  }
+
+  @Put(clientPaths('rooms/:roomId/send/:eventType/:txnId'))
+  @RateLimited()
+  send(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('txnId') txnId: string, @Body() body: unknown) {
+    return this.rooms.send(r.userId, r.deviceId, requireRoomIdParam(roomId), type, txnId, body);
+  }
+
+  @Put(clientPaths('rooms/:roomId/state/:eventType'))
+  @RateLimited()
+  putStateNoKey(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Body() body: unknown) {
+    return this.rooms.putState(r.userId, requireRoomIdParam(roomId), type, '', body);
+  }
+
+  @Put(clientPaths('rooms/:roomId/state/:eventType/:stateKey'))
+  @RateLimited()
+  putState(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('stateKey') stateKey: string, @Body() body: unknown) {
+    return this.rooms.putState(r.userId, requireRoomIdParam(roomId), type, stateKey ?? '', body);
+  }
+
+  @Put(clientPaths('rooms/:roomId/redact/:eventId/:txnId'))
+  @RateLimited()
+  redact(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Param('txnId') txnId: string, @Body() body: unknown) {
+    return this.rooms.redact(r.userId, r.deviceId, requireRoomIdParam(roomId), eventId, txnId, objectBody(body));
+  }
+}
+
+/** Room reads: state, events, members, history. */
+@Controller()
+@UseGuards(AccessTokenGuard, RateLimitGuard)
+export class RoomReadsController {
+  constructor(@Inject(RoomHistoryService) private readonly history: RoomHistoryService) {}
+
+  @Get(clientPaths('joined_rooms'))
+  joinedRooms(@CurrentRequester() r: Requester) {
+    return this.history.joinedRooms(r.userId);
+  }
+
+  @Get(clientPaths('rooms/:roomId/state'))
+  state(@CurrentRequester() r: Requester, @Param('roomId') roomId: string) {
+    return this.history.state(r, requireRoomIdParam(roomId));
+  }
+
+  @Get(clientPaths('rooms/:roomId/state/:eventType'))
+  stateEventNoKey(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Query('format') format?: string) {
+    return this.history.stateEvent(r, requireRoomIdParam(roomId), type, '', format);
+  }
+
+  @Get(clientPaths('rooms/:roomId/state/:eventType/:stateKey'))
+  stateEvent(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('stateKey') stateKey: string, @Query('format') format?: string) {
+    return this.history.stateEvent(r, requireRoomIdParam(roomId), type, stateKey ?? '', format);
+  }
+
+  @Get(clientPaths('rooms/:roomId/event/:eventId'))
+  event(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    return this.history.event(r, requireRoomIdParam(roomId), eventId);
+  }
+
+  @Get(clientPaths('rooms/:roomId/members'))
+  members(
+    @CurrentRequester() r: Requester,
+    @Param('roomId') roomId: string,
+    @Query('at') at?: string,
+    @Query('membership') membership?: string,
+    @Query('not_membership') notMembership?: string,
+  ) {
+    return this.history.members(r, requireRoomIdParam(roomId), { at, membership, notMembership });
+  }
+
+  @Get(clientPaths('rooms/:roomId/joined_members'))
+  joinedMembers(@CurrentRequester() r: Requester, @Param('roomId') roomId: string) {
+    return this.history.joinedMembers(r.userId, requireRoomIdParam(roomId));
+  }
+
+  @Get(clientPaths('rooms/:roomId/messages'))
+  messages(
+    @CurrentRequester() r: Requester,
+    @Param('roomId') roomId: string,
+    @Query('from') from?: string,
+    @Query('to') to?: string,
+    @Query('dir') dir?: string,
+    @Query('limit') limit?: string,
+    @Query('filter') filter?: string,
+  ) {
+    return this.history.messages(r, requireRoomIdParam(roomId), {
+      from: from === '' ? undefined : from,
+      to: to === '' ? undefined : to,
+      dir,
+      limit: limit === undefined ? undefined : queryInteger(limit, 'limit', 10),
+      filter: queryFilter(filter),
+    });
+  }
+
+  @Get(clientPaths('rooms/:roomId/context/:eventId'))
+  context(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('limit') limit?: string, @Query('filter') filter?: string) {
+    return this.history.context(r, requireRoomIdParam(roomId), eventId, { limit: queryInteger(limit, 'limit', 10), filter: queryFilter(filter) });
+  }
+}
