@@ -10,3 +10,5 @@ export * from './x-matrix.js';
 export * from './federation-client.js';
 export * from './server-keys.js';
 export * from './key-ring.js';
+export * from './pdu-verifier.js';
+export * from './from-environment.js';

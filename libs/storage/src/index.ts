@@ -5,3 +5,4 @@ export { createPostgresDb, type PostgresDbOptions } from './postgres-db.js';
 export { createPgliteDb, type PgliteDbOptions } from './pglite-db.js';
 export { parseInt8 } from './int8.js';
 export * from './event-log/index.js';
+export * from './federation/index.js';

@@ -1,3 +1,4 @@
 // Contracts without a line of their own in ../index.ts (roomserver, persistence and stream have theirs).
 export * from './edu.js';
 export * from './health.js';
+export * from './roomserver-federation.js';

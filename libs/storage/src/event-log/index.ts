@@ -8,3 +8,4 @@ export * from './forward-extremities.js';
 export * from './current-state.js';
 export * from './client-txns.js';
 export * from './consumer-cursors.js';
+export * from './federation-reads.js';

@@ -7,7 +7,7 @@
  * of a forged state is the lie.
  */
 import {
-  AuthError, authorize, checkAuthEvents, computeEventId, pduToRoomEvent, stateKey,
+  AuthError, authorize, checkAuthEvents, pduToRoomEvent, roomIdForCreateEvent, stateKey,
   type Pdu, type RoomEvent, type RoomVersion,
 } from '@tessera/protocol';
 import type { PduVerifier } from '@tessera/federation-client';
@@ -101,7 +101,7 @@ export async function validateStateAndAuthChain(
   }
   const create = state.get(stateKey('m.room.create', ''));
   if (!create) throw new InvalidStateResponseError('the state has no m.room.create event');
-  if (roomVersion.roomIdIsCreateEventHash && `!${computeEventId(byId.get(create)!.pdu, roomVersion).slice(1)}` !== roomId) {
+  if (roomVersion.roomIdIsCreateEventHash && roomIdForCreateEvent(byId.get(create)!.pdu, roomVersion) !== roomId) {
     throw new InvalidStateResponseError(`the create event does not define room ${roomId}`);
   }
   return { ordered, state, byId };

@@ -1,0 +1,480 @@
+/**
+ * The room-server's side of federation: joining, leaving and knocking on rooms held by other
+ * servers, storing invites received for local users, inviting remote users, and filling the
+ * gaps in a room's DAG before federated PDUs are decided (get_missing_events, then the state
+ * at the missing events). Answers `roomserver.federation` (contract in @tessera/bus).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  AuthError, authorize, checkAuthEvents, checkEventFormat, computeEventId, EventFormatError, getRoomVersion, hashAndSignEvent,
+  isKnownRoomVersion, isValidRoomId, isValidUserId, pduToRoomEvent, ROOM_VERSIONS, splitStateKey, stateKey, verifyEventSignature,
+  type Pdu, type RoomEvent, type RoomVersion, type SigningKey, type StateMap,
+} from '@tessera/protocol';
+import {
+  BusError, ROOMSERVER_QUEUE, STALE_SEQUENCE, STREAM_EVENTS,
+  ROOMSERVER_FEDERATION,
+  type AppendEvent, type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type JoinRemoteRequest, type KnockRemoteRequest,
+  type LeaveRemoteRequest, type ReceiveInviteRequest, type RemoteMembershipReply, type RoomServerFederationReply,
+  type RoomServerFederationRequest, type StateTriple, type StreamEventNotification, type Subscription,
+} from '@tessera/bus';
+import { FederationError, keyRingKey, PduVerifier, type FederationClient, type KeyRing } from '@tessera/federation-client';
+import {
+  getCurrentStateEvents, getEvents, getRoom, getUserMemberships, isRoomHeld, recordOutOfBandMembership, type Db,
+} from '@tessera/storage';
+import type { Decider } from '../decider.js';
+import { InvalidStateResponseError, validateStateAndAuthChain, type ValidatedEvent } from './validate-state.js';
+
+/** Outliers per append request: keeps a bus message well under NATS's payload limit. */
+const OUTLIER_BATCH = 250;
+const SUPPORTED_VERSIONS = [...ROOM_VERSIONS.keys()];
+/** Stripped state sent with invites and knocks (spec: "Stripped state"). */
+export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+
+export interface RoomFederationOptions {
+  db: Db;
+  bus: BusTransport;
+  decider: Decider;
+  serverName: string;
+  signingKey: SigningKey;
+  client: FederationClient;
+  keyRing: KeyRing;
+  log?: (msg: string, details?: Record<string, unknown>) => void;
+}
+
+const enc = encodeURIComponent;
+
+function domainOf(id: string): string {
+  return id.slice(id.indexOf(':') + 1);
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function bad(message: string): BusError {
+  return new BusError('M_BAD_JSON', message);
+}
+
+export class RoomFederation {
+  readonly verifier: PduVerifier;
+  private subscription: Subscription | undefined;
+
+  constructor(private readonly o: RoomFederationOptions) {
+    this.verifier = new PduVerifier(o.keyRing);
+  }
+
+  async start(): Promise<void> {
+    this.subscription = await this.o.bus.handle<RoomServerFederationRequest, RoomServerFederationReply>(ROOMSERVER_FEDERATION, (req) => this.handle(req), {
+      queue: ROOMSERVER_QUEUE,
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.unsubscribe();
+    this.subscription = undefined;
+  }
+
+  handle(req: RoomServerFederationRequest): Promise<RoomServerFederationReply> {
+    if (!isObject(req)) throw bad('the request is not an object');
+    switch (req.op) {
+      case 'joinRemote':
+        return this.joinRemote(req);
+      case 'leaveRemote':
+        return this.leaveRemote(req);
+      case 'knockRemote':
+        return this.knockRemote(req);
+      case 'receiveInvite':
+        return this.receiveInvite(req);
+      case 'inputFederatedPdus':
+        return this.inputFederatedPdus(req);
+      default:
+        throw new BusError('M_UNRECOGNIZED', `unknown roomserver.federation op ${JSON.stringify((req as { op?: unknown }).op)}`);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Joining
+
+  async joinRemote(req: JoinRemoteRequest): Promise<RemoteMembershipReply> {
+    const { roomId, userId } = this.checkRoomAndUser(req.roomId, req.userId);
+    if (req.content !== undefined && !isObject(req.content)) throw bad('content must be an object');
+    if (await isRoomHeld(this.o.db, roomId)) {
+      const { eventId } = await this.o.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: { ...(req.content ?? {}), membership: 'join' } });
+      return { roomId, eventId };
+    }
+    return this.throughServers(req.serverNames, roomId, (server) => this.joinThrough(server, roomId, userId, req.content ?? {}));
+  }
+
+  private async throughServers<T>(names: unknown, roomId: string, attempt: (server: string) => Promise<T>): Promise<T> {
+    const servers = [...new Set(Array.isArray(names) ? names.filter((s): s is string => typeof s === 'string') : [])].filter((s) => s !== this.o.serverName);
+    if (servers.length === 0) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server and no other server to ask was given`);
+    const failures: string[] = [];
+    for (const server of servers) {
+      try {
+        return await attempt(server);
+      } catch (err) {
+        if (err instanceof FederationError && err.status === 403) throw new BusError('M_FORBIDDEN', err.message);
+        if (err instanceof FederationError && err.errcode === 'M_INCOMPATIBLE_ROOM_VERSION') throw new BusError('M_INCOMPATIBLE_ROOM_VERSION', err.message);
+        if (err instanceof BusError && err.code === 'M_FORBIDDEN') throw err;
+        if (!(err instanceof FederationError || err instanceof InvalidStateResponseError || err instanceof BusError)) throw err;
+        failures.push(`${server}: ${err.message}`);
+        this.o.log?.('remote membership attempt failed', { server, roomId, error: err.message });
+      }
+    }
+    throw new BusError('M_UNKNOWN', `no server could be used for room ${roomId}: ${failures.join('; ')}`);
+  }
+
+  /** make_<membership> on `server`, then the template completed and signed by this server. */
+  private async makeMembership(server: string, kind: 'join' | 'leave' | 'knock', roomId: string, userId: string, extra: Record<string, unknown>) {
+    const query = kind === 'leave' ? undefined : { ver: SUPPORTED_VERSIONS };
+    const made = await this.o.client.get<{ event?: unknown; room_version?: unknown }>(server, `/_matrix/federation/v1/make_${kind}/${enc(roomId)}/${enc(userId)}`, { query });
+    const versionId = made.room_version ?? (kind === 'leave' ? (await getRoom(this.o.db, roomId))?.roomVersion ?? '1' : '1');
+    if (!isKnownRoomVersion(versionId)) throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `${server} answered make_${kind} with room version ${JSON.stringify(versionId)}, which this server does not support`);
+    const rv = getRoomVersion(versionId);
+    const t = made.event;
+    if (!isObject(t)) throw new BusError('M_BAD_JSON', `${server} answered make_${kind} without an event template`);
+    if (t.type !== 'm.room.member' || t.state_key !== userId || t.sender !== userId || t.content?.membership !== kind) {
+      throw new BusError('M_BAD_JSON', `${server} answered make_${kind} with a template that is not a ${kind} of ${userId}`);
+    }
+    if (!rv.roomIdIsCreateEventHash || t.room_id !== undefined) {
+      if (t.room_id !== roomId) throw new BusError('M_BAD_JSON', `${server}'s make_${kind} template is for room ${String(t.room_id)}`);
+    }
+    const { signatures: _s, hashes: _h, unsigned: _u, event_id: _e, ...template } = t;
+    const pdu: Pdu = { ...(template as Pdu), content: { ...extra, ...t.content }, origin_server_ts: Date.now() };
+    if (!rv.redaction.v11Rules) pdu.origin = this.o.serverName;
+    if (rv.eventIdFormat === 'v1') pdu.event_id = `$${randomBytes(12).toString('base64url')}:${this.o.serverName}`;
+    try {
+      checkEventFormat(pdu as Record<string, any>, rv);
+    } catch (err) {
+      if (err instanceof EventFormatError || err instanceof AuthError) throw new BusError('M_BAD_JSON', `${server}'s make_${kind} template is not a valid event: ${err.message}`);
+      throw err;
+    }
+    const signed = hashAndSignEvent(pdu, this.o.serverName, this.o.signingKey, rv);
+    return { rv, pdu: signed, eventId: computeEventId(signed, rv) };
+  }
+
+  private async joinThrough(server: string, roomId: string, userId: string, extra: Record<string, unknown>): Promise<RemoteMembershipReply> {
+    const { rv, pdu, eventId } = await this.makeMembership(server, 'join', roomId, userId, extra);
+    const res = await this.o.client.put<Record<string, unknown>>(server, `/_matrix/federation/v2/send_join/${enc(roomId)}/${enc(eventId)}`, pdu, { timeoutMs: 300_000 });
+    let joinPdu = pdu;
+    // Restricted rooms: the resident server countersigns the join and returns it.
+    if (isObject(res.event)) {
+      if (computeEventId(res.event as Pdu, rv) !== eventId) throw new InvalidStateResponseError(`${server} returned a different join event`);
+      joinPdu = res.event as Pdu;
+    }
+    const statePdus = Array.isArray(res.state) ? res.state : [];
+    const authPdus = Array.isArray(res.auth_chain) ? res.auth_chain : [];
+    if (!Array.isArray(res.state) || !Array.isArray(res.auth_chain)) throw new InvalidStateResponseError(`${server}'s send_join answer lacks state or auth_chain`);
+    // The state before the join; a server that included the join itself in it is tolerated.
+    const stateOnly = statePdus.filter((p) => !(isObject(p) && safeEventId(p as Pdu, rv) === eventId));
+    const validated = await validateStateAndAuthChain(this.verifier, roomId, rv, stateOnly, authPdus);
+    const joinEvent = { ...pduToRoomEvent(joinPdu, rv), event_id: eventId };
+    this.authorizeAgainst(joinEvent, validated.state, validated.byId, rv, 'the join');
+    await this.persistJoinedRoom(roomId, rv, validated.ordered, validated.state, joinPdu, joinEvent);
+    return { roomId, eventId };
+  }
+
+  /** Checks an event against its cited auth events and a state (by ids in `byId`); M_FORBIDDEN when refused. */
+  private authorizeAgainst(event: RoomEvent, state: Map<string, string>, byId: Map<string, ValidatedEvent>, rv: RoomVersion, what: string): void {
+    try {
+      const cited = event.auth_events.map((a) => byId.get(a)?.event).filter((e): e is RoomEvent => e !== undefined);
+      checkAuthEvents(event, cited, rv);
+      authorize(event, (t, k) => {
+        const id = state.get(stateKey(t, k));
+        return id === undefined ? undefined : byId.get(id)?.event;
+      }, rv);
+    } catch (err) {
+      if (err instanceof AuthError) throw new InvalidStateResponseError(`${what} is not authorized by the room's state: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Appends the validated outliers in batches, then the join with the received state before it. */
+  private persistJoinedRoom(roomId: string, rv: RoomVersion, outliers: ValidatedEvent[], state: Map<string, string>, joinPdu: Pdu, join: RoomEvent): Promise<void> {
+    const decider = this.o.decider;
+    return decider.locks.run(roomId, async () => {
+      await this.appendOutliers(roomId, rv, outliers.map((o) => ({ pdu: o.pdu, event: o.event })));
+      const stateTriples: StateTriple[] = [...state].map(([k, id]) => [...splitStateKey(k), id] as StateTriple);
+      const current = stateTriples.filter(([t, k]) => !(t === 'm.room.member' && k === join.state_key));
+      current.push(['m.room.member', join.state_key!, join.event_id]);
+      await this.withSequence(roomId, (expectedSequence) => decider.append({
+        roomId,
+        roomVersion: rv.id,
+        expectedSequence,
+        events: [{ ...appendFields(joinPdu, join), local: true, stateBefore: { base: null, changes: stateTriples } }],
+        currentStateChanges: current,
+      }));
+      decider.store.forget(roomId);
+    });
+  }
+
+  /** Runs an append with the room's current sequence, again when another writer moved it. */
+  private async withSequence<T>(roomId: string, fn: (sequence: number) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const sequence = (await getRoom(this.o.db, roomId))?.sequence ?? 0;
+      try {
+        return await fn(sequence);
+      } catch (err) {
+        if (err instanceof BusError && err.code === STALE_SEQUENCE && attempt < 20) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async appendOutliers(roomId: string, rv: RoomVersion, events: Array<{ pdu: Pdu; event: RoomEvent }>): Promise<void> {
+    const known = await getEvents(this.o.db, events.map((e) => e.event.event_id));
+    const fresh = events.filter((e) => !known.has(e.event.event_id));
+    for (let i = 0; i < fresh.length; i += OUTLIER_BATCH) {
+      const batch = fresh.slice(i, i + OUTLIER_BATCH);
+      await this.withSequence(roomId, (expectedSequence) => this.o.decider.append({
+        roomId,
+        roomVersion: rv.id,
+        expectedSequence,
+        events: batch.map((e) => ({ ...appendFields(e.pdu, e.event), outlier: true })),
+        currentStateChanges: [],
+      }));
+    }
+    this.o.decider.store.forget(roomId);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Leaving and knocking on rooms not held here
+
+  async leaveRemote(req: LeaveRemoteRequest): Promise<RemoteMembershipReply> {
+    const { roomId, userId } = this.checkRoomAndUser(req.roomId, req.userId);
+    const extra = typeof req.reason === 'string' ? { reason: req.reason } : {};
+    if (await isRoomHeld(this.o.db, roomId)) {
+      const { eventId } = await this.o.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: { ...extra, membership: 'leave' } });
+      return { roomId, eventId };
+    }
+    // The server that invited us (or that we knocked through) is the one to ask first.
+    const membership = (await getUserMemberships(this.o.db, userId)).find((m) => m.roomId === roomId);
+    const servers = [...(req.serverNames ?? [])];
+    if (membership) {
+      const ev = (await getEvents(this.o.db, [membership.eventId])).get(membership.eventId);
+      if (ev) servers.push(domainOf(ev.sender));
+    }
+    servers.push(domainOf(roomId));
+    return this.throughServers(servers, roomId, async (server) => {
+      const { rv, pdu, eventId } = await this.makeMembership(server, 'leave', roomId, userId, extra);
+      await this.o.client.put(server, `/_matrix/federation/v2/send_leave/${enc(roomId)}/${enc(eventId)}`, pdu);
+      await this.storeOutOfBand(roomId, rv, pdu, 'leave');
+      return { roomId, eventId };
+    });
+  }
+
+  async knockRemote(req: KnockRemoteRequest): Promise<RemoteMembershipReply> {
+    const { roomId, userId } = this.checkRoomAndUser(req.roomId, req.userId);
+    const extra = typeof req.reason === 'string' ? { reason: req.reason } : {};
+    if (await isRoomHeld(this.o.db, roomId)) {
+      const { eventId } = await this.o.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: { ...extra, membership: 'knock' } });
+      return { roomId, eventId };
+    }
+    return this.throughServers(req.serverNames, roomId, async (server) => {
+      const { rv, pdu, eventId } = await this.makeMembership(server, 'knock', roomId, userId, extra);
+      const res = await this.o.client.put<{ knock_room_state?: unknown }>(server, `/_matrix/federation/v1/send_knock/${enc(roomId)}/${enc(eventId)}`, pdu);
+      const stored = { ...pdu, unsigned: { ...(pdu.unsigned ?? {}), knock_room_state: Array.isArray(res.knock_room_state) ? res.knock_room_state : [] } };
+      await this.storeOutOfBand(roomId, rv, stored, 'knock');
+      return { roomId, eventId };
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Invites
+
+  async receiveInvite(req: ReceiveInviteRequest): Promise<Record<string, never>> {
+    if (!isKnownRoomVersion(req.roomVersion)) throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(req.roomVersion)} is not supported`);
+    if (!isObject(req.pdu)) throw bad('pdu must be an object');
+    const rv = getRoomVersion(req.roomVersion);
+    const event = { ...pduToRoomEvent(req.pdu, rv), event_id: computeEventId(req.pdu, rv) };
+    const roomId = event.room_id;
+    if (typeof roomId !== 'string' || event.type !== 'm.room.member' || event.content.membership !== 'invite' || typeof event.state_key !== 'string') {
+      throw bad('the event is not an invite');
+    }
+    const json: Pdu = Array.isArray(req.inviteRoomState)
+      ? { ...req.pdu, unsigned: { ...(req.pdu.unsigned ?? {}), invite_room_state: req.inviteRoomState } }
+      : req.pdu;
+    if (await isRoomHeld(this.o.db, roomId)) {
+      // The room is held here: the invite is an ordinary event of it (fetched gaps included).
+      const reply = await this.inputFederatedPdus({ op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin: domainOf(event.sender), pdus: [json] });
+      const r = reply.results[event.event_id];
+      if (r && !r.accepted) throw new BusError('M_FORBIDDEN', `the invite is refused: ${r.error}`);
+      return {};
+    }
+    await this.storeOutOfBand(roomId, rv, json, 'invite');
+    return {};
+  }
+
+  /** Stores a membership event of a room not held here as an outlier and records it for the user's /sync. */
+  private async storeOutOfBand(roomId: string, rv: RoomVersion, pdu: Pdu, membership: string): Promise<void> {
+    const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
+    await this.o.decider.locks.run(roomId, () => this.appendOutliers(roomId, rv, [{ pdu, event }]));
+    const position = await recordOutOfBandMembership(this.o.db, { roomId, userId: event.state_key!, membership, eventId: event.event_id });
+    if (position === null) return;
+    const note: StreamEventNotification = {
+      position,
+      previousPosition: position - 1,
+      roomId,
+      eventId: event.event_id,
+      type: event.type,
+      stateKey: event.state_key,
+      sender: event.sender,
+      originServerTs: event.origin_server_ts,
+      local: domainOf(event.sender) === this.o.serverName,
+      roomVersion: rv.id,
+      addsState: [],
+      membership: { userId: event.state_key!, membership },
+    };
+    await this.o.bus.publish(STREAM_EVENTS, note);
+  }
+
+  /**
+   * Sends a local user's invite of a user on another server to that server (PUT /v2/invite)
+   * before it is stored; returns the event with the invitee's server's signature added.
+   */
+  async inviteRemote(pdu: Pdu, rv: RoomVersion): Promise<Pdu> {
+    const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
+    const target = domainOf(event.state_key ?? '');
+    const stripped = (await getCurrentStateEvents(this.o.db, event.room_id!, STRIPPED_STATE_TYPES)).map((s) => ({
+      type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: s.json.content ?? {},
+    }));
+    let res: { event?: unknown };
+    try {
+      res = await this.o.client.put(target, `/_matrix/federation/v2/invite/${enc(event.room_id!)}/${enc(event.event_id)}`, {
+        event: pdu, room_version: rv.id, invite_room_state: stripped,
+      });
+    } catch (err) {
+      if (err instanceof FederationError) {
+        throw new BusError(err.status === 403 ? 'M_FORBIDDEN' : 'M_UNKNOWN', `${target} did not accept the invite: ${err.message}`);
+      }
+      throw err;
+    }
+    const signed = res.event;
+    if (!isObject(signed) || safeEventId(signed as Pdu, rv) !== event.event_id) throw new BusError('M_UNKNOWN', `${target} answered the invite with another event`);
+    const keyIds = Object.keys((signed as Pdu).signatures?.[target] ?? {});
+    const keys = await this.o.keyRing.getVerifyKeys(keyIds.map((keyId) => ({ serverName: target, keyId, minimumValidUntilTs: rv.enforceKeyValidity ? event.origin_server_ts : 0 })));
+    const ok = keyIds.some((keyId) => {
+      const k = keys.get(keyRingKey(target, keyId));
+      return k !== undefined && verifyEventSignature(signed, target, keyId, k.publicKey, rv);
+    });
+    if (!ok) throw new BusError('M_UNKNOWN', `${target} answered the invite without a valid signature of its own`);
+    return signed as Pdu;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Federated PDUs with gaps
+
+  async inputFederatedPdus(req: InputFederatedPdusRequest): Promise<InputPdusReply> {
+    if (typeof req.roomId !== 'string' || !Array.isArray(req.pdus) || typeof req.origin !== 'string') throw bad('roomId, origin and pdus are required');
+    if (!isKnownRoomVersion(req.roomVersion)) throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(req.roomVersion)} is not supported`);
+    const rv = getRoomVersion(req.roomVersion);
+    const results: InputPdusReply['results'] = {};
+    for (const pdu of req.pdus) {
+      let stateBeforeFirst: string[] | undefined;
+      try {
+        const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
+        if ((await this.unusable(event.prev_events, rv)).length > 0) stateBeforeFirst = await this.fillGap(req.origin, req.roomId, rv, event);
+      } catch (err) {
+        if (!(err instanceof EventFormatError || err instanceof FederationError || err instanceof InvalidStateResponseError)) throw err;
+        this.o.log?.('could not fill a gap before a federated event', { roomId: req.roomId, origin: req.origin, error: err.message });
+      }
+      const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: [pdu], stateBeforeFirst });
+      Object.assign(results, reply.results);
+    }
+    return { results };
+  }
+
+  /** Prev events that are not stored as accepted timeline events. */
+  private async unusable(ids: string[], _rv: RoomVersion): Promise<string[]> {
+    const stored = await getEvents(this.o.db, ids);
+    return ids.filter((id) => {
+      const s = stored.get(id);
+      return !s || s.outlier || s.rejectedReason !== null;
+    });
+  }
+
+  /**
+   * Fetches what the room misses before `event`: first the events themselves
+   * (get_missing_events, decided in order), then, if a gap remains, the state at each missing
+   * prev event. Returns the state before `event` when it had to be computed from fetched state.
+   */
+  private async fillGap(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<string[] | undefined> {
+    const view = await this.o.decider.store.view(roomId);
+    const earliest = (view?.extremities ?? []).map((e) => e.eventId);
+    const minDepth = Math.max(0, Math.min(...(view?.extremities ?? []).map((e) => e.depth), Number.MAX_SAFE_INTEGER) - 1);
+    try {
+      const res = await this.o.client.post<{ events?: unknown }>(origin, `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`, {
+        earliest_events: earliest, latest_events: [event.event_id], limit: 50, min_depth: minDepth === Number.MAX_SAFE_INTEGER - 1 ? 0 : minDepth,
+      });
+      const fetched = Array.isArray(res.events) ? res.events : [];
+      const checks = await this.verifier.verifyAll(fetched, rv);
+      const good = checks
+        .filter((c): c is Extract<typeof c, { ok: true }> => c.ok && c.pdu.room_id === roomId)
+        .sort((a, b) => (a.pdu.depth ?? 0) - (b.pdu.depth ?? 0));
+      for (const c of good) {
+        await this.o.decider.inputPdus({ op: 'inputPdus', roomId, roomVersion: rv.id, origin, pdus: [c.pdu] });
+      }
+    } catch (err) {
+      if (!(err instanceof FederationError)) throw err;
+      this.o.log?.('get_missing_events failed', { origin, roomId, error: err.message });
+    }
+    const still = await this.unusable(event.prev_events, rv);
+    if (still.length === 0) return undefined;
+
+    // A gap remains: take the state at each missing prev event from the origin.
+    const states: StateMap[] = [];
+    for (const prevId of event.prev_events) {
+      if (!still.includes(prevId)) {
+        const stored = (await getEvents(this.o.db, [prevId])).get(prevId)!;
+        states.push(await this.o.decider.store.snapshot(stored.stateAfterNid));
+        continue;
+      }
+      const stateRes = await this.o.client.get<{ pdus?: unknown; auth_chain?: unknown }>(origin, `/_matrix/federation/v1/state/${enc(roomId)}`, { query: { event_id: prevId } });
+      const eventRes = await this.o.client.get<{ pdus?: unknown }>(origin, `/_matrix/federation/v1/event/${enc(prevId)}`);
+      const prevPdu = Array.isArray(eventRes.pdus) ? eventRes.pdus[0] : undefined;
+      const prevCheck = await this.verifier.verify(prevPdu, rv);
+      if (!prevCheck.ok || prevCheck.eventId !== prevId) throw new InvalidStateResponseError(`${origin} did not return a valid ${prevId}`);
+      const validated = await validateStateAndAuthChain(this.verifier, roomId, rv, stateRes.pdus as unknown[], stateRes.auth_chain as unknown[]);
+      const prevEvent = { ...pduToRoomEvent(prevCheck.pdu, rv), event_id: prevId };
+      await this.o.decider.inputPdus({
+        op: 'inputPdus', roomId, roomVersion: rv.id, origin,
+        outliers: [...validated.ordered.map((v) => v.pdu), prevCheck.pdu], pdus: [],
+      });
+      const after = new Map(validated.state);
+      if (typeof prevEvent.state_key === 'string') after.set(stateKey(prevEvent.type, prevEvent.state_key), prevId);
+      states.push(after);
+    }
+    const before = states.length === 1 ? states[0]! : await this.o.decider.resolve(rv, states);
+    return [...before.values()];
+  }
+
+  private checkRoomAndUser(roomId: unknown, userId: unknown): { roomId: string; userId: string } {
+    if (typeof roomId !== 'string' || !isValidRoomId(roomId)) throw bad('roomId must be a room id');
+    if (typeof userId !== 'string' || !isValidUserId(userId)) throw bad('userId must be a user id');
+    if (domainOf(userId) !== this.o.serverName) throw new BusError('M_FORBIDDEN', `${userId} is not a user of this server`);
+    return { roomId, userId };
+  }
+}
+
+function safeEventId(pdu: Pdu, rv: RoomVersion): string | undefined {
+  try {
+    return computeEventId(pdu, rv);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The append fields every stored event has. */
+function appendFields(pdu: Pdu, event: RoomEvent): AppendEvent {
+  return {
+    eventId: event.event_id,
+    json: pdu as Record<string, unknown>,
+    type: event.type,
+    stateKey: event.state_key ?? null,
+    sender: event.sender,
+    depth: typeof pdu.depth === 'number' ? pdu.depth : 0,
+    originServerTs: event.origin_server_ts,
+    prevEvents: event.prev_events,
+    authEvents: event.auth_events,
+  };
+}

@@ -1,0 +1,4 @@
+export * from './migrations.js';
+export * from './server-keys.js';
+export * from './inbound-txns.js';
+export * from './out-of-band-memberships.js';
