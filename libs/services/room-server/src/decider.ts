@@ -29,6 +29,8 @@ export interface LocalSendOptions {
   txn?: { userId: string; deviceId: string; txnId: string };
   /** Extra checks against the state before the event (e.g. unban needs a banned target). */
   precheck?: (lookup: (type: string, key: string) => RoomEvent | undefined, view: RoomView) => void;
+  /** After authorization, before the append: may return the event with signatures added (a remote invitee's server signs invites). */
+  beforeAppend?: (pdu: Pdu, roomVersion: RoomVersion) => Promise<Pdu>;
 }
 
 export interface LocalSendResult {
@@ -176,7 +178,7 @@ export class Decider {
       expectedSequence: view.sequence,
       events: [{
         eventId: built.eventId,
-        json: built.pdu as Record<string, unknown>,
+        json: (options.beforeAppend ? await options.beforeAppend(built.pdu, rv) : built.pdu) as Record<string, unknown>,
         type: spec.type,
         stateKey: spec.stateKey ?? null,
         sender: spec.sender,

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { RoomFederationService } from './federation/room-federation.provider.js';
 import { RoomServerService } from './room-server.provider.js';
 
 /**
@@ -6,5 +7,5 @@ import { RoomServerService } from './room-server.provider.js';
  * It serves no HTTP routes: its process exposes only the health probes. Its bus handlers and
  * providers are added here as they are built.
  */
-@Module({ providers: [RoomServerService] })
+@Module({ providers: [RoomServerService, RoomFederationService] })
 export class RoomServerModule {}

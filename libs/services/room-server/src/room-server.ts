@@ -3,7 +3,7 @@
  * request, dispatches it to the decider, and turns refusals into BusErrors with the Matrix
  * errcode client-api returns as is.
  */
-import { isValidUserId, type RoomEvent, type SigningKey } from '@tessera/protocol';
+import { isValidUserId, type Pdu, type RoomEvent, type RoomVersion, type SigningKey } from '@tessera/protocol';
 import {
   BusError, ROOMSERVER_INPUT, ROOMSERVER_QUEUE,
   type BusTransport, type EventIdReply, type MembershipRequest, type RedactRequest, type RoomServerReply, type RoomServerRequest,
@@ -41,6 +41,8 @@ function requireUser(value: unknown, field: string): string {
 
 export class RoomServer {
   readonly decider: Decider;
+  /** Set by the federation side: sends an invite of a user on another server there first (federation/room-federation.ts). */
+  remoteInvite?: (pdu: Pdu, roomVersion: RoomVersion) => Promise<Pdu>;
   private subscription: Subscription | undefined;
 
   constructor(private readonly options: RoomServerOptions) {
@@ -127,7 +129,9 @@ export class RoomServer {
         throw new BusError('M_FORBIDDEN', `${target} is not in ${roomId}`);
       }
     };
-    const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.member', sender, stateKey: target, content }, { precheck });
+    const remote = req.action === 'invite' && target.slice(target.indexOf(':') + 1) !== this.options.serverName;
+    const beforeAppend = remote ? this.remoteInvite : undefined;
+    const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.member', sender, stateKey: target, content }, { precheck, beforeAppend });
     return { eventId };
   }
 

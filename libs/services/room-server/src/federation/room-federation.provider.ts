@@ -1,0 +1,50 @@
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { BusTransport } from '@tessera/bus';
+import type { HomeserverConfig, LoadedSigningKeys } from '@tessera/config';
+import { createFederationClient, createKeyRing, keyStoreOver, readFederationEnvironment, type FederationClient } from '@tessera/federation-client';
+import { BUS, CONFIG, DB, LOGGER, SIGNING_KEYS } from '@tessera/http';
+import { getStoredServerKey, putStoredServerKeys, type Db } from '@tessera/storage';
+import type { Logger } from 'pino';
+import { RoomServerService } from '../room-server.provider.js';
+import { RoomFederation } from './room-federation.js';
+
+/**
+ * Runs the room-server's federation side (roomserver.federation) beside the decider, with an
+ * outbound FederationClient configured from the environment (see @tessera/federation-client
+ * from-environment.ts) and a KeyRing over the server_keys table.
+ */
+@Injectable()
+export class RoomFederationService implements OnModuleInit, OnModuleDestroy {
+  readonly federation: RoomFederation;
+  private readonly client: FederationClient;
+
+  constructor(
+    @Inject(RoomServerService) roomServer: RoomServerService,
+    @Inject(DB) db: Db,
+    @Inject(BUS) bus: BusTransport,
+    @Inject(CONFIG) config: HomeserverConfig,
+    @Inject(SIGNING_KEYS) keys: LoadedSigningKeys,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    const settings = readFederationEnvironment();
+    this.client = createFederationClient(config.serverName, keys.current, settings);
+    const keyRing = createKeyRing(this.client, settings, keyStoreOver((s, k) => getStoredServerKey(db, s, k), (k) => putStoredServerKeys(db, k)));
+    keyRing.addKeys(keys.all.map((k) => ({
+      serverName: config.serverName, keyId: k.keyId, publicKey: k.publicKey, publicKeyBase64: k.publicKeyBase64, validUntilTs: Number.MAX_SAFE_INTEGER, fetchedAt: Date.now(),
+    })));
+    this.federation = new RoomFederation({
+      db, bus, decider: roomServer.roomServer.decider, serverName: config.serverName, signingKey: keys.current, client: this.client, keyRing,
+      log: (msg, details) => logger.info(details ?? {}, msg),
+    });
+    roomServer.roomServer.remoteInvite = (pdu, rv) => this.federation.inviteRemote(pdu, rv);
+  }
+
+  onModuleInit(): Promise<void> {
+    return this.federation.start();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    await this.federation.stop();
+    this.client.close();
+  }
+}
