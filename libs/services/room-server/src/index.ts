@@ -1,7 +1,6 @@
 // The public surface of @tessera/room-server-service.
 import type { ServiceDefinition } from '@tessera/http';
-import { federationMigrations } from '@tessera/storage';
-import { eventLogMigrations } from '@tessera/storage';
+import { eventLogMigrations, federationMigrations } from '@tessera/storage';
 import { RoomServerModule } from './room-server.module.js';
 
 export { RoomServerModule } from './room-server.module.js';
@@ -13,8 +12,7 @@ export const roomServerService: ServiceDefinition = {
   module: RoomServerModule,
   listener: 'none',
   defaultHealthPort: 8101,
-  // server_keys (the KeyRing's store) for joins and fetched events.
-  migrations: federationMigrations,
-  // It reads the event log persistence writes; either process may start first.
-  migrations: eventLogMigrations,
+  // It reads the event log persistence writes; either process may start first. server_keys
+  // and the other federation tables: its federation side fetches keys and events.
+  migrations: [...eventLogMigrations, ...federationMigrations],
 };
