@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
 import { ClientApiCoreModule } from './client-api-core.module.js';
+import { RoomsModule } from './rooms/rooms.module.js';
 import { VersionsController } from './versions.controller.js';
 
 /**
@@ -8,7 +9,7 @@ import { VersionsController } from './versions.controller.js';
  * keeps its logic in its own files.
  */
 @Module({
-  imports: [WellKnownModule, ClientApiCoreModule],
+  imports: [WellKnownModule, ClientApiCoreModule, RoomsModule],
   controllers: [VersionsController],
 })
 export class ClientApiModule {}

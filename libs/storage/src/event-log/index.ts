@@ -9,3 +9,4 @@ export * from './current-state.js';
 export * from './client-txns.js';
 export * from './consumer-cursors.js';
 export * from './federation-reads.js';
+export * from './client-reads.js';

@@ -1,0 +1,381 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DB } from '@tessera/http';
+import {
+  countRoomEventsAfter, getCurrentStateEvents, getCurrentStreamPosition, getEvent, getEvents, getLastRoomEventAtOrBefore, getRoomMembers,
+  getRoomsWithEventsBetween, getRoomTimeline, getStateAfterEvent, getStateBeforeEvent, getUserMembershipHistory, getUserMemberships,
+  getUsersSharingRooms, type Db, type StateTriple, type StoredEvent, type UserMembership,
+} from '@tessera/storage';
+import { directoryStore } from '../directory/directory.store.js';
+import { KeysService } from '../e2ee/keys.service.js';
+import { ToDeviceService } from '../e2ee/to-device.service.js';
+import { PresenceService, type PresenceEvent } from '../ephemeral/presence.service.js';
+import { TypingService } from '../ephemeral/typing.service.js';
+import { invalidParam } from '../errors.js';
+import type { ClientEvent } from '../rooms/client-event.js';
+import { toStrippedState, type StrippedStateEvent } from '../rooms/client-event.js';
+import { eventPasses, filterLimit, roomPasses, type RoomEventFilter, type SyncFilter } from '../rooms/event-filter.js';
+import { encodePaginationToken } from '../rooms/pagination-token.js';
+import { RoomReads } from '../rooms/room-reads.js';
+import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } from '../sync-token.js';
+import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
+import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
+import { SyncNotifier } from './sync-notifier.js';
+
+const DEFAULT_TIMELINE_LIMIT = 10;
+const MAX_TIMELINE_LIMIT = 100;
+/** Types counted as notifications when no push rule evaluation is available (the default rules notify for these). */
+const NOTIFYING_TYPES = ['m.room.message', 'm.room.encrypted', 'm.sticker'];
+/** Stripped state given to invited and knocking users (spec "Stripped state", the recommended set). */
+const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+
+export interface SyncRequest {
+  userId: string;
+  deviceId: string;
+  since?: string;
+  filter: SyncFilter;
+  fullState: boolean;
+  timeoutMs: number;
+}
+
+type Json = Record<string, unknown>;
+
+interface Window {
+  since?: SyncPositions;
+  /** The positions this response reaches; next_batch. */
+  upTo: SyncPositions;
+}
+
+interface JoinedRoomPlan {
+  roomId: string;
+  /** Events after this position go in the timeline; undefined: the latest ones (initial sync, newly joined). */
+  timelineAfter?: number;
+  /** State up to the timeline in full (initial, newly joined, full_state), else only what changed since `timelineAfter`. */
+  fullState: boolean;
+  /** The user was joined for the whole window: every timeline event is visible. */
+  joinedThroughout: boolean;
+}
+
+/**
+ * /sync (spec "Syncing"): initial and incremental, built from the event log's read models and
+ * client-api's other streams, with a long poll driven by SyncNotifier.
+ */
+@Injectable()
+export class SyncService {
+  constructor(
+    @Inject(DB) private readonly db: Db,
+    @Inject(RoomReads) private readonly reads: RoomReads,
+    @Inject(SyncNotifier) private readonly notifier: SyncNotifier,
+    @Inject(AccountDataService) private readonly accountData: AccountDataService,
+    @Inject(ToDeviceService) private readonly toDevice: ToDeviceService,
+    @Inject(KeysService) private readonly keys: KeysService,
+    @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
+    @Inject(TypingService) private readonly typing: TypingService,
+    @Inject(PresenceService) private readonly presence: PresenceService,
+  ) {}
+
+  async sync(req: SyncRequest): Promise<Json> {
+    let since: SyncPositions | undefined;
+    if (req.since !== undefined) {
+      since = decodeSyncToken(req.since);
+      if (!since) throw invalidParam(`"since" ${JSON.stringify(req.since)} is not a sync token from this server`);
+    }
+    const deadline = Date.now() + Math.max(0, req.timeoutMs);
+    // A token from another replica (or from before a restart) may be ahead of what we heard of.
+    if (since && SYNC_STREAMS.some((s) => since![s] > this.notifier.positions()[s])) await this.notifier.refreshKnown();
+    this.notifier.observe('events', await getCurrentStreamPosition(this.db));
+    for (;;) {
+      const { response, hasNews, joinedRooms } = await this.compute(req, since);
+      const remaining = deadline - Date.now();
+      if (hasNews || !since || req.fullState || remaining <= 0) return response;
+      // Nothing new: wait for a notification about this user or their rooms, then look again.
+      const used = decodeSyncToken(response.next_batch as string)!;
+      const wait = this.notifier.waitFor(req.userId, joinedRooms, remaining);
+      const known = this.notifier.positions();
+      if (SYNC_STREAMS.some((s) => known[s] > used[s])) wait.cancel();
+      const woken = await wait.promise;
+      if (!woken && Date.now() >= deadline) {
+        return (await this.compute(req, since)).response;
+      }
+    }
+  }
+
+  /** One pass: the response from `since` to the positions known now. */
+  private async compute(req: SyncRequest, since: SyncPositions | undefined): Promise<{ response: Json; hasNews: boolean; joinedRooms: string[] }> {
+    const { userId, deviceId, filter } = req;
+    const known = this.notifier.positions();
+    const upTo: SyncPositions = { ...known };
+    const memberships = await getUserMemberships(this.db, userId);
+    // Memberships committed after the position we read: everything up to them is committed too.
+    for (const m of memberships) if (m.streamPos > upTo.events) upTo.events = m.streamPos;
+    const window: Window = { since, upTo };
+    const roomFilter = filter.room;
+    const inScope = (roomId: string) => roomPasses(roomFilter, roomId);
+    const joinedNow = memberships.filter((m) => m.membership === 'join').map((m) => m.roomId);
+
+    // Streams other than events: ask a store only when it has moved past the token.
+    const moved = (s: keyof SyncPositions) => !since || known[s] > since[s];
+    const [accountData, toDevice, deviceLists, receipts, typing] = await Promise.all([
+      moved('account_data') ? this.accountData.getAccountDataSince(userId, since?.account_data ?? 0) : undefined,
+      moved('to_device') || !since ? this.toDevice.getToDeviceSince(userId, deviceId, since?.to_device ?? 0) : undefined,
+      since && moved('device_lists') ? this.keys.getDeviceListChangesSince(userId, since.device_lists) : undefined,
+      moved('receipts') ? this.receipts.getReceiptsSince(joinedNow.filter(inScope), since?.receipts ?? 0, userId) : undefined,
+      moved('typing') ? this.typing.getTypingSince(joinedNow.filter(inScope), since?.typing ?? 0) : undefined,
+    ]);
+    upTo.account_data = accountData?.position ?? since?.account_data ?? upTo.account_data;
+    upTo.to_device = toDevice?.position ?? since?.to_device ?? upTo.to_device;
+    upTo.device_lists = deviceLists?.position ?? since?.device_lists ?? upTo.device_lists;
+    upTo.receipts = receipts?.position ?? since?.receipts ?? upTo.receipts;
+    upTo.typing = typing?.position ?? since?.typing ?? upTo.typing;
+
+    const rooms = { join: {} as Json, invite: {} as Json, leave: {} as Json, knock: {} as Json };
+    const plans = await this.planRooms(userId, memberships, window, req.fullState, inScope, roomFilter?.include_leave === true);
+    const ephemeralRooms = new Set([...Object.keys(receipts?.rooms ?? {}), ...Object.keys(typing?.rooms ?? {}), ...Object.keys(accountData?.rooms ?? {})]);
+    for (const roomId of ephemeralRooms) {
+      if (joinedNow.includes(roomId) && inScope(roomId) && !plans.joined.some((p) => p.roomId === roomId)) {
+        plans.joined.push({ roomId, timelineAfter: since!.events, fullState: false, joinedThroughout: true });
+      }
+    }
+
+    for (const plan of plans.joined) {
+      const room = await this.joinedRoom(req, plan, window);
+      const ephemeral: Json[] = [];
+      const typers = typing?.rooms[plan.roomId];
+      if (typers !== undefined) ephemeral.push({ type: 'm.typing', content: { user_ids: typers } });
+      const receiptContent: ReceiptContent | undefined = receipts?.rooms[plan.roomId];
+      if (receiptContent) ephemeral.push({ type: 'm.receipt', content: receiptContent });
+      room.ephemeral = { events: ephemeral.filter((e) => eventPasses(roomFilter?.ephemeral, { type: e.type as string })) };
+      room.account_data = { events: filterAccountData(accountData?.rooms[plan.roomId] ?? [], roomFilter?.account_data) };
+      if (!plan.joinedThroughout || !since || room.hasOwnNews || receiptContent) room.unread_notifications = await this.unreadCounts(userId, plan.roomId);
+      delete room.hasOwnNews;
+      rooms.join[plan.roomId] = room;
+    }
+    for (const m of plans.invited) rooms.invite[m.roomId] = { invite_state: { events: await this.strippedState(m) } };
+    for (const m of plans.knocked) rooms.knock[m.roomId] = { knock_state: { events: await this.strippedState(m) } };
+    for (const m of plans.left) rooms.leave[m.roomId] = await this.leftRoom(req, m, window);
+
+    const response: Json = { next_batch: '' };
+    const account = filterAccountData(accountData?.global ?? [], filter.account_data);
+    let presenceEvents: PresenceEvent[] = [];
+    if (moved('presence')) {
+      const users = await getUsersSharingRooms(this.db, userId);
+      const result = await this.presence.getPresenceSince(users.length > 0 ? users : [userId], since?.presence ?? 0);
+      upTo.presence = result.position;
+      presenceEvents = result.events.filter((e) => eventPasses(filter.presence, { type: e.type, sender: e.sender }));
+    } else {
+      upTo.presence = since?.presence ?? upTo.presence;
+    }
+    const newlyShared = plans.joined.filter((p) => !p.joinedThroughout && since).map((p) => p.roomId);
+    const changedDevices = new Set(deviceLists?.changed ?? []);
+    for (const roomId of newlyShared) for (const u of await getRoomMembers(this.db, roomId, 'join')) if (u !== userId) changedDevices.add(u);
+
+    const [otkCounts, fallbackTypes] = await Promise.all([this.keys.oneTimeKeyCounts(userId, deviceId), this.keys.unusedFallbackKeyTypes(userId, deviceId)]);
+
+    const roomsOut: Json = {};
+    for (const kind of ['join', 'invite', 'leave', 'knock'] as const) if (Object.keys(rooms[kind]).length > 0) roomsOut[kind] = rooms[kind];
+    if (Object.keys(roomsOut).length > 0) response.rooms = roomsOut;
+    if (account.length > 0) response.account_data = { events: account };
+    if (presenceEvents.length > 0) response.presence = { events: presenceEvents };
+    if (toDevice && toDevice.events.length > 0) response.to_device = { events: toDevice.events };
+    if (since && (changedDevices.size > 0 || (deviceLists?.left.length ?? 0) > 0)) {
+      response.device_lists = { changed: [...changedDevices].sort(), left: deviceLists?.left ?? [] };
+    }
+    response.device_one_time_keys_count = otkCounts;
+    response.device_unused_fallback_key_types = fallbackTypes;
+    response.next_batch = encodeSyncToken(upTo);
+
+    const hasNews =
+      Object.keys(roomsOut).length > 0 || account.length > 0 || presenceEvents.length > 0 || (toDevice?.events.length ?? 0) > 0 || response.device_lists !== undefined;
+    return { response, hasNews, joinedRooms: joinedNow };
+  }
+
+  /** Which rooms go in the response, and how. */
+  private async planRooms(
+    userId: string,
+    memberships: UserMembership[],
+    window: Window,
+    fullState: boolean,
+    inScope: (roomId: string) => boolean,
+    includeLeave: boolean,
+  ): Promise<{ joined: JoinedRoomPlan[]; invited: UserMembership[]; knocked: UserMembership[]; left: UserMembership[] }> {
+    const { since, upTo } = window;
+    const plan = { joined: [] as JoinedRoomPlan[], invited: [] as UserMembership[], knocked: [] as UserMembership[], left: [] as UserMembership[] };
+    const scoped = memberships.filter((m) => inScope(m.roomId));
+    if (!since) {
+      const forgotten = await directoryStore.forgotten(this.db, userId);
+      for (const m of scoped) {
+        if (m.membership === 'join') plan.joined.push({ roomId: m.roomId, fullState: true, joinedThroughout: false });
+        else if (m.membership === 'invite') plan.invited.push(m);
+        else if (m.membership === 'knock') plan.knocked.push(m);
+        else if (includeLeave && (forgotten.get(m.roomId) ?? -1) < m.streamPos) plan.left.push(m);
+      }
+      return plan;
+    }
+    const unchangedJoined: string[] = [];
+    for (const m of scoped) {
+      if (m.streamPos <= since.events) {
+        if (m.membership === 'join') {
+          if (fullState) plan.joined.push({ roomId: m.roomId, timelineAfter: since.events, fullState: true, joinedThroughout: true });
+          else unchangedJoined.push(m.roomId);
+        }
+        continue;
+      }
+      // The membership changed in the window: what was it at `since`?
+      const before = await this.membershipAt(m.roomId, userId, since.events);
+      if (m.membership === 'join') {
+        if (before === 'join') {
+          plan.joined.push({ roomId: m.roomId, timelineAfter: since.events, fullState, joinedThroughout: true });
+        } else {
+          plan.joined.push({ roomId: m.roomId, fullState: true, joinedThroughout: false });
+        }
+      } else if (m.membership === 'invite') plan.invited.push(m);
+      else if (m.membership === 'knock') plan.knocked.push(m);
+      else if (before !== undefined && before !== 'leave' && before !== 'ban') plan.left.push(m);
+      else if (m.membership === 'ban' && before !== 'ban') plan.left.push(m);
+    }
+    if (!fullState) {
+      for (const roomId of await getRoomsWithEventsBetween(this.db, unchangedJoined, since.events, upTo.events)) {
+        plan.joined.push({ roomId, timelineAfter: since.events, fullState: false, joinedThroughout: true });
+      }
+    }
+    return plan;
+  }
+
+  private async membershipAt(roomId: string, userId: string, position: number): Promise<string | undefined> {
+    const history = await getUserMembershipHistory(this.db, roomId, userId);
+    let membership: string | undefined;
+    for (const h of history) if (h.streamPos <= position) membership = h.membership;
+    return membership;
+  }
+
+  private async joinedRoom(req: SyncRequest, plan: JoinedRoomPlan, window: Window): Promise<Json & { hasOwnNews?: boolean }> {
+    const timelineFilter = req.filter.room?.timeline;
+    const limit = filterLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    const fetched = await getRoomTimeline(this.db, plan.roomId, { direction: 'b', from: window.upTo.events + 1, to: plan.timelineAfter, limit: limit + 1 });
+    return this.roomSection(req, plan.roomId, fetched, limit, plan.timelineAfter, plan.fullState, plan.joinedThroughout, window, true);
+  }
+
+  private async leftRoom(req: SyncRequest, m: UserMembership, window: Window): Promise<Json> {
+    const timelineFilter = req.filter.room?.timeline;
+    const limit = filterLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    const after = window.since?.events;
+    const fetched = await getRoomTimeline(this.db, m.roomId, { direction: 'b', from: m.streamPos + 1, to: after, limit: limit + 1 });
+    const section = await this.roomSection(req, m.roomId, fetched, limit, after, after === undefined || req.fullState, false, window, false);
+    delete section.hasOwnNews;
+    return section;
+  }
+
+  /** timeline, state (and summary for joined rooms) of one room; `fetched` is newest first, up to limit + 1. */
+  private async roomSection(
+    req: SyncRequest,
+    roomId: string,
+    fetched: StoredEvent[],
+    limit: number,
+    timelineAfter: number | undefined,
+    fullState: boolean,
+    joinedThroughout: boolean,
+    window: Window,
+    joined: boolean,
+  ): Promise<Json & { hasOwnNews?: boolean }> {
+    const { userId } = req;
+    const roomFilter = req.filter.room;
+    const limited = fetched.length > limit;
+    const newestFirst = fetched.slice(0, limit);
+    let timeline = newestFirst.reverse();
+    if (!joinedThroughout) timeline = await this.reads.visibleEvents(userId, roomId, timeline);
+    const shown = timeline.filter((e) => eventPasses(roomFilter?.timeline, { type: e.type, sender: e.sender, content: e.json.content }));
+    const first = timeline[0];
+    const prevBatch = encodePaginationToken(first ? first.streamPos! - 1 : (timelineAfter ?? window.upTo.events));
+
+    // State up to the start of the timeline: in full, or what changed since the last sync.
+    let stateEvents: StoredEvent[] = [];
+    if (fullState || limited) {
+      const atStart = first ? ((await getStateBeforeEvent(this.db, first.eventId)) ?? []) : await this.stateAt(roomId, window.upTo.events);
+      let wanted: StateTriple[] = atStart;
+      if (!fullState && timelineAfter !== undefined) {
+        const before = new Set((await this.stateAt(roomId, timelineAfter)).map(([, , id]) => id));
+        wanted = atStart.filter(([, , id]) => !before.has(id));
+      }
+      const stateFilter = roomFilter?.state;
+      if (stateFilter?.lazy_load_members) {
+        const senders = new Set(timeline.map((e) => e.sender));
+        senders.add(userId);
+        wanted = wanted.filter(([type, key]) => type !== 'm.room.member' || senders.has(key));
+      }
+      wanted = wanted.filter(([type]) => eventPasses(stateFilter, { type }));
+      const found = await getEvents(this.db, wanted.map(([, , id]) => id));
+      const inTimeline = new Set(shown.map((e) => e.eventId));
+      stateEvents = wanted
+        .map(([, , id]) => found.get(id))
+        .filter((e): e is StoredEvent => !!e && !inTimeline.has(e.eventId) && eventPasses(stateFilter, { type: e.type, sender: e.sender }));
+    }
+
+    const requester = { userId, deviceId: req.deviceId };
+    const section: Json & { hasOwnNews?: boolean } = {
+      timeline: { events: await this.reads.toClientEvents(shown, requester), limited, prev_batch: prevBatch },
+      state: { events: await this.reads.toClientEvents(stateEvents, requester) },
+    };
+    if (joined) {
+      const membershipChanged = shown.some((e) => e.type === 'm.room.member') || stateEvents.some((e) => e.type === 'm.room.member');
+      if (fullState || membershipChanged) section.summary = await this.summary(roomId, userId);
+      section.hasOwnNews = shown.some((e) => e.sender !== userId);
+    }
+    return section;
+  }
+
+  /** The room's state at a stream position (after its last event at or before it). */
+  private async stateAt(roomId: string, position: number): Promise<StateTriple[]> {
+    const last = await getLastRoomEventAtOrBefore(this.db, roomId, position);
+    return last ? ((await getStateAfterEvent(this.db, last.eventId)) ?? []) : [];
+  }
+
+  /** m.heroes (up to 5 other members, as the spec recommends), joined and invited counts. */
+  private async summary(roomId: string, userId: string): Promise<Json> {
+    const [joined, invited] = await Promise.all([getRoomMembers(this.db, roomId, 'join'), getRoomMembers(this.db, roomId, 'invite')]);
+    let heroes = [...joined, ...invited].filter((u) => u !== userId).sort().slice(0, 5);
+    if (heroes.length === 0) {
+      heroes = (await getRoomMembers(this.db, roomId, 'leave')).filter((u) => u !== userId).sort().slice(0, 5);
+    }
+    return { 'm.heroes': heroes, 'm.joined_member_count': joined.length, 'm.invited_member_count': invited.length };
+  }
+
+  /**
+   * Unread counts: messages from others after the user's read receipt. Without push rule
+   * evaluation this is what the default rules notify for; highlights are not detected.
+   */
+  private async unreadCounts(userId: string, roomId: string): Promise<Json> {
+    const { rows } = await this.db.query<{ event_id: string }>(
+      `SELECT event_id FROM receipts WHERE room_id = $1 AND user_id = $2 AND receipt_type IN ('m.read', 'm.read.private') AND thread_id = ''`,
+      [roomId, userId],
+    );
+    let after = 0;
+    for (const r of rows) {
+      const e = await getEvent(this.db, r.event_id);
+      if (e?.streamPos && e.streamPos > after) after = e.streamPos;
+    }
+    // The user's own last message counts as read too.
+    const [own] = await getRoomTimeline(this.db, roomId, { direction: 'b', limit: 1 });
+    if (own && own.sender === userId && own.streamPos! > after) after = own.streamPos!;
+    const count = await countRoomEventsAfter(this.db, roomId, after, NOTIFYING_TYPES, userId);
+    return { notification_count: count, highlight_count: 0 };
+  }
+
+  /** Stripped state for an invite or knock: from the event's invite_room_state when a remote server sent one, else the room's current state here. */
+  private async strippedState(m: UserMembership): Promise<StrippedStateEvent[]> {
+    const own = await getEvent(this.db, m.eventId);
+    const carried = (own?.json.unsigned as Json | undefined)?.invite_room_state ?? (own?.json.unsigned as Json | undefined)?.knock_room_state;
+    const events: StrippedStateEvent[] = Array.isArray(carried) ? (carried as StrippedStateEvent[]) : [];
+    if (events.length === 0) {
+      for (const e of await getCurrentStateEvents(this.db, m.roomId, STRIPPED_STATE_TYPES)) if (e.stateKey === '') events.push(toStrippedState(e));
+    }
+    if (own) events.push(toStrippedState(own));
+    return events;
+  }
+}
+
+function filterAccountData(events: AccountDataEvent[], filter: RoomEventFilter | undefined): AccountDataEvent[] {
+  const passing = events.filter((e) => eventPasses(filter, { type: e.type }));
+  const limit = filter?.limit;
+  return typeof limit === 'number' && limit >= 0 ? passing.slice(0, limit) : passing;
+}
+
+export type { ClientEvent };
