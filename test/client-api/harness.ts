@@ -12,9 +12,9 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { expect } from 'vitest';
 import { buildConfig } from '@tessera/config';
 import { createHttpApp, createLogger, openRuntime, serviceRoot, type ServiceRuntime } from '@tessera/http';
-import { migrate } from '@tessera/storage';
+import { eventLogMigrations, migrate, type Migration } from '@tessera/storage';
 import { createTestDatabase, MATRIX_SPEC_DIR, REDIS_URL, uniqueName, validateResponse, type TestDatabase } from '@tessera/testing';
-import { ClientApiModule, CLIENT_API_SETTINGS_OVERRIDES, clientApiMigrations, type ClientApiOverrides } from '@tessera/client-api-service';
+import { ClientApiModule, CLIENT_API_SETTINGS_OVERRIDES, clientApiService, type ClientApiOverrides } from '@tessera/client-api-service';
 
 export interface HarnessOptions {
   database: 'postgres' | 'pglite';
@@ -117,7 +117,9 @@ export class ClientApiHarness {
       { env: {}, cwd: dir },
     );
     const runtime = await openRuntime(config, { mode: 'embedded', name: 'client-api-test', logger: createLogger('client-api-test', 'warn') });
-    await migrate(runtime.db, clientApiMigrations);
+    // The service's own list, plus the event log it reads (the rooms side of client-api).
+    const migrations = new Map<string, Migration>([...(clientApiService.migrations ?? []), ...eventLogMigrations].map((m) => [m.id, m]));
+    await migrate(runtime.db, [...migrations.values()]);
 
     @Global()
     @Module({
