@@ -48,7 +48,7 @@ const hasKubectl = (() => {
 })();
 if (!hasKubectl) console.warn('WARNING: kubectl not found; the rendered-manifest checks of deploy/k8s are skipped');
 
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 
 /** Renders an overlay. The dev overlay needs a signing key file (never committed): it is rendered from a copy with a fresh one. */
 function render(dir: string): K8sObject[] {
