@@ -1,7 +1,13 @@
 import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
+import { FederationContext } from './federation-context.js';
 import { FederationVersionController } from './federation-version.controller.js';
+import { KeyQueryController } from './key-query.controller.js';
+import { MembershipController } from './membership.controller.js';
+import { QueriesController } from './queries.controller.js';
+import { RoomHistoryController } from './room-history.controller.js';
 import { ServerKeysController } from './server-keys.controller.js';
+import { TransactionsController } from './transactions.controller.js';
 
 /**
  * The Server-Server API edge (/_matrix/federation/..., /_matrix/key/...): verifies what
@@ -9,6 +15,10 @@ import { ServerKeysController } from './server-keys.controller.js';
  */
 @Module({
   imports: [WellKnownModule],
-  controllers: [FederationVersionController, ServerKeysController],
+  providers: [FederationContext],
+  controllers: [
+    FederationVersionController, ServerKeysController, KeyQueryController,
+    TransactionsController, RoomHistoryController, MembershipController, QueriesController,
+  ],
 })
 export class FederationIngressModule {}

@@ -1,0 +1,220 @@
+/**
+ * Membership handshakes with other servers' users: make_join/send_join (v2), make_leave/
+ * send_leave (v2), make_knock/send_knock, and invites of our users (v2). Templates are built
+ * from the room's current state and extremities; the signed events are decided by the
+ * room-server like any federated PDU.
+ */
+import { Body, Controller, Get, HttpCode, Inject, Param, Put, Query, Req } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import {
+  AuthError, authorize, authTypesForEvent, getRoomVersion, hashAndSignEvent, isKnownRoomVersion, pduToRoomEvent, stateKey,
+  type Pdu, type RoomEvent, type RoomVersion,
+} from '@tessera/protocol';
+import {
+  BusError, ROOMSERVER_FEDERATION,
+  type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type ReceiveInviteRequest,
+} from '@tessera/bus';
+import { BUS, DB, MatrixError } from '@tessera/http';
+import {
+  getAuthChainIds, getCurrentState, getCurrentStateEvents, getEvents, getForwardExtremities, getJoinedServers, getStateBeforeEvent, isRoomHeld,
+  type Db, type StoredEvent, type StoredRoom,
+} from '@tessera/storage';
+import { FederationContext } from './federation-context.js';
+import { checkServerAcl, heldRoom } from './room-access.js';
+import { servedPdu } from './room-history.controller.js';
+
+const MAX_PREV_EVENTS = 20;
+const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
+
+type Kind = 'join' | 'leave' | 'knock';
+
+function domainOf(id: string): string {
+  return id.slice(id.indexOf(':') + 1);
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+@Controller('_matrix/federation')
+export class MembershipController {
+  constructor(
+    @Inject(FederationContext) private readonly ctx: FederationContext,
+    @Inject(DB) private readonly db: Db,
+    @Inject(BUS) private readonly bus: BusTransport,
+  ) {}
+
+  // ---------------------------------------------------------------------------------------------
+  // make_*
+
+  @Get('v1/make_join/:roomId/:userId')
+  makeJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('userId') userId: string, @Query('ver') ver: unknown) {
+    return this.make(req, 'join', roomId, userId, ver ?? ['1']);
+  }
+
+  @Get('v1/make_leave/:roomId/:userId')
+  makeLeave(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('userId') userId: string) {
+    return this.make(req, 'leave', roomId, userId, undefined);
+  }
+
+  @Get('v1/make_knock/:roomId/:userId')
+  makeKnock(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('userId') userId: string, @Query('ver') ver: unknown) {
+    return this.make(req, 'knock', roomId, userId, ver ?? []);
+  }
+
+  private async make(req: FastifyRequest, kind: Kind, roomId: string, userId: string, ver: unknown) {
+    const origin = await this.ctx.authenticate(req);
+    if (domainOf(userId) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not act for ${userId}`);
+    const room = await heldRoom(this.db, roomId);
+    await checkServerAcl(this.db, roomId, origin);
+    if (ver !== undefined) {
+      const versions = Array.isArray(ver) ? ver : [ver];
+      if (!versions.includes(room.roomVersion)) {
+        throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `room ${roomId} has version ${room.roomVersion}, which the joining server does not support`, { room_version: room.roomVersion });
+      }
+    }
+    const rv = getRoomVersion(room.roomVersion);
+    const event = await this.template(room, rv, userId, kind);
+    return { event, room_version: room.roomVersion };
+  }
+
+  /** The unsigned membership event the remote server completes and signs. 403 when the rules would refuse it now. */
+  private async template(room: StoredRoom, rv: RoomVersion, userId: string, kind: Kind): Promise<Record<string, unknown>> {
+    const state = new Map((await getCurrentState(this.db, room.roomId)).map(([t, k, id]) => [stateKey(t, k), id]));
+    const extremities = (await getForwardExtremities(this.db, room.roomId)).slice(0, MAX_PREV_EVENTS);
+    const content = { membership: kind };
+    const authIds = authTypesForEvent({ type: 'm.room.member', sender: userId, state_key: userId, content }, rv)
+      .map(([t, k]) => state.get(stateKey(t, k)))
+      .filter((id): id is string => id !== undefined);
+    const stored = await getEvents(this.db, [...extremities.map((e) => e.eventId), ...authIds, ...state.values()]);
+    const edge = (id: string) => (rv.eventIdFormat === 'v1' ? [id, { sha256: stored.get(id)?.json.hashes?.sha256 ?? '' }] : id);
+    const template: Record<string, unknown> = {
+      room_id: room.roomId,
+      sender: userId,
+      type: 'm.room.member',
+      state_key: userId,
+      content,
+      depth: Math.max(0, ...extremities.map((e) => e.depth)) + 1,
+      prev_events: extremities.map((e) => edge(e.eventId)),
+      auth_events: authIds.map(edge),
+      origin_server_ts: Date.now(),
+    };
+    if (!rv.redaction.v11Rules) template.origin = this.ctx.serverName;
+    // Would the room accept it now? (A refusal here spares the remote a doomed send_*.)
+    const toEvent = (e: StoredEvent) => ({ ...pduToRoomEvent(e.json as Pdu, rv), event_id: e.eventId });
+    const lookup = (t: string, k: string): RoomEvent | undefined => {
+      const id = state.get(stateKey(t, k));
+      const e = id === undefined ? undefined : stored.get(id);
+      return e ? toEvent(e) : undefined;
+    };
+    try {
+      authorize({ ...(template as unknown as RoomEvent), event_id: '$template', prev_events: extremities.map((e) => e.eventId), auth_events: authIds }, lookup, rv);
+    } catch (err) {
+      if (err instanceof AuthError) throw new MatrixError(403, 'M_FORBIDDEN', `${userId} may not ${kind} room ${room.roomId}: ${err.message}`);
+      throw err;
+    }
+    return template;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // send_*
+
+  @Put('v2/send_join/:roomId/:eventId')
+  @HttpCode(200)
+  async sendJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('omit_members') _omit: unknown) {
+    const { room, pdu } = await this.receiveMembership(req, 'join', roomId, eventId);
+    // The state before the join, complete (members_omitted is always false here) and its auth chain.
+    const state = (await getStateBeforeEvent(this.db, eventId)) ?? [];
+    const stateIds = state.map((t) => t[2]);
+    const authIds = await getAuthChainIds(this.db, [...stateIds, eventId]);
+    const events = await getEvents(this.db, [...stateIds, ...authIds]);
+    const pick = (ids: string[]) => ids.map((id) => events.get(id)).filter((e): e is StoredEvent => e !== undefined).map(servedPdu);
+    return {
+      origin: this.ctx.serverName,
+      members_omitted: false,
+      servers_in_room: await getJoinedServers(this.db, room.roomId),
+      state: pick(stateIds),
+      auth_chain: pick(authIds),
+      event: pdu,
+    };
+  }
+
+  @Put('v2/send_leave/:roomId/:eventId')
+  @HttpCode(200)
+  async sendLeave(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    await this.receiveMembership(req, 'leave', roomId, eventId);
+    return {};
+  }
+
+  @Put('v1/send_knock/:roomId/:eventId')
+  @HttpCode(200)
+  async sendKnock(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    const { room } = await this.receiveMembership(req, 'knock', roomId, eventId);
+    return { knock_room_state: await this.strippedState(room.roomId) };
+  }
+
+  private async strippedState(roomId: string) {
+    return (await getCurrentStateEvents(this.db, roomId, STRIPPED_STATE_TYPES)).map((s) => ({
+      type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: s.json.content ?? {},
+    }));
+  }
+
+  /** Checks a signed membership event from `origin` and has the room-server decide it; 403 when refused. */
+  private async receiveMembership(req: FastifyRequest, kind: Kind, roomId: string, eventId: string): Promise<{ room: StoredRoom; pdu: Pdu }> {
+    const origin = await this.ctx.authenticate(req);
+    const room = await heldRoom(this.db, roomId);
+    await checkServerAcl(this.db, roomId, origin);
+    const rv = getRoomVersion(room.roomVersion);
+    const check = await this.ctx.verifier.verify(req.body, rv);
+    if (!check.ok) throw new MatrixError(400, 'M_BAD_JSON', `the ${kind} event is not valid: ${check.error}`);
+    if (check.redacted) throw new MatrixError(400, 'M_BAD_JSON', `the ${kind} event's content hash does not match`);
+    if (check.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', `the event's id is ${check.eventId}, not ${eventId}`);
+    const pdu = check.pdu;
+    if (pdu.room_id !== roomId || pdu.type !== 'm.room.member' || pdu.content?.membership !== kind || pdu.state_key !== pdu.sender) {
+      throw new MatrixError(400, 'M_BAD_JSON', `the event is not a ${kind} of its sender in ${roomId}`);
+    }
+    if (domainOf(pdu.sender) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not send a ${kind} for ${pdu.sender}`);
+    const request: InputFederatedPdusRequest = { op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin, pdus: [pdu] };
+    const reply = await this.bus.request<InputFederatedPdusRequest, InputPdusReply>(ROOMSERVER_FEDERATION, request, { timeoutMs: 120_000 });
+    const result = reply.results[eventId];
+    if (!result?.accepted || result.softFailed) {
+      throw new MatrixError(403, 'M_FORBIDDEN', `the ${kind} is refused: ${result?.error ?? 'not authorized by the current state'}`);
+    }
+    return { room, pdu };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Invites of our users
+
+  @Put('v2/invite/:roomId/:eventId')
+  @HttpCode(200)
+  async invite(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown) {
+    const origin = await this.ctx.authenticate(req);
+    if (!isObject(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    const version = body.room_version;
+    if (!isKnownRoomVersion(version)) {
+      throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `room version ${JSON.stringify(version)} is not supported by this server`, { room_version: version });
+    }
+    if (await isRoomHeld(this.db, roomId)) await checkServerAcl(this.db, roomId, origin);
+    const rv = getRoomVersion(version);
+    const check = await this.ctx.verifier.verify(body.event, rv);
+    if (!check.ok) throw new MatrixError(400, 'M_BAD_JSON', `the invite event is not valid: ${check.error}`);
+    if (check.redacted) throw new MatrixError(400, 'M_BAD_JSON', "the invite event's content hash does not match");
+    if (check.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', `the event's id is ${check.eventId}, not ${eventId}`);
+    const pdu = check.pdu;
+    if (pdu.room_id !== roomId || pdu.type !== 'm.room.member' || pdu.content?.membership !== 'invite' || typeof pdu.state_key !== 'string') {
+      throw new MatrixError(400, 'M_BAD_JSON', `the event is not an invite in ${roomId}`);
+    }
+    if (domainOf(pdu.state_key) !== this.ctx.serverName) throw new MatrixError(400, 'M_BAD_JSON', `${pdu.state_key} is not a user of this server`);
+    if (domainOf(pdu.sender) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not send an invite from ${pdu.sender}`);
+    const signed = hashAndSignEvent(pdu, this.ctx.serverName, this.ctx.keys.current, rv);
+    const inviteRoomState = Array.isArray(body.invite_room_state) ? body.invite_room_state : [];
+    try {
+      await this.bus.request<ReceiveInviteRequest, Record<string, never>>(ROOMSERVER_FEDERATION, { op: 'receiveInvite', roomVersion: rv.id, pdu: signed, inviteRoomState }, { timeoutMs: 120_000 });
+    } catch (err) {
+      if (err instanceof BusError && err.code === 'M_FORBIDDEN') throw new MatrixError(403, 'M_FORBIDDEN', err.message);
+      throw err;
+    }
+    return { event: signed };
+  }
+}
