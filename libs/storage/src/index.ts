@@ -6,3 +6,4 @@ export { createPgliteDb, type PgliteDbOptions } from './pglite-db.js';
 export { parseInt8 } from './int8.js';
 export * from './event-log/index.js';
 export * from './federation/index.js';
+export * from './fanout/index.js';

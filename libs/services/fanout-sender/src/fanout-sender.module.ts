@@ -1,9 +1,9 @@
 import { Module } from '@nestjs/common';
+import { FanoutSenderService } from './fanout-sender.provider.js';
 
 /**
  * fanout-sender: outbound federation, per-destination queues, transactions and retries (DESIGN).
- * It serves no HTTP routes: its process exposes only the health probes. Its bus handlers and
- * providers are added here as they are built.
+ * It serves no HTTP routes: its process exposes only the health probes.
  */
-@Module({})
+@Module({ providers: [FanoutSenderService] })
 export class FanoutSenderModule {}

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db.js';
 import { internEventTypes, internStateKeys } from './names.js';
 import { writeSnapshot, type StateEntryNids, type StateTriple } from './state-snapshots.js';
+import { beginJoinedServersChange } from '../fanout/joined-servers.js';
 
 /**
  * The append: one room's batch of decided events, written in one transaction (or one
@@ -40,6 +41,8 @@ export interface AppendEventInput {
   stateBefore?: StateRefInput;
   /** For an accepted redaction whose target is stored: the target's redacted JSON to store. */
   redaction?: { targetEventId: string; redactedJson: Record<string, unknown> } | null;
+  /** Built by this server for a local user: queued for the remote servers joined at it (event_destinations). */
+  local?: boolean;
 }
 
 export interface AppendBatchInput {
@@ -212,9 +215,15 @@ export async function appendRoomBatch(
     inBatch.set(e.eventId, a);
   }
 
+  // Joined servers are computed here, once per event, for fanout-sender (libs/storage/src/fanout).
+  const joinedServers = await beginJoinedServersChange(tx, roomNid, {
+    memberUserIds: batch.currentStateChanges.filter((c) => c[0] === 'm.room.member').map((c) => c[1]),
+    hasLocalEvents: batch.events.some((e) => e.local === true),
+  });
   if (batch.currentStateChanges.length > 0) {
     await applyCurrentStateChanges(tx, roomNid, batch, inBatch, typeNids, position - 1);
   }
+  await joinedServers.finish(batch.events.map((e, i) => ({ ...appended[i]!, local: e.local === true, sender: e.sender })));
   return { result: { roomNid, sequence: batch.expectedSequence + 1, events: appended }, nextPosition: position };
 }
 

@@ -8,6 +8,7 @@
  * (state_snapshots / state_snapshot_entries), never as a full copy per event.
  */
 import type { Migration } from '../migrate.js';
+import { eventDestinationsMigrations } from '../fanout/migrations.js';
 
 export const eventLogMigrations: Migration[] = [
   {
@@ -136,4 +137,6 @@ CREATE TABLE consumer_cursors (
 );
 `,
   },
+  // Joined servers per room and per local event, for fanout-sender.
+  ...eventDestinationsMigrations,
 ];

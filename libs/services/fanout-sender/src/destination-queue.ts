@@ -1,0 +1,179 @@
+/**
+ * One remote server's queue: at most one transaction in flight, PDUs read from the database
+ * (event_destinations, oldest first, at most 50 per transaction), EDUs held in memory (at
+ * most 100 per transaction), exponential backoff with jitter after a failure, and catch-up
+ * (only the latest PDU per room) when too much piled up during an outage.
+ */
+import {
+  countPendingPdus, lastPendingPosition, latestPduPerRoom, loadDestinationState, markDelivered, markFailed, nextPdus,
+  type Db, type DestinationState, type QueuedPdu,
+} from '@tessera/storage';
+import { backoffDelayMs, type FanoutSenderSettings } from './options.js';
+import type { TransactionSender } from './transaction-sender.js';
+
+export interface Edu {
+  edu_type: string;
+  content: Record<string, unknown>;
+}
+
+export interface QueueLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+interface Batch {
+  pdus: QueuedPdu[];
+  edus: Edu[];
+  /** On success the destination has everything up to here (catch-up skips the rest). */
+  deliveredUpTo: number | null;
+}
+
+export class DestinationQueue {
+  private edus: Edu[] = [];
+  private state: DestinationState | undefined;
+  private running: Promise<void> | undefined;
+  private wakeAgain = false;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Set after a load or a failure: check whether the backlog calls for catch-up. */
+  private checkBacklog = true;
+  /** Catch-up in progress: the latest PDU per room still to send, and where it ends. */
+  private catchUp: { pdus: QueuedPdu[]; upTo: number } | undefined;
+
+  constructor(
+    readonly serverName: string,
+    private readonly db: Db,
+    private readonly sender: TransactionSender,
+    private readonly settings: FanoutSenderSettings,
+    private readonly logger: QueueLogger,
+  ) {}
+
+  /** New work may be there: send now unless a transaction is in flight or a retry is pending. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  addEdu(edu: Edu): void {
+    if (this.stopped) return;
+    this.edus.push(edu);
+    if (this.edus.length > this.settings.maxQueuedEdus) this.edus.splice(0, this.edus.length - this.settings.maxQueuedEdus);
+    this.wake();
+  }
+
+  /** Forget the backoff (the server showed it is back) and send. */
+  retryNow(): void {
+    if (this.state) this.state.retryAtMs = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.wake();
+  }
+
+  /** Stops sending; resolves once the transaction in flight (if any) has ended. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    await this.running;
+  }
+
+  get queuedEdus(): number {
+    return this.edus.length;
+  }
+
+  private async run(): Promise<void> {
+    do {
+      this.wakeAgain = false;
+      try {
+        this.state ??= await loadDestinationState(this.db, this.serverName);
+        while (!this.stopped) {
+          const wait = this.state.retryAtMs - Date.now();
+          if (wait > 0) {
+            this.scheduleRetry(wait);
+            return;
+          }
+          const batch = await this.nextBatch(this.state);
+          if (!batch) break;
+          if (!(await this.send(this.state, batch))) return;
+        }
+      } catch (err) {
+        // A database error: try again later like a failed transaction.
+        this.logger.warn({ err, destination: this.serverName }, 'fanout queue failed; retrying');
+        this.scheduleRetry(backoffDelayMs(1, this.settings));
+        return;
+      }
+    } while (this.wakeAgain && !this.stopped);
+  }
+
+  private scheduleRetry(delayMs: number): void {
+    if (this.stopped || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.wake();
+    }, delayMs);
+    this.retryTimer.unref?.();
+  }
+
+  private async nextBatch(state: DestinationState): Promise<Batch | undefined> {
+    const edus = this.edus.slice(0, this.settings.maxEdusPerTransaction);
+    if (this.checkBacklog && !this.catchUp) {
+      this.checkBacklog = false;
+      const pending = await countPendingPdus(this.db, this.serverName, state.sentPosition, this.settings.catchUpAfter + 1);
+      if (pending > this.settings.catchUpAfter) {
+        const upTo = await lastPendingPosition(this.db, this.serverName);
+        const pdus = await latestPduPerRoom(this.db, this.serverName, state.sentPosition, upTo);
+        this.catchUp = { pdus, upTo };
+        this.logger.info({ destination: this.serverName, pending: `>${this.settings.catchUpAfter}`, rooms: pdus.length }, 'catching up: sending the latest event per room');
+      }
+    }
+    if (this.catchUp) {
+      const pdus = this.catchUp.pdus.slice(0, this.settings.maxPdusPerTransaction);
+      const last = pdus.length === this.catchUp.pdus.length;
+      return { pdus, edus, deliveredUpTo: last ? this.catchUp.upTo : null };
+    }
+    const pdus = await nextPdus(this.db, this.serverName, state.sentPosition, this.settings.maxPdusPerTransaction);
+    if (pdus.length === 0 && edus.length === 0) return undefined;
+    return { pdus, edus, deliveredUpTo: pdus.length > 0 ? pdus[pdus.length - 1]!.streamPos : null };
+  }
+
+  /** Sends one transaction; false when it failed (a retry is scheduled). */
+  private async send(state: DestinationState, batch: Batch): Promise<boolean> {
+    try {
+      const results = await this.sender.send(this.serverName, batch.pdus.map((p) => p.pdu), batch.edus);
+      for (const [eventId, r] of Object.entries(results)) {
+        // The remote refused the PDU: retrying would not change its mind.
+        if (r.error) this.logger.warn({ destination: this.serverName, eventId, error: r.error }, 'remote refused a PDU');
+      }
+    } catch (err) {
+      state.failures++;
+      const delay = backoffDelayMs(state.failures, this.settings);
+      state.retryAtMs = Date.now() + delay;
+      this.checkBacklog = true;
+      const message = err instanceof Error ? err.message : String(err);
+      this.logger.warn({ destination: this.serverName, failures: state.failures, retryInMs: delay, error: message }, 'transaction failed');
+      await markFailed(this.db, this.serverName, state.failures, state.retryAtMs, message).catch(() => undefined);
+      this.scheduleRetry(delay);
+      return false;
+    }
+    this.edus.splice(0, batch.edus.length);
+    if (this.catchUp) {
+      this.catchUp.pdus.splice(0, batch.pdus.length);
+      if (batch.deliveredUpTo !== null) this.catchUp = undefined;
+    }
+    const recovered = state.failures > 0;
+    state.failures = 0;
+    state.retryAtMs = 0;
+    if (batch.deliveredUpTo !== null) {
+      state.sentPosition = Math.max(state.sentPosition, batch.deliveredUpTo);
+      await markDelivered(this.db, this.serverName, state.sentPosition, Date.now());
+    } else if (recovered) {
+      await markDelivered(this.db, this.serverName, state.sentPosition, Date.now());
+    }
+    return true;
+  }
+}

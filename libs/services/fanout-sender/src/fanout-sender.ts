@@ -1,0 +1,186 @@
+/**
+ * fanout-sender: delivers this server's events and EDUs to the other servers of its rooms.
+ *
+ * The queue of PDUs is the event_destinations table, filled by persistence in the append
+ * transaction with the servers joined at each local event; each destination's progress is its
+ * own cursor (fanout_destinations.sent_position). So nothing is kept only in memory except
+ * EDUs, which are ephemeral by nature, and a restart (or another replica taking over a shard)
+ * rebuilds every queue from the database.
+ *
+ * Wake-ups: stream.events (every replica subscribes, no queue group, and acts only on the
+ * destinations of its shards), plus a periodic scan of the log past the last position seen,
+ * so a lost notification costs latency, never data. EDUs come on edu.outbound, which every
+ * replica also receives; each keeps those for its own destinations.
+ */
+import {
+  EDU_OUTBOUND, STREAM_EVENTS, type BusTransport, type OutboundEdu, type StreamEventNotification, type Subscription,
+} from '@tessera/bus';
+import { isValidServerName } from '@tessera/protocol';
+import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, type Db } from '@tessera/storage';
+import { DestinationQueue, type QueueLogger } from './destination-queue.js';
+import { resolveSettings, type FanoutSenderSettings } from './options.js';
+import { ShardOwnership, type ShardChange } from './shard-ownership.js';
+import { shardOf } from './shards.js';
+import type { TransactionSender } from './transaction-sender.js';
+
+export interface FanoutSenderLogger extends QueueLogger {
+  error(obj: object, msg: string): void;
+}
+
+export interface FanoutSenderOptions {
+  db: Db;
+  bus: BusTransport;
+  /** Our server name: never a destination. */
+  serverName: string;
+  sender: TransactionSender;
+  logger: FanoutSenderLogger;
+  settings?: Partial<FanoutSenderSettings>;
+}
+
+export class FanoutSender {
+  readonly settings: FanoutSenderSettings;
+  private readonly queues = new Map<string, DestinationQueue>();
+  private readonly shards: ShardOwnership;
+  private subscriptions: Subscription[] = [];
+  private pollTimer: NodeJS.Timeout | undefined;
+  /** Every event at or below this position has had its destinations woken. */
+  private scannedUpTo = 0;
+  private scanning: Promise<void> | undefined;
+  private scanAgain = false;
+  private started = false;
+
+  constructor(private readonly options: FanoutSenderOptions) {
+    this.settings = resolveSettings(options.settings);
+    this.shards = new ShardOwnership({
+      db: options.db,
+      replicaId: this.settings.replicaId,
+      shardCount: this.settings.shardCount,
+      leaseTtlMs: this.settings.leaseTtlMs,
+      onChange: (change) => this.onShardChange(change),
+      onError: (err) => options.logger.warn({ err }, 'fanout shard leases: round failed'),
+    });
+  }
+
+  get replicaId(): string {
+    return this.settings.replicaId;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const { bus } = this.options;
+    // Positions up to here are covered by the full scan each acquired shard gets.
+    this.scannedUpTo = await getMaxStreamPosition(this.options.db);
+    this.subscriptions.push(
+      await bus.subscribe<StreamEventNotification>(STREAM_EVENTS, (n) => {
+        if (n?.local) this.scan();
+      }),
+      await bus.subscribe<OutboundEdu>(EDU_OUTBOUND, (edu) => this.onEdu(edu)),
+    );
+    await this.shards.start();
+    this.pollTimer = setInterval(() => this.scan(), this.settings.pollIntervalMs);
+    this.pollTimer.unref?.();
+  }
+
+  /** Stops taking work, gives the shard leases up (the other replicas take over), waits for transactions in flight. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    clearInterval(this.pollTimer);
+    for (const s of this.subscriptions) await s.unsubscribe().catch(() => undefined);
+    this.subscriptions = [];
+    await this.shards.stop();
+    await this.scanning;
+    await Promise.all([...this.queues.values()].map((q) => q.stop()));
+    this.queues.clear();
+  }
+
+  /** Shards this replica holds now. */
+  ownedShards(): number[] {
+    return this.shards.ownedShards();
+  }
+
+  owns(serverName: string): boolean {
+    return this.shards.owns(shardOf(serverName, this.settings.shardCount));
+  }
+
+  /** The server is reachable again (it talked to us): drop its backoff and send what waits. */
+  destinationIsBack(serverName: string): void {
+    this.queues.get(serverName)?.retryNow();
+  }
+
+  /** Reads the log past the last scanned position and wakes the queues that got work. Scans never overlap. */
+  scan(): void {
+    if (!this.started) return;
+    if (this.scanning) {
+      this.scanAgain = true;
+      return;
+    }
+    this.scanning = (async () => {
+      do {
+        this.scanAgain = false;
+        try {
+          const upTo = await getMaxStreamPosition(this.options.db);
+          if (upTo <= this.scannedUpTo) continue;
+          const servers = await destinationsWithPendingPdus(this.options.db, { after: this.scannedUpTo, upTo });
+          this.scannedUpTo = upTo;
+          for (const s of servers) this.queueFor(s)?.wake();
+        } catch (err) {
+          this.options.logger.warn({ err }, 'fanout scan failed; the next poll retries');
+        }
+      } while (this.scanAgain && this.started);
+    })().finally(() => {
+      this.scanning = undefined;
+    });
+  }
+
+  private queueFor(serverName: string): DestinationQueue | undefined {
+    if (serverName === this.options.serverName || !this.owns(serverName)) return undefined;
+    let q = this.queues.get(serverName);
+    if (!q) {
+      q = new DestinationQueue(serverName, this.options.db, this.options.sender, this.settings, this.options.logger);
+      this.queues.set(serverName, q);
+    }
+    return q;
+  }
+
+  private async onShardChange(change: ShardChange): Promise<void> {
+    if (change.lost.length > 0) {
+      const lost = new Set(change.lost);
+      const stopping: Promise<void>[] = [];
+      for (const [name, q] of this.queues) {
+        if (!lost.has(shardOf(name, this.settings.shardCount))) continue;
+        this.queues.delete(name);
+        stopping.push(q.stop());
+      }
+      await Promise.all(stopping);
+    }
+    if (change.acquired.length > 0) {
+      // A shard taken over may hold a backlog of its previous owner: every pending destination of it.
+      const acquired = new Set(change.acquired);
+      for (const s of await destinationsWithPendingPdus(this.options.db)) {
+        if (acquired.has(shardOf(s, this.settings.shardCount))) this.queueFor(s)?.wake();
+      }
+    }
+    this.options.logger.info({ replica: this.replicaId, acquired: change.acquired.length, lost: change.lost.length, owned: this.ownedShards().length }, 'fanout shards changed');
+  }
+
+  private async onEdu(edu: OutboundEdu): Promise<void> {
+    if (!edu || typeof edu.eduType !== 'string' || !edu.content || typeof edu.content !== 'object' || !edu.to) {
+      this.options.logger.warn({ edu }, 'edu.outbound: malformed message dropped');
+      return;
+    }
+    let destinations: string[];
+    try {
+      destinations = 'roomId' in edu.to ? await joinedServersOfRoom(this.options.db, edu.to.roomId) : edu.to.destinations;
+    } catch (err) {
+      this.options.logger.warn({ err }, 'edu.outbound: could not read the joined servers');
+      return;
+    }
+    if (!Array.isArray(destinations)) return;
+    for (const d of new Set(destinations)) {
+      if (typeof d !== 'string' || !isValidServerName(d)) continue;
+      this.queueFor(d)?.addEdu({ edu_type: edu.eduType, content: edu.content });
+    }
+  }
+}
