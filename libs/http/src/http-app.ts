@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { Logger } from 'pino';
+import { installHttpObservability, type TesseraMetrics } from '@tessera/observability';
 import { installCors } from './cors.js';
 import { MatrixExceptionFilter } from './exception-filter.js';
 import { HealthModule } from './health.controller.js';
@@ -16,6 +17,8 @@ export interface HttpAppOptions {
   /** PEM certificate and key: the app speaks HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
   logger: Logger;
+  /** When given: request ids, latency by route, and GET /metrics (libs/observability). */
+  metrics?: TesseraMetrics;
 }
 
 @Module({})
@@ -45,6 +48,8 @@ export async function createHttpApp(root: Type | DynamicModule, options: HttpApp
   const fastify = adapter.getInstance();
   const routes = new RouteTable();
   fastify.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  // First, so that every request (pre-flights and errors included) has its id and is measured.
+  if (options.metrics) installHttpObservability(fastify, { metrics: options.metrics, logger: options.logger });
   installCors(fastify);
   installJsonBodyParsers(fastify);
   // Nest answers POST with 201 unless told otherwise; no Matrix API response is 201, so every

@@ -1,10 +1,11 @@
 import type { LoggerService } from '@nestjs/common';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { HomeserverConfig } from '@tessera/config';
+import { createServiceLogger } from '@tessera/observability';
 
-/** Structured JSON logs on stdout, one line per record, tagged with the service name. */
+/** Structured JSON logs on stdout, one line per record, tagged with the service name and the request id. */
 export function createLogger(service: string, level: HomeserverConfig['logLevel']): Logger {
-  return pino({ level, base: { service } });
+  return createServiceLogger({ service, level });
 }
 
 /** Nest's own messages (module wiring, route mapping) go through the same pino logger. */

@@ -57,7 +57,7 @@ export async function startServices(services: ServiceDefinition[], options: Star
     await runtime.close();
   };
   try {
-    const migrations = services.flatMap((s) => s.migrations ?? []);
+    const migrations = mergeMigrations(services);
     if (migrations.length > 0) {
       const { applied } = await migrate(runtime.db, migrations);
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -102,6 +102,23 @@ export async function startServices(services: ServiceDefinition[], options: Star
   }
 }
 
+/**
+ * Services that read the same tables declare the same migration lists (room-server and
+ * persistence both need the event log); in one process each migration is applied once. Two
+ * different migrations under one id stay an error, reported by migrate().
+ */
+export function mergeMigrations(services: ServiceDefinition[]): Migration[] {
+  const byId = new Map<string, Migration>();
+  const merged: Migration[] = [];
+  for (const m of services.flatMap((s) => s.migrations ?? [])) {
+    const seen = byId.get(m.id);
+    if (seen && seen.sql === m.sql) continue;
+    byId.set(m.id, m);
+    merged.push(m);
+  }
+  return merged;
+}
+
 async function listen(
   runtime: ServiceRuntime,
   modules: Array<Type | DynamicModule>,
@@ -112,6 +129,7 @@ async function listen(
     bodyLimit: runtime.config.maxRequestSize,
     tls: tls ? readTls(tls) : undefined,
     logger: runtime.logger,
+    metrics: runtime.metrics,
   });
   try {
     await app.listen({ port: listener.port, host: listener.bindAddress });

@@ -8,6 +8,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { createInProcessBus, createNatsBus, type BusTransport } from '@tessera/bus';
 import { ConfigError, loadOrCreateSigningKey, type HomeserverConfig, type LoadedSigningKeys } from '@tessera/config';
+import { createMetrics, instrumentBus, METRICS, type TesseraMetrics } from '@tessera/observability';
 import { createDb, migrate, type Db } from '@tessera/storage';
 import { BUS, CONFIG, DB, LOGGER, RUNTIME, SIGNING_KEYS } from './tokens.js';
 
@@ -25,6 +26,8 @@ export interface ServiceRuntime {
   readonly db: Db;
   readonly bus: BusTransport;
   readonly logger: Logger;
+  /** The process's Prometheus metrics (served on /metrics of its HTTP listeners). */
+  readonly metrics: TesseraMetrics;
   /** Marks the process as going away: readiness turns 503 so load balancers stop sending. */
   drain(): void;
   checkReadiness(): Promise<ReadinessResult>;
@@ -64,12 +67,15 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
   if (signingKeys.created) logger.info({ path: config.signingKeyPath, keyId: signingKeys.current.keyId }, 'generated a new signing key');
 
   const db = await createDb(config.database.url ? { url: config.database.url } : { dataDir: config.database.dataDir });
+  const metrics = createMetrics({ service: options.name });
   let bus: BusTransport | undefined;
   try {
     await claimDatabase(db, config.serverName);
-    bus = config.nats.url
+    const transport = config.nats.url
       ? await createNatsBus({ url: config.nats.url, prefix: config.nats.prefix, name: `${config.serverName}/${options.name}` })
       : createInProcessBus();
+    // Bus latency metrics and the request id carried across (libs/observability).
+    bus = instrumentBus(transport, { metrics });
   } catch (err) {
     await db.close().catch(() => undefined);
     throw err;
@@ -88,6 +94,7 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
     db,
     bus,
     logger,
+    metrics,
     drain() {
       draining = true;
     },
@@ -140,6 +147,7 @@ export class RuntimeModule {
       { provide: DB, useValue: runtime.db },
       { provide: BUS, useValue: runtime.bus },
       { provide: LOGGER, useValue: runtime.logger },
+      { provide: METRICS, useValue: runtime.metrics },
     ];
     return { module: RuntimeModule, providers, exports: providers.map((p) => p.provide) };
   }
