@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '@tessera/testing';
 import { StreamChanges, TypingService, type StreamChange } from '@tessera/client-api-service';
-import { ClientApiHarness } from './harness.js';
+import { ClientApiHarness, type Reply } from './harness.js';
 
 const setups = [
   { name: 'PostgreSQL + Redis', database: 'postgres' as const, redis: true, available: services.postgres && services.redis },
@@ -64,7 +64,7 @@ for (const setup of setups) {
     });
 
     it('answers 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After', async () => {
-      let limited: Awaited<ReturnType<ClientApiHarness['call']>> | undefined;
+      let limited: Reply | undefined;
       for (let i = 0; i < 40 && !limited; i++) {
         const reply = await hs.call('GET', '/_matrix/client/v3/account/whoami', { token: alice.access_token });
         if (reply.status === 429) limited = reply;

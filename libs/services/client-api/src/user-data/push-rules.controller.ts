@@ -2,15 +2,12 @@ import { Body, Controller, Delete, Get, Inject, Param, Put, Query, UseGuards } f
 import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
-import { invalidParam, MatrixError } from '../errors.js';
+import { MatrixError } from '../errors.js';
 import { clientPaths } from '../http/paths.js';
 import { objectBody } from '../validation.js';
 import { PushRulesService } from './push-rules.service.js';
 
-function checkScope(scope: string): void {
-  if (scope !== 'global') throw invalidParam('The only push rule scope is "global"');
-}
-
+/** Push rules; `global` is the only scope (spec), so it is part of the paths. */
 @Controller()
 @UseGuards(AccessTokenGuard, RateLimitGuard)
 export class PushRulesController {
@@ -38,57 +35,49 @@ export class PushRulesController {
     throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request');
   }
 
-  @Get(clientPaths('pushrules/:scope/:kind/:ruleId'))
-  get(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
-    checkScope(scope);
+  @Get(clientPaths('pushrules/global/:kind/:ruleId'))
+  get(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
     return this.rules.getRule(requester.userId, kind, ruleId);
   }
 
-  @Put(clientPaths('pushrules/:scope/:kind/:ruleId'))
+  @Put(clientPaths('pushrules/global/:kind/:ruleId'))
   @RateLimited()
   async put(
     @CurrentRequester() requester: Requester,
-    @Param('scope') scope: string,
     @Param('kind') kind: string,
     @Param('ruleId') ruleId: string,
     @Query('before') before: string | undefined,
     @Query('after') after: string | undefined,
     @Body() body: unknown,
   ) {
-    checkScope(scope);
     await this.rules.putRule(requester.userId, kind, ruleId, objectBody(body, false), before || undefined, after || undefined);
     return {};
   }
 
-  @Delete(clientPaths('pushrules/:scope/:kind/:ruleId'))
-  async delete(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
-    checkScope(scope);
+  @Delete(clientPaths('pushrules/global/:kind/:ruleId'))
+  async delete(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
     await this.rules.deleteRule(requester.userId, kind, ruleId);
     return {};
   }
 
-  @Get(clientPaths('pushrules/:scope/:kind/:ruleId/enabled'))
-  async getEnabled(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
-    checkScope(scope);
+  @Get(clientPaths('pushrules/global/:kind/:ruleId/enabled'))
+  async getEnabled(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
     return { enabled: (await this.rules.getRule(requester.userId, kind, ruleId)).enabled };
   }
 
-  @Put(clientPaths('pushrules/:scope/:kind/:ruleId/enabled'))
-  async setEnabled(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
-    checkScope(scope);
+  @Put(clientPaths('pushrules/global/:kind/:ruleId/enabled'))
+  async setEnabled(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
     await this.rules.setEnabled(requester.userId, kind, ruleId, objectBody(body, false));
     return {};
   }
 
-  @Get(clientPaths('pushrules/:scope/:kind/:ruleId/actions'))
-  async getActions(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
-    checkScope(scope);
+  @Get(clientPaths('pushrules/global/:kind/:ruleId/actions'))
+  async getActions(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string) {
     return { actions: (await this.rules.getRule(requester.userId, kind, ruleId)).actions };
   }
 
-  @Put(clientPaths('pushrules/:scope/:kind/:ruleId/actions'))
-  async setActions(@CurrentRequester() requester: Requester, @Param('scope') scope: string, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
-    checkScope(scope);
+  @Put(clientPaths('pushrules/global/:kind/:ruleId/actions'))
+  async setActions(@CurrentRequester() requester: Requester, @Param('kind') kind: string, @Param('ruleId') ruleId: string, @Body() body: unknown) {
     await this.rules.setActions(requester.userId, kind, ruleId, objectBody(body, false));
     return {};
   }
