@@ -401,10 +401,10 @@ export class RoomFederation {
   private async fillGap(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<string[] | undefined> {
     const view = await this.o.decider.store.view(roomId);
     const earliest = (view?.extremities ?? []).map((e) => e.eventId);
-    const minDepth = Math.max(0, Math.min(...(view?.extremities ?? []).map((e) => e.depth), Number.MAX_SAFE_INTEGER) - 1);
     try {
       const res = await this.o.client.post<{ events?: unknown }>(origin, `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`, {
-        earliest_events: earliest, latest_events: [event.event_id], limit: 50, min_depth: minDepth === Number.MAX_SAFE_INTEGER - 1 ? 0 : minDepth,
+        // min_depth 0: a fork may start below our extremities' depth.
+        earliest_events: earliest, latest_events: [event.event_id], limit: 50, min_depth: 0,
       });
       const fetched = Array.isArray(res.events) ? res.events : [];
       const checks = await this.verifier.verifyAll(fetched, rv);
