@@ -42,7 +42,7 @@ export class RoomReads implements RoomMembership {
    * The events of one room the user may see, per the spec's history visibility algorithm
    * ("Room history visibility"): world_readable at the event; joined at the event; shared at
    * the event and joined at any point after it; invited at the event with history invited.
-   * The user's own membership event is judged by the membership it sets, and a change of
+   * The user's own membership events are always visible to them, and a change of
    * history visibility by the more open of the old and new setting (as Synapse does).
    */
   async visibleEvents(userId: string, roomId: string, events: StoredEvent[]): Promise<StoredEvent[]> {
@@ -71,8 +71,9 @@ export class RoomReads implements RoomMembership {
         const next = String(e.json.content?.history_visibility ?? 'shared');
         if (OPENNESS.includes(next) && OPENNESS.indexOf(next) < OPENNESS.indexOf(visibility)) visibility = next;
       }
-      let membership = String(contentOf(entries.get(`${MEMBER}${KEY_SEP}${userId}`)).membership ?? 'leave');
-      if (e.type === MEMBER && e.stateKey === userId) membership = String(e.json.content?.membership ?? membership);
+      // A user always sees their own membership events (their invite, join, leave, kick or ban).
+      if (e.type === MEMBER && e.stateKey === userId) return true;
+      const membership = String(contentOf(entries.get(`${MEMBER}${KEY_SEP}${userId}`)).membership ?? 'leave');
       if (visibility === 'world_readable') return true;
       if (membership === 'join') return true;
       if (visibility === 'shared' && e.streamPos !== null && lastJoinPos >= e.streamPos) return true;
