@@ -8,7 +8,7 @@ import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { Logger } from 'pino';
 import { createInProcessBus, createNatsBus, type BusTransport } from '@tessera/bus';
 import { ConfigError, loadOrCreateSigningKey, type HomeserverConfig, type LoadedSigningKeys } from '@tessera/config';
-import { createMetrics, instrumentBus, METRICS, type TesseraMetrics } from '@tessera/observability';
+import { createMetrics, instrumentBus, METRICS, type InstrumentedBusTransport, type TesseraMetrics } from '@tessera/observability';
 import { createDb, migrate, type Db } from '@tessera/storage';
 import { BUS, CONFIG, DB, LOGGER, RUNTIME, SIGNING_KEYS } from './tokens.js';
 
@@ -68,7 +68,7 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
 
   const db = await createDb(config.database.url ? { url: config.database.url } : { dataDir: config.database.dataDir });
   const metrics = createMetrics({ service: options.name });
-  let bus: BusTransport | undefined;
+  let bus: InstrumentedBusTransport | undefined;
   try {
     await claimDatabase(db, config.serverName);
     const transport = config.nats.url
@@ -87,6 +87,9 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
 
   let draining = false;
   const readyBus = bus;
+  // Graceful shutdown starts with the bus handlers: peers take new messages, running ones finish.
+  const stopHandlers = () =>
+    readyBus.stopTakingMessages().catch((err: unknown) => logger.warn({ err }, 'unsubscribing bus handlers failed'));
   return {
     mode: options.mode,
     config,
@@ -97,6 +100,7 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
     metrics,
     drain() {
       draining = true;
+      void stopHandlers();
     },
     async checkReadiness() {
       const checks: Record<string, string> = {};
@@ -112,6 +116,7 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
     },
     async close() {
       draining = true;
+      await stopHandlers();
       await readyBus.close().catch((err: unknown) => logger.warn({ err }, 'closing the bus failed'));
       await db.close().catch((err) => logger.warn({ err }, 'closing the database failed'));
     },

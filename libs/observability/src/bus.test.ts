@@ -127,6 +127,32 @@ for (const world of worlds) {
       expect(got).toEqual([{ a: 1, [REQUEST_ID_FIELD]: 'raw-1' }, [1, 2]]);
     });
 
+    it('stops taking messages on shutdown while running handlers finish and reply', async () => {
+      const { sender, receiver } = await setup();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      await receiver.handle<{ n: number }, number>('obs.slow', async ({ n }) => {
+        started();
+        await gate;
+        return n * 2;
+      });
+      const inFlight = sender.request<{ n: number }, number>('obs.slow', { n: 21 }, { timeoutMs: 10_000 });
+      await running;
+      await receiver.stopTakingMessages();
+      // Nobody handles the subject any more, but the answer to the running call still goes out.
+      await expect(sender.request('obs.slow', { n: 1 }, { timeoutMs: 300 })).rejects.toBeInstanceOf(BusError);
+      release();
+      expect(await inFlight).toBe(42);
+      // A subscription made after the shutdown began takes nothing.
+      const late: unknown[] = [];
+      await receiver.subscribe('obs.late', (p) => void late.push(p));
+      await sender.publish('obs.late', { x: 1 });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(late).toEqual([]);
+    });
+
     it('ignores a malformed request id from the wire', async () => {
       const { receiver, rawReceiver } = await setup();
       const ids: Array<string | undefined> = [];

@@ -26,6 +26,16 @@ export interface InstrumentBusOptions {
   metrics: TesseraMetrics;
 }
 
+export interface InstrumentedBusTransport extends BusTransport {
+  /**
+   * The first step of a graceful shutdown: unsubscribes every handler registered through this
+   * bus (their queue-group peers get the new messages) while the connection stays open, so that
+   * handlers still running can finish and reply, and requests of in-flight HTTP calls still get
+   * answers. Idempotent: every call returns the same promise. close() still does the rest.
+   */
+  stopTakingMessages(): Promise<void>;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
@@ -54,7 +64,10 @@ function outcomeOf(error: unknown): string {
 
 type Kind = 'request' | 'notification' | 'durable';
 
-class InstrumentedBus implements BusTransport {
+class InstrumentedBus implements InstrumentedBusTransport {
+  private readonly subscriptions = new Set<Subscription>();
+  private stopping?: Promise<void>;
+
   constructor(
     private readonly inner: BusTransport,
     private readonly metrics: TesseraMetrics,
@@ -73,7 +86,7 @@ class InstrumentedBus implements BusTransport {
   }
 
   handle<Req, Res>(subject: string, handler: (payload: Req) => Promise<Res>, options?: HandlerOptions): Promise<Subscription> {
-    return this.inner.handle<Req, Res>(subject, (payload) => this.run(subject, 'request', payload, handler), options);
+    return this.remember(this.inner.handle<Req, Res>(subject, (payload) => this.run(subject, 'request', payload, handler), options));
   }
 
   publish<T>(subject: string, payload: T): Promise<void> {
@@ -81,7 +94,9 @@ class InstrumentedBus implements BusTransport {
   }
 
   subscribe<T>(subject: string, handler: (payload: T) => void | Promise<void>, options?: HandlerOptions): Promise<Subscription> {
-    return this.inner.subscribe<T>(subject, (payload) => this.run(subject, 'notification', payload, async (p: T) => handler(p)), options);
+    return this.remember(
+      this.inner.subscribe<T>(subject, (payload) => this.run(subject, 'notification', payload, async (p: T) => handler(p)), options),
+    );
   }
 
   publishDurable<T>(subject: string, payload: T): Promise<void> {
@@ -89,11 +104,38 @@ class InstrumentedBus implements BusTransport {
   }
 
   consumeDurable<T>(subject: string, handler: (payload: T) => Promise<void>, options: DurableConsumerOptions): Promise<Subscription> {
-    return this.inner.consumeDurable<T>(subject, (payload) => this.run(subject, 'durable', payload, handler), options);
+    return this.remember(this.inner.consumeDurable<T>(subject, (payload) => this.run(subject, 'durable', payload, handler), options));
   }
 
-  close(): Promise<void> {
-    return this.inner.close();
+  stopTakingMessages(): Promise<void> {
+    this.stopping ??= (async () => {
+      const all = [...this.subscriptions];
+      this.subscriptions.clear();
+      await Promise.allSettled(all.map((s) => s.unsubscribe()));
+    })();
+    return this.stopping;
+  }
+
+  async close(): Promise<void> {
+    await this.stopTakingMessages();
+    await this.inner.close();
+  }
+
+  /** Keeps a subscription for stopTakingMessages(); one the caller ends itself is forgotten. */
+  private async remember(subscribing: Promise<Subscription>): Promise<Subscription> {
+    const sub = await subscribing;
+    if (this.stopping) {
+      // Subscribed while shutting down: take nothing.
+      await sub.unsubscribe();
+      return sub;
+    }
+    this.subscriptions.add(sub);
+    return {
+      unsubscribe: async () => {
+        this.subscriptions.delete(sub);
+        await sub.unsubscribe();
+      },
+    };
   }
 
   /** Runs one handler call: in the sender's request context, timed, counted while in flight. */
@@ -117,6 +159,6 @@ class InstrumentedBus implements BusTransport {
 }
 
 /** Wraps a transport: same behaviour, plus metrics and the request id carried across. */
-export function instrumentBus(bus: BusTransport, options: InstrumentBusOptions): BusTransport {
+export function instrumentBus(bus: BusTransport, options: InstrumentBusOptions): InstrumentedBusTransport {
   return new InstrumentedBus(bus, options.metrics);
 }
