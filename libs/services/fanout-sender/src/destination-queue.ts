@@ -153,7 +153,9 @@ export class DestinationQueue {
       state.failures++;
       const delay = backoffDelayMs(state.failures, this.settings);
       state.retryAtMs = Date.now() + delay;
+      // Plan catch-up afresh on the next attempt: more may have piled up by then.
       this.checkBacklog = true;
+      this.catchUp = undefined;
       const message = err instanceof Error ? err.message : String(err);
       this.logger.warn({ destination: this.serverName, failures: state.failures, retryInMs: delay, error: message }, 'transaction failed');
       await markFailed(this.db, this.serverName, state.failures, state.retryAtMs, message).catch(() => undefined);
