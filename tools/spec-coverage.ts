@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, HTTPMethods } from 'fastify';
 import { buildConfig } from '@tessera/config';
 import { createHttpApp, createLogger, openRuntime, serviceRoot } from '@tessera/http';
+import { eventLogMigrations, migrate, type Migration } from '@tessera/storage';
 import { clientApiService } from '@tessera/client-api-service';
 
 const SPEC = process.env.MATRIX_SPEC_DIR
@@ -72,6 +73,9 @@ async function main(): Promise<void> {
   const logger = createLogger('spec-coverage', 'silent');
   const runtime = await openRuntime(config, { mode: 'embedded', name: 'spec-coverage', logger });
   try {
+    // The schema the module reads: its own, and the event log (written by persistence in production).
+    const migrations = new Map<string, Migration>([...(clientApiService.migrations ?? []), ...eventLogMigrations].map((m) => [m.id, m]));
+    await migrate(runtime.db, [...migrations.values()]);
     const app = await createHttpApp(serviceRoot(runtime, [clientApiService.module]), { bodyLimit: config.maxRequestSize, logger });
     try {
       const fastify = app.getHttpAdapter().getInstance() as FastifyInstance;
