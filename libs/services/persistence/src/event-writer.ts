@@ -1,10 +1,11 @@
 /**
- * The writer of the event log: takes append requests, commits them in groups (one
- * transaction, one savepoint per request, so a stale request fails alone), then announces the
- * committed events on stream.events in position order.
+ * The writer of the event log: takes append requests, commits them in groups, then announces
+ * the committed events on stream.events in position order.
  *
  * Group commit: while one transaction runs, new requests queue up and go together in the
- * next one. The global stream counter is locked first in every transaction, so writers never
+ * next one. Stale or duplicate requests are refused alone (appendGroup checks them up front);
+ * any other failure retries the group's requests one transaction each, so one bad request
+ * never sinks the others. The global stream counter is locked first in every transaction, so writers never
  * deadlock on room rows and commit order is position order (a consumer reading
  * "position > cursor" never misses a later commit with a lower position).
  */
@@ -13,8 +14,8 @@ import {
   type AppendReply, type AppendRequest, type BusTransport, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import {
-  appendRoomBatch, DuplicateClientTxnError, internBatchNames, lockStreamCounter, saveStreamCounter, StaleSequenceError,
-  type AppendBatchResult, type Db,
+  appendGroup, DuplicateClientTxnError, internBatchNames, lockStreamCounter, saveStreamCounter, StaleSequenceError,
+  type AppendBatchResult, type Db, type GroupOutcome,
 } from '@tessera/storage';
 
 export const PERSISTENCE_QUEUE = 'persistence';
@@ -94,36 +95,27 @@ export class EventWriter {
   }
 
   private async commitGroup(group: Pending[]): Promise<void> {
-    const outcomes: Array<{ ok: true; result: AppendBatchResult } | { ok: false; error: unknown }> = [];
-    let published: StreamEventNotification[] = [];
+    let outcomes: GroupOutcome[];
+    let previous: number;
     try {
       // Names are interned outside the transaction: a rolled-back append never leaves a cached nid behind.
       for (const p of group) await internBatchNames(this.db, p.request, this.db);
-      const previous = await this.db.transaction(async (tx) => {
-        outcomes.length = 0;
+      ({ outcomes, previous } = await this.db.transaction(async (tx) => {
         const start = await lockStreamCounter(tx);
-        let next = start + 1;
-        for (let i = 0; i < group.length; i++) {
-          const request = group[i]!.request;
-          await tx.query(`SAVEPOINT a${i}`);
-          try {
-            const { result, nextPosition } = await appendRoomBatch(tx, request, next, this.db);
-            next = nextPosition;
-            await tx.query(`RELEASE SAVEPOINT a${i}`);
-            outcomes.push({ ok: true, result });
-          } catch (error) {
-            await tx.query(`ROLLBACK TO SAVEPOINT a${i}`);
-            outcomes.push({ ok: false, error });
-          }
-        }
-        if (next - 1 !== start) await saveStreamCounter(tx, next - 1);
-        return start;
-      });
-      published = this.notifications(group, outcomes, previous);
+        const done = await appendGroup(tx, group.map((p) => p.request), start + 1, this.db);
+        if (done.nextPosition - 1 !== start) await saveStreamCounter(tx, done.nextPosition - 1);
+        return { outcomes: done.outcomes, previous: start };
+      }));
     } catch (error) {
-      for (const p of group) p.reject(error);
+      if (group.length > 1) {
+        // One bad request must not sink the others: retry them one transaction each.
+        for (const p of group) await this.commitGroup([p]);
+      } else {
+        group[0]!.reject(error);
+      }
       return;
     }
+    const published = this.notifications(group, outcomes, previous);
     group.forEach((p, i) => {
       const o = outcomes[i]!;
       if (o.ok) p.resolve({ sequence: o.result.sequence, events: o.result.events });

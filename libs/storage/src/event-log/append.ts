@@ -127,22 +127,101 @@ export async function appendRoomBatch(
   nextPosition: number,
   cacheKey: object,
 ): Promise<{ result: AppendBatchResult; nextPosition: number }> {
-  const roomNid = await advanceRoomSequence(tx, batch);
-  if (batch.clientTxn) {
-    const t = batch.clientTxn;
-    const { rows } = await tx.query<{ event_id: string }>(
-      `INSERT INTO client_txns (user_id, device_id, txn_id, event_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (user_id, device_id, txn_id) DO NOTHING RETURNING event_id`,
-      [t.userId, t.deviceId, t.txnId, t.eventId],
+  const group = await appendGroup(tx, [batch], nextPosition, cacheKey);
+  const outcome = group.outcomes[0]!;
+  if (!outcome.ok) throw outcome.error;
+  return { result: outcome.result, nextPosition: group.nextPosition };
+}
+
+export type GroupOutcome = { ok: true; result: AppendBatchResult } | { ok: false; error: StaleSequenceError | DuplicateClientTxnError };
+
+/**
+ * Appends a group of room batches in one transaction (group commit). The room sequences and
+ * client transaction ids of the whole group are checked up front, under the rooms' row locks
+ * (and the stream counter lock the caller holds, which serializes every writer): a stale or
+ * duplicate batch is refused alone, without touching the database, so no savepoints are
+ * needed. Any other error aborts the group; the caller may then retry batches one by one.
+ */
+export async function appendGroup(
+  tx: Queryable,
+  batches: AppendBatchInput[],
+  nextPosition: number,
+  cacheKey: object,
+): Promise<{ outcomes: GroupOutcome[]; nextPosition: number }> {
+  const roomIds = [...new Set(batches.map((b) => b.roomId))];
+  const { rows: roomRows } = await tx.query<{ room_nid: number; room_id: string; sequence: number }>(
+    'SELECT room_nid, room_id, sequence FROM rooms WHERE room_id = ANY($1::text[]) ORDER BY room_nid FOR UPDATE',
+    [roomIds],
+  );
+  const rooms = new Map(roomRows.map((r) => [r.room_id, { nid: r.room_nid, sequence: r.sequence, changed: false }]));
+  const txns = batches.map((b) => b.clientTxn).filter((t): t is NonNullable<AppendBatchInput['clientTxn']> => !!t);
+  const usedTxns = new Map<string, string>();
+  const txnKey = (t: { userId: string; deviceId: string; txnId: string }) => JSON.stringify([t.userId, t.deviceId, t.txnId]);
+  if (txns.length > 0) {
+    const { rows } = await tx.query<{ user_id: string; device_id: string; txn_id: string; event_id: string }>(
+      `SELECT c.user_id, c.device_id, c.txn_id, c.event_id FROM client_txns c
+       JOIN unnest($1::text[], $2::text[], $3::text[]) AS u (user_id, device_id, txn_id)
+         ON c.user_id = u.user_id AND c.device_id = u.device_id AND c.txn_id = u.txn_id`,
+      [txns.map((t) => t.userId), txns.map((t) => t.deviceId), txns.map((t) => t.txnId)],
     );
-    if (rows.length === 0) {
-      const existing = await tx.query<{ event_id: string }>(
-        'SELECT event_id FROM client_txns WHERE user_id = $1 AND device_id = $2 AND txn_id = $3',
-        [t.userId, t.deviceId, t.txnId],
-      );
-      throw new DuplicateClientTxnError(existing.rows[0]!.event_id);
-    }
+    for (const r of rows) usedTxns.set(txnKey({ userId: r.user_id, deviceId: r.device_id, txnId: r.txn_id }), r.event_id);
   }
+  const outcomes: GroupOutcome[] = [];
+  const newTxns: NonNullable<AppendBatchInput['clientTxn']>[] = [];
+  let position = nextPosition;
+  for (const batch of batches) {
+    let room = rooms.get(batch.roomId);
+    if (batch.expectedSequence === 0 ? room !== undefined : room?.sequence !== batch.expectedSequence) {
+      outcomes.push({ ok: false, error: new StaleSequenceError(batch.roomId, batch.expectedSequence, room?.sequence ?? null) });
+      continue;
+    }
+    const t = batch.clientTxn;
+    if (t && usedTxns.has(txnKey(t))) {
+      outcomes.push({ ok: false, error: new DuplicateClientTxnError(usedTxns.get(txnKey(t))!) });
+      continue;
+    }
+    if (!room) {
+      const { rows } = await tx.query<{ room_nid: number }>(
+        'INSERT INTO rooms (room_id, room_version, sequence) VALUES ($1, $2, 0) RETURNING room_nid',
+        [batch.roomId, batch.roomVersion],
+      );
+      room = { nid: rows[0]!.room_nid, sequence: 0, changed: false };
+      rooms.set(batch.roomId, room);
+    }
+    room.sequence += 1;
+    room.changed = true;
+    if (t) {
+      usedTxns.set(txnKey(t), t.eventId);
+      newTxns.push(t);
+    }
+    const body = await appendRoomBody(tx, batch, room.nid, position, cacheKey);
+    position = body.nextPosition;
+    outcomes.push({ ok: true, result: { roomNid: room.nid, sequence: room.sequence, events: body.events } });
+  }
+  const changed = [...rooms.values()].filter((r) => r.changed);
+  if (changed.length > 0) {
+    await tx.query(
+      'UPDATE rooms SET sequence = u.s FROM unnest($1::bigint[], $2::bigint[]) AS u (n, s) WHERE rooms.room_nid = u.n',
+      [changed.map((r) => r.nid), changed.map((r) => r.sequence)],
+    );
+  }
+  if (newTxns.length > 0) {
+    await tx.query(
+      `INSERT INTO client_txns (user_id, device_id, txn_id, event_id)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])`,
+      [newTxns.map((t) => t.userId), newTxns.map((t) => t.deviceId), newTxns.map((t) => t.txnId), newTxns.map((t) => t.eventId)],
+    );
+  }
+  return { outcomes, nextPosition: position };
+}
+
+async function appendRoomBody(
+  tx: Queryable,
+  batch: AppendBatchInput,
+  roomNid: number,
+  nextPosition: number,
+  cacheKey: object,
+): Promise<{ events: AppendedEvent[]; nextPosition: number }> {
   const typeNids = await cacheMaps(tx, batch, cacheKey);
   const appended: AppendedEvent[] = [];
   const inBatch = new Map<string, AppendedEvent>();
@@ -157,13 +236,30 @@ export async function appendRoomBatch(
 
     const before = e.outlier || !e.stateBefore ? null : await resolveStateRef(tx, roomNid, e.stateBefore, inBatch, typeNids);
     const isState = stateKeyNid !== null && !e.rejectedReason && !e.outlier && e.stateBefore !== undefined;
+    // One statement: the event, its edges and the forward extremities. A timeline event becomes
+    // an extremity unless a stored event already cites it (it arrived late); the events it
+    // cites stop being extremities.
     const inserted = await tx.query<{ event_nid: number }>(
-      `INSERT INTO events (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
-                           outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
-       ON CONFLICT (event_id) DO NOTHING RETURNING event_nid`,
+      `WITH ev AS (
+         INSERT INTO events (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
+                             outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
+         ON CONFLICT (event_id) DO NOTHING RETURNING event_nid
+       ), prev AS (
+         INSERT INTO event_prev_edges (event_nid, prev_event_id) SELECT ev.event_nid, p FROM ev, unnest($14::text[]) AS p ON CONFLICT DO NOTHING
+       ), auth AS (
+         INSERT INTO event_auth_edges (event_nid, auth_event_id) SELECT ev.event_nid, a FROM ev, unnest($15::text[]) AS a ON CONFLICT DO NOTHING
+       ), gone AS (
+         DELETE FROM forward_extremities f USING events p
+         WHERE $16 AND EXISTS (SELECT 1 FROM ev) AND f.room_nid = $2 AND p.event_id = ANY($14::text[]) AND f.event_nid = p.event_nid
+       ), ext AS (
+         INSERT INTO forward_extremities (room_nid, event_nid)
+         SELECT $2, ev.event_nid FROM ev WHERE $16 AND NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = $1)
+       )
+       SELECT event_nid FROM ev`,
       [e.eventId, roomNid, typeNid, stateKeyNid, e.sender, e.depth, e.originServerTs, streamPos,
-       e.outlier ?? false, e.softFailed ?? false, e.rejectedReason ?? null, before, JSON.stringify(e.json)],
+       e.outlier ?? false, e.softFailed ?? false, e.rejectedReason ?? null, before, JSON.stringify(e.json),
+       e.prevEvents, e.authEvents, timeline],
     );
     if (inserted.rows.length === 0) {
       const { rows } = await tx.query<{ event_nid: number; stream_pos: number | null; state_before_nid: number | null; state_after_nid: number | null }>(
@@ -183,25 +279,7 @@ export async function appendRoomBatch(
       after = await writeSnapshot(tx, roomNid, before, [{ typeNid, stateKeyNid: stateKeyNid!, eventNid }]);
       await tx.query('UPDATE events SET state_after_nid = $2 WHERE event_nid = $1', [eventNid, after]);
     }
-    await tx.query(
-      `WITH p AS (INSERT INTO event_prev_edges (event_nid, prev_event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING)
-       INSERT INTO event_auth_edges (event_nid, auth_event_id) SELECT $1, unnest($3::text[]) ON CONFLICT DO NOTHING`,
-      [eventNid, e.prevEvents, e.authEvents],
-    );
-    if (timeline) {
-      // The event becomes a forward extremity unless a stored event already cites it
-      // (it arrived late); the events it cites stop being extremities.
-      await tx.query(
-        `WITH gone AS (
-           DELETE FROM forward_extremities f USING events p
-           WHERE f.room_nid = $1 AND p.event_id = ANY($3::text[]) AND f.event_nid = p.event_nid
-         )
-         INSERT INTO forward_extremities (room_nid, event_nid)
-         SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = $4)`,
-        [roomNid, eventNid, e.prevEvents, e.eventId],
-      );
-      positionsByEvent.set(e.eventId, streamPos!);
-    }
+    if (timeline) positionsByEvent.set(e.eventId, streamPos!);
     if (e.redaction && timeline) {
       await tx.query('UPDATE events SET json = $2, redacted_by = $3 WHERE event_id = $1 AND room_nid = $4', [
         e.redaction.targetEventId,
@@ -224,7 +302,7 @@ export async function appendRoomBatch(
     await applyCurrentStateChanges(tx, roomNid, batch, inBatch, typeNids, position - 1);
   }
   await joinedServers.finish(batch.events.map((e, i) => ({ ...appended[i]!, local: e.local === true, sender: e.sender })));
-  return { result: { roomNid, sequence: batch.expectedSequence + 1, events: appended }, nextPosition: position };
+  return { events: appended, nextPosition: position };
 }
 
 interface NameMaps {
@@ -250,25 +328,6 @@ async function cacheMaps(tx: Queryable, batch: AppendBatchInput, cacheKey: objec
   // Names were interned before the transaction (internBatchNames); these are cache hits.
   const [t, k] = await Promise.all([internEventTypes(tx, types, cacheKey), internStateKeys(tx, keys, cacheKey)]);
   return { types: t, keys: k };
-}
-
-async function advanceRoomSequence(tx: Queryable, batch: AppendBatchInput): Promise<number> {
-  if (batch.expectedSequence === 0) {
-    const { rows } = await tx.query<{ room_nid: number }>(
-      `INSERT INTO rooms (room_id, room_version, sequence) VALUES ($1, $2, 1)
-       ON CONFLICT (room_id) DO NOTHING RETURNING room_nid`,
-      [batch.roomId, batch.roomVersion],
-    );
-    if (rows.length === 1) return rows[0]!.room_nid;
-  } else {
-    const { rows } = await tx.query<{ room_nid: number }>(
-      'UPDATE rooms SET sequence = sequence + 1 WHERE room_id = $1 AND sequence = $2 RETURNING room_nid',
-      [batch.roomId, batch.expectedSequence],
-    );
-    if (rows.length === 1) return rows[0]!.room_nid;
-  }
-  const { rows } = await tx.query<{ sequence: number }>('SELECT sequence FROM rooms WHERE room_id = $1', [batch.roomId]);
-  throw new StaleSequenceError(batch.roomId, batch.expectedSequence, rows[0]?.sequence ?? null);
 }
 
 async function eventNidsFor(tx: Queryable, ids: string[], inBatch: Map<string, AppendedEvent>): Promise<Map<string, number>> {
