@@ -126,6 +126,14 @@ describe('deploy/Dockerfile', () => {
     expect(dockerfile).toContain('npm ci --omit=dev');
   });
 
+  it('carries the admin command line, run by the entrypoint as `admin <command>`', () => {
+    expect(dockerfile).toMatch(/^COPY tools \.\/tools$/m);
+    expect(entrypoint).toMatch(/^\s*admin\)\n\s*exec \/app\/node_modules\/\.bin\/tsx \/app\/tools\/admin\.ts "\$@" ;;$/m);
+    expect(existsSync(`${root}tools/admin.ts`)).toBe(true);
+    // A numeric user, so that Kubernetes' runAsNonRoot can check it (deploy/k8s runs it as 1000).
+    expect(/^USER (\d+)(:\d+)?$/m.exec(dockerfile)?.[1]).toBe('1000');
+  });
+
   it('copies files that exist, and the healthcheck path matches compose', () => {
     for (const line of dockerfile.split('\n').filter((l) => l.startsWith('COPY ') && !l.includes('--from'))) {
       const sources = line.split(/\s+/).slice(1, -1);

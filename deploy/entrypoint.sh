@@ -8,7 +8,9 @@ case "$service" in
     exec /app/node_modules/.bin/tsx "/app/apps/$service/src/main.ts" "$@" ;;
   generate-signing-key)
     exec /app/node_modules/.bin/tsx /app/deploy/generate-signing-key.ts "$@" ;;
+  admin)
+    exec /app/node_modules/.bin/tsx /app/tools/admin.ts "$@" ;;
   *)
-    echo "unknown service '$service': use homeserver, client-api, federation-ingress, room-server, persistence, fanout-sender or generate-signing-key" >&2
+    echo "unknown service '$service': use homeserver, client-api, federation-ingress, room-server, persistence, fanout-sender, generate-signing-key or admin" >&2
     exit 64 ;;
 esac

@@ -152,6 +152,9 @@ for (const overlay of ['base', 'overlays/dev', 'overlays/prod']) {
         expect(c.args).toEqual([service.name]);
         const env = containerEnv(c, configMaps);
         const port = servedPort(service, env);
+        // The image's user (deploy/Dockerfile), so that files it owns stay readable.
+        const imageUser = /^USER (\d+)/m.exec(readFileSync(join(ROOT, 'deploy/Dockerfile'), 'utf8'))?.[1];
+        expect(d.spec.template.spec.securityContext.runAsUser).toBe(Number(imageUser));
         expect(env.BIND_ADDRESS, 'listeners must bind all interfaces in a pod').toBe('0.0.0.0');
         expect(containerPort(c, c.livenessProbe.httpGet.port)).toBe(port);
         expect(containerPort(c, c.readinessProbe.httpGet.port)).toBe(port);
