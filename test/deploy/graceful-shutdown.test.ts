@@ -1,7 +1,8 @@
 /**
  * Graceful shutdown of a service runtime (what SIGTERM triggers in every service process):
- * readiness turns 503 first, bus messages already being handled finish and their replies go
- * out, new ones go to the other replicas, then the bus and the database pool are closed.
+ * readiness turns 503 first; bus messages being handled finish and their replies go out before
+ * the bus closes; requests keep being answered (by the other replica once this one has left the
+ * queue group); then the database pool is closed.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsBus, type BusTransport } from '@tessera/bus';
 import { buildConfig } from '@tessera/config';
-import type { InstrumentedBusTransport } from '@tessera/observability';
 import { startServices } from '@tessera/http';
 import { roomServerService } from '@tessera/room-server-service';
 import { createTestDatabase, NATS_URL, services, uniqueName, type TestDatabase } from '@tessera/testing';
@@ -68,22 +68,24 @@ describe.skipIf(!services.postgres || !services.nats)('graceful shutdown', () =>
       );
       await b.running.runtime.bus.handle<{ n: number }, string>('shutdown.work', async ({ n }) => `b${n}`, { queue: 'workers' });
 
-      // Send until replica A holds one request in flight.
+      // Replica A holds one request in flight when the shutdown begins.
       const replies: Array<Promise<string>> = [];
       for (let n = 0; n < 20; n++) replies.push(client.request<{ n: number }, string>('shutdown.work', { n }, { timeoutMs: 20_000 }));
       await aStarted;
 
       const closing = a.running.close();
-      // The runtime's first step: A's handlers leave the queue group (the connection stays open).
-      await (a.running.runtime.bus as InstrumentedBusTransport).stopTakingMessages();
       // Readiness is 503 from the start of the shutdown (or the listener is already gone).
       const probe = await fetch(`${a.base}/health/ready`).then((r) => r.status, () => 'closed');
       expect([503, 'closed']).toContain(probe);
-      // New requests while A drains are answered by B.
-      const during = await client.request<{ n: number }, string>('shutdown.work', { n: 100 }, { timeoutMs: 5_000 });
-      expect(during).toBe('b100');
-
+      // The shutdown cannot complete while A's handler is still running.
+      let closed = false;
+      void closing.then(() => (closed = true));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(closed).toBe(false);
       releaseA();
+      // A request sent while A shuts down is answered (by A before it leaves the group, or by B).
+      const during = await client.request<{ n: number }, string>('shutdown.work', { n: 100 }, { timeoutMs: 5_000 });
+      expect(['a100', 'b100']).toContain(during);
       await closing;
       const all = await Promise.all(replies);
       expect(all).toHaveLength(20);

@@ -87,7 +87,8 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
 
   let draining = false;
   const readyBus = bus;
-  // Graceful shutdown starts with the bus handlers: peers take new messages, running ones finish.
+  // Handlers leave their queue groups first (peers take new messages) while the connection
+  // stays open for the replies of the ones still running; then the bus closes.
   const stopHandlers = () =>
     readyBus.stopTakingMessages().catch((err: unknown) => logger.warn({ err }, 'unsubscribing bus handlers failed'));
   return {
@@ -99,8 +100,9 @@ export async function openRuntime(config: HomeserverConfig, options: OpenRuntime
     logger,
     metrics,
     drain() {
+      // Only readiness: in-flight HTTP requests may still need this process's own handlers
+      // (embedded mode) or subscriptions (/sync wake-ups); close() stops those after them.
       draining = true;
-      void stopHandlers();
     },
     async checkReadiness() {
       const checks: Record<string, string> = {};
