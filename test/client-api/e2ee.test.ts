@@ -35,6 +35,8 @@ for (const setup of setups) {
       hs = await ClientApiHarness.start({ database: setup.database, redis: setup.redis });
       alice = await hs.register('alice', 'pw', { initial_device_display_name: 'Alice phone' });
       bob = await hs.register('bob', 'pw');
+      // Device list changes are reported to users who share a room.
+      await hs.sharedRoom(alice, bob);
     });
     afterAll(async () => {
       await hs?.close();

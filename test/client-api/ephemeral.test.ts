@@ -13,7 +13,7 @@ for (const setup of setups) {
     let hs: ClientApiHarness;
     let alice: { user_id: string; access_token: string; device_id: string };
     let bob: { user_id: string; access_token: string; device_id: string };
-    const room = '!typing:example.org';
+    let room: string;
 
     beforeAll(async () => {
       hs = await ClientApiHarness.start({
@@ -24,6 +24,7 @@ for (const setup of setups) {
       });
       alice = await hs.register('alice');
       bob = await hs.register('bob');
+      room = await hs.sharedRoom(alice, bob);
     });
     afterAll(async () => {
       await hs?.close();
@@ -51,6 +52,8 @@ for (const setup of setups) {
       expect((await hs.call('PUT', path(bob.user_id), { token: bob.access_token, body: { typing: true, timeout: 1 } })).status).toBe(200);
       expect((await hs.call('PUT', path(bob.user_id), { token: alice.access_token, body: { typing: true } })).status).toBe(403);
       expect((await hs.call('PUT', path(alice.user_id), { token: alice.access_token, body: { typing: 'yes' } })).body.errcode).toBe('M_BAD_JSON');
+      const outsider = await hs.register('outsider');
+      expect((await hs.call('PUT', path(outsider.user_id), { token: outsider.access_token, body: { typing: true } })).status).toBe(403);
 
       // Bob's 1 ms expires on its own; the expiry is a change of its own that wakes /sync.
       await waitFor(() => seen.filter((c) => c.stream === 'typing').length >= 3);

@@ -1,7 +1,8 @@
 /**
- * Starts the client-api service as it runs in production (libs/http's Nest + Fastify app,
- * H5's runtime, our migrations) on a free port, against real PostgreSQL or PGlite and real
- * Redis or the in-memory store, and talks to it over real HTTP. Every JSON response is checked
+ * Starts the client-api service as it runs in production (libs/http's runner, Nest + Fastify
+ * app, migrations), with the room pipeline it needs for rooms (room-server and persistence in
+ * the same process over the in-process bus), on a free port, against real PostgreSQL or PGlite
+ * and real Redis or the in-memory store, and talks to it over real HTTP. Every JSON response is checked
  * against the spec's OpenAPI document (the path template is found from the request path).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,9 +12,11 @@ import { Global, Module } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { expect } from 'vitest';
 import { buildConfig } from '@tessera/config';
-import { createHttpApp, createLogger, openRuntime, serviceRoot, type ServiceRuntime } from '@tessera/http';
-import { eventLogMigrations, migrate, type Migration } from '@tessera/storage';
+import { startServices, type RunningServices, type ServiceDefinition } from '@tessera/http';
+import { persistenceService } from '@tessera/persistence-service';
+import { roomServerService } from '@tessera/room-server-service';
 import { createTestDatabase, MATRIX_SPEC_DIR, REDIS_URL, uniqueName, validateResponse, type TestDatabase } from '@tessera/testing';
+import { freePort } from '../support/processes.js';
 import { ClientApiModule, CLIENT_API_SETTINGS_OVERRIDES, clientApiService, type ClientApiOverrides } from '@tessera/client-api-service';
 
 export interface HarnessOptions {
@@ -94,56 +97,57 @@ export class ClientApiHarness {
   private constructor(
     readonly base: string,
     readonly serverName: string,
-    private readonly app: NestFastifyApplication,
-    private readonly runtime: ServiceRuntime,
+    private readonly running: RunningServices,
     private readonly cleanup: () => Promise<void>,
   ) {}
 
+  /**
+   * client-api with the room pipeline it talks to over the bus (room-server, persistence) in
+   * this process, as the embedded homeserver runs them; real PostgreSQL + Redis or PGlite +
+   * the in-memory store.
+   */
   static async start(options: HarnessOptions): Promise<ClientApiHarness> {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-client-api-'));
     let testDb: TestDatabase | undefined;
     if (options.database === 'postgres') testDb = await createTestDatabase();
     const serverName = `${uniqueName('hs')}.test`;
+    const clientPort = await freePort();
     const config = buildConfig(
       {
         server_name: serverName,
         data_dir: dir,
         enable_registration: true,
         log_level: 'warn',
+        listeners: { client: { bind_address: '127.0.0.1', port: clientPort }, federation: { bind_address: '127.0.0.1', port: await freePort() } },
         ...(testDb ? { database: { url: testDb.url } } : {}),
         ...(options.redis ? { redis: { url: REDIS_URL } } : {}),
         ...options.config,
       },
       { env: {}, cwd: dir },
     );
-    const runtime = await openRuntime(config, { mode: 'embedded', name: 'client-api-test', logger: createLogger('client-api-test', 'warn') });
-    // The service's own list, plus the event log it reads (the rooms side of client-api).
-    const migrations = new Map<string, Migration>([...(clientApiService.migrations ?? []), ...eventLogMigrations].map((m) => [m.id, m]));
-    await migrate(runtime.db, [...migrations.values()]);
 
+    const overrides: ClientApiOverrides = { passwordScryptCost: 1024, redisKeyPrefix: `${uniqueName('test')}:`, ...options.overrides };
     @Global()
-    @Module({
-      providers: [{ provide: CLIENT_API_SETTINGS_OVERRIDES, useValue: { passwordScryptCost: 1024, redisKeyPrefix: `${uniqueName('test')}:`, ...options.overrides } }],
-      exports: [CLIENT_API_SETTINGS_OVERRIDES],
-    })
+    @Module({ providers: [{ provide: CLIENT_API_SETTINGS_OVERRIDES, useValue: overrides }], exports: [CLIENT_API_SETTINGS_OVERRIDES] })
     class OverridesModule {}
+    @Module({ imports: [OverridesModule, ClientApiModule] })
+    class TestClientApiModule {}
 
-    const app = await createHttpApp(serviceRoot(runtime, [OverridesModule, ClientApiModule]), { bodyLimit: config.maxRequestSize, logger: runtime.logger });
-    await app.listen({ port: 0, host: '127.0.0.1' });
-    const { port } = app.getHttpServer().address() as { port: number };
-    return new ClientApiHarness(`http://127.0.0.1:${port}`, serverName, app, runtime, async () => {
+    const clientApi: ServiceDefinition = { ...clientApiService, module: TestClientApiModule };
+    const running = await startServices([persistenceService, roomServerService, clientApi], { mode: 'embedded', name: 'client-api-test', config });
+    return new ClientApiHarness(`http://127.0.0.1:${clientPort}`, serverName, running, async () => {
       await testDb?.drop();
       rmSync(dir, { recursive: true, force: true });
     });
   }
 
-  /** The Nest application (for the route table). */
+  /** The client-api Nest application (to reach its providers). */
   get nest(): NestFastifyApplication {
-    return this.app;
+    return this.running.apps.get('client')!;
   }
 
   get db() {
-    return this.runtime.db;
+    return this.running.runtime.db;
   }
 
   async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
@@ -183,9 +187,26 @@ export class ClientApiHarness {
     return reply.body as { user_id: string; access_token: string; device_id: string };
   }
 
+  /** A room created by `creator` that `member` has joined (so both share it, for typing, receipts, device lists). */
+  async sharedRoom(creator: { access_token: string }, member: { user_id: string; access_token: string }): Promise<string> {
+    const created = await this.call('POST', '/_matrix/client/v3/createRoom', { token: creator.access_token, body: { preset: 'private_chat', invite: [member.user_id] } });
+    expect(created.status, JSON.stringify(created.body)).toBe(200);
+    const roomId = created.body.room_id as string;
+    const joined = await this.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: member.access_token, body: {} });
+    expect(joined.status, JSON.stringify(joined.body)).toBe(200);
+    return roomId;
+  }
+
+  /** Sends a message; returns its event id. */
+  async send(sender: { access_token: string }, roomId: string, body: string): Promise<string> {
+    const txn = uniqueName('txn');
+    const sent = await this.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txn}`, { token: sender.access_token, body: { msgtype: 'm.text', body } });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(200);
+    return sent.body.event_id as string;
+  }
+
   async close(): Promise<void> {
-    await this.app.close();
-    await this.runtime.close();
+    await this.running.close();
     await this.cleanup();
   }
 }

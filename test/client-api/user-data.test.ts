@@ -154,26 +154,34 @@ for (const setup of setups) {
 
     it('stores receipts and read markers for /sync', async () => {
       const receipts = hs.nest.get(ReceiptsService);
+      const room = await hs.sharedRoom(alice, bob);
+      const [event1, event2, event3] = [await hs.send(alice, room, 'one'), await hs.send(alice, room, 'two'), await hs.send(bob, room, 'three')];
       const start = await receipts.currentPosition();
       const base = `/_matrix/client/v3/rooms/${encodeURIComponent(room)}`;
-      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent('$event1')}`, { token: alice.access_token, body: {} })).status).toBe(200);
-      expect((await hs.call('POST', `${base}/receipt/m.read.private/${encodeURIComponent('$event2')}`, { token: alice.access_token, body: {} })).status).toBe(200);
-      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent('$event3')}`, { token: bob.access_token, body: { thread_id: 'main' } })).status).toBe(200);
-      expect((await hs.call('POST', `${base}/read_markers`, { token: bob.access_token, body: { 'm.fully_read': '$event3', 'm.read': '$event3' } })).status).toBe(200);
-      expect((await hs.call('POST', `${base}/receipt/m.bogus/${encodeURIComponent('$event1')}`, { token: alice.access_token, body: {} })).body.errcode).toBe('M_INVALID_PARAM');
+      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent(event1)}`, { token: alice.access_token, body: {} })).status).toBe(200);
+      expect((await hs.call('POST', `${base}/receipt/m.read.private/${encodeURIComponent(event2)}`, { token: alice.access_token, body: {} })).status).toBe(200);
+      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent(event3)}`, { token: bob.access_token, body: { thread_id: 'main' } })).status).toBe(200);
+      expect((await hs.call('POST', `${base}/read_markers`, { token: bob.access_token, body: { 'm.fully_read': event3, 'm.read': event3 } })).status).toBe(200);
+      expect((await hs.call('POST', `${base}/receipt/m.bogus/${encodeURIComponent(event1)}`, { token: alice.access_token, body: {} })).body.errcode).toBe('M_INVALID_PARAM');
+
+      // Not in the room, or no such event: refused, nothing stored.
+      const carol = await hs.register('carol');
+      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent(event1)}`, { token: carol.access_token, body: {} })).status).toBe(403);
+      expect((await hs.call('POST', `${base}/receipt/m.read/${encodeURIComponent('$nosuchevent')}`, { token: alice.access_token, body: {} })).status).toBe(404);
 
       const seenByAlice = await receipts.getReceiptsSince([room], start, alice.user_id);
       expect(seenByAlice.rooms[room]).toMatchObject({
-        $event1: { 'm.read': { [alice.user_id]: { ts: expect.any(Number) } } },
-        $event2: { 'm.read.private': { [alice.user_id]: { ts: expect.any(Number) } } },
-        $event3: { 'm.read': { [bob.user_id]: { ts: expect.any(Number) } } },
+        [event1]: { 'm.read': { [alice.user_id]: { ts: expect.any(Number) } } },
+        [event2]: { 'm.read.private': { [alice.user_id]: { ts: expect.any(Number) } } },
+        [event3]: { 'm.read': { [bob.user_id]: { ts: expect.any(Number) } } },
       });
-      expect(seenByAlice.rooms[room]!.$event3!['m.read']![bob.user_id]!.thread_id).toBeUndefined();
+      expect(Object.keys(seenByAlice.rooms[room]!)).toHaveLength(3);
+      expect(seenByAlice.rooms[room]![event3]!['m.read']![bob.user_id]!.thread_id).toBeUndefined();
       const seenByBob = await receipts.getReceiptsSince([room], start, bob.user_id);
-      expect(seenByBob.rooms[room]!.$event2).toBeUndefined();
+      expect(seenByBob.rooms[room]![event2]).toBeUndefined();
       expect((await receipts.getReceiptsSince([room], seenByBob.position, bob.user_id)).rooms).toEqual({});
       const fullyRead = await hs.nest.get(AccountDataService).get(bob.user_id, room, 'm.fully_read');
-      expect(fullyRead).toEqual({ event_id: '$event3' });
+      expect(fullyRead).toEqual({ event_id: event3 });
     });
   });
 }
