@@ -56,7 +56,9 @@ export interface AppendRequest {
   currentStateChanges: StateTriple[];
   /** The client transaction this send answers: recorded with the event, refused with DUPLICATE_TXN if used before. */
   clientTxn?: { userId: string; deviceId: string; txnId: string; eventId: string } | null;
-  /** For the sender's own /sync: echoed on stream.events as transactionId. */
+  /** Several client sends batched into one append (a busy room): each recorded with its event. */
+  clientTxns?: { userId: string; deviceId: string; txnId: string; eventId: string }[] | null;
+  /** For the sender's own /sync: echoed on stream.events as transactionId (clientTxn(s) are echoed too). */
   transactionId?: { userId: string; deviceId: string; txnId: string } | null;
 }
 

@@ -158,7 +158,8 @@ export class EventWriter {
           const content = (e.json.content ?? {}) as Record<string, unknown>;
           n.membership = { userId: e.stateKey, membership: String(content.membership ?? 'leave') };
         }
-        if (req.transactionId && req.clientTxn?.eventId === e.eventId) n.transactionId = req.transactionId;
+        const txn = [...(req.clientTxn ? [req.clientTxn] : []), ...(req.clientTxns ?? [])].find((t) => t.eventId === e.eventId);
+        if (txn) n.transactionId = { userId: txn.userId, deviceId: txn.deviceId, txnId: txn.txnId };
         if (e.type === 'm.room.redaction') {
           const redacts = (e.json.redacts ?? (e.json.content as Record<string, unknown> | undefined)?.redacts) as string | undefined;
           if (typeof redacts === 'string') n.redacts = redacts;

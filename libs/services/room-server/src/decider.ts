@@ -24,6 +24,15 @@ import { RoomStore, type RoomView } from './room-view.js';
 
 /** Attempts per operation when other replicas keep moving the room. */
 const MAX_ATTEMPTS = 100;
+/** Queued sends of one room decided and appended together. */
+const MAX_BATCH = 50;
+
+interface QueuedSend {
+  spec: LocalEventSpec;
+  options: LocalSendOptions;
+  resolve: (r: LocalSendResult) => void;
+  reject: (e: unknown) => void;
+}
 
 export interface LocalSendOptions {
   txn?: { userId: string; deviceId: string; txnId: string };
@@ -107,107 +116,196 @@ export class Decider {
   /**
    * Builds, authorizes and appends a local user's event, retrying on a stale sequence.
    * Refusals: M_NOT_FOUND (no such room here), M_FORBIDDEN (auth rules).
+   *
+   * Sends that queue up behind a busy room are decided together: built as a chain (each
+   * citing the one before), authorized one by one against the state the chain makes, and
+   * appended in one request. A refused send is refused alone.
    */
   sendLocal(roomId: string, spec: LocalEventSpec, options: LocalSendOptions = {}): Promise<LocalSendResult> {
-    return this.locks.run(roomId, async () => {
-      if (options.txn) {
-        const done = await findClientTxn(this.store.db, options.txn.userId, options.txn.deviceId, options.txn.txnId);
-        if (done) return { eventId: done, streamPos: null };
+    return new Promise((resolve, reject) => {
+      let queue = this.pending.get(roomId);
+      if (!queue) {
+        queue = [];
+        this.pending.set(roomId, queue);
+        void this.locks.run(roomId, () => this.drainRoom(roomId));
       }
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
-        if (!view) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`);
-        if (attempt > 0 && options.txn) {
-          // An earlier attempt may have committed before its reply was lost.
-          const done = await findClientTxn(this.store.db, options.txn.userId, options.txn.deviceId, options.txn.txnId);
-          if (done) return { eventId: done, streamPos: null };
-        }
-        try {
-          return await this.sendOnce(view, spec, options);
-        } catch (err) {
-          if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
-          if (err instanceof BusError && (err.code === BUS_TIMEOUT || err.code === BUS_NO_RESPONDERS)) {
-            // persistence is restarting or slow: whether the append committed is unknown, so
-            // decide again from the stored room (the sequence guard and txn id keep it exact).
-            await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
-            continue;
-          }
-          if (err instanceof BusError && err.code === DUPLICATE_TXN) {
-            return { eventId: (err.details as { eventId: string }).eventId, streamPos: null };
-          }
-          this.store.forget(roomId);
-          throw err;
-        }
-      }
-      throw new BusError('M_UNKNOWN', `room ${roomId} changed on every one of ${MAX_ATTEMPTS} attempts; try again`);
+      queue.push({ spec, options, resolve, reject });
     });
   }
 
-  private async sendOnce(view: RoomView, spec: LocalEventSpec, options: LocalSendOptions): Promise<LocalSendResult> {
+  private readonly pending = new Map<string, QueuedSend[]>();
+
+  private async drainRoom(roomId: string): Promise<void> {
+    const queue = this.pending.get(roomId) ?? [];
+    // Sends arriving from now on start a new queue, decided after this one (the room lock).
+    this.pending.delete(roomId);
+    for (let i = 0; i < queue.length; i += MAX_BATCH) {
+      const items = queue.slice(i, i + MAX_BATCH);
+      await this.sendBatch(roomId, items).catch((err) => items.forEach((it) => it.reject(err)));
+    }
+  }
+
+  /** Resolves the sends whose client transaction already produced an event; returns the rest. */
+  private async withoutDoneTxns(items: QueuedSend[]): Promise<QueuedSend[]> {
+    const rest: QueuedSend[] = [];
+    for (const it of items) {
+      const t = it.options.txn;
+      const done = t ? await findClientTxn(this.store.db, t.userId, t.deviceId, t.txnId) : null;
+      if (done) it.resolve({ eventId: done, streamPos: null });
+      else rest.push(it);
+    }
+    return rest;
+  }
+
+  private async sendBatch(roomId: string, items: QueuedSend[]): Promise<void> {
+    let live = await this.withoutDoneTxns(items);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS && live.length > 0; attempt++) {
+      const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
+      if (!view) {
+        live.forEach((it) => it.reject(new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`)));
+        return;
+      }
+      // An earlier attempt may have committed before its reply was lost.
+      if (attempt > 0) live = await this.withoutDoneTxns(live);
+      if (live.length === 0) return;
+      try {
+        const chain = await this.buildChain(view, live);
+        if (chain.included.length > 0) {
+          const reply = await this.append(chain.request);
+          const cited = new Set(chain.citedExtremities);
+          const last = chain.included[chain.included.length - 1]!;
+          const lastAppended = reply.events[reply.events.length - 1]!;
+          // The view moves with our own append: no reload for the next send.
+          this.store.remember({
+            ...view,
+            sequence: reply.sequence,
+            state: chain.state,
+            extremities: [...view.extremities.filter((e) => !cited.has(e.eventId)), { eventId: last.eventId, depth: last.depth, stateAfterNid: lastAppended.stateAfterNid }],
+          });
+          chain.included.forEach((inc, i) => {
+            if (inc.redacts) this.store.evictEvent(inc.redacts);
+            inc.item.resolve({ eventId: inc.eventId, streamPos: reply.events[i]!.streamPos });
+          });
+          chain.aliases.forEach(({ item, eventId }) => item.resolve({ eventId, streamPos: null }));
+        }
+        chain.refused.forEach(({ item, error }) => item.reject(error));
+        return;
+      } catch (err) {
+        if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
+        if (err instanceof BusError && (err.code === BUS_TIMEOUT || err.code === BUS_NO_RESPONDERS)) {
+          // persistence is restarting or slow: whether the append committed is unknown, so
+          // decide again from the stored room (the sequence guard and txn ids keep it exact).
+          await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+          continue;
+        }
+        if (err instanceof BusError && err.code === DUPLICATE_TXN && live.length > 1) {
+          // Another replica applied one of these transactions meanwhile: decide them one by one.
+          this.store.forget(roomId);
+          for (const it of live) await this.sendBatch(roomId, [it]);
+          return;
+        }
+        if (err instanceof BusError && err.code === DUPLICATE_TXN) {
+          live[0]!.resolve({ eventId: (err.details as { eventId: string }).eventId, streamPos: null });
+          return;
+        }
+        this.store.forget(roomId);
+        live.forEach((it) => it.reject(err));
+        return;
+      }
+    }
+    live.forEach((it) => it.reject(new BusError('M_UNKNOWN', `room ${roomId} changed on every one of ${MAX_ATTEMPTS} attempts; try again`)));
+  }
+
+  /** Builds and authorizes queued sends as a chain on top of the view. */
+  private async buildChain(view: RoomView, items: QueuedSend[]) {
     const rv = view.roomVersion;
     const prevExtremities = [...view.extremities].sort((a, b) => b.depth - a.depth).slice(0, MAX_PREV_EVENTS);
-    const authIds = chooseAuthEvents(spec, view.state, rv);
-    const known = await this.store.getEvents([...prevExtremities.map((p) => p.eventId), ...authIds], rv);
-    const edge = (id: string, depth: number): PrevEvent => ({ eventId: id, depth, sha256: known.get(id)?.event.hashes?.sha256 });
-    const prevs = prevExtremities.map((p) => edge(p.eventId, p.depth));
-    const auths = authIds.map((id) => edge(id, known.get(id)?.stored.depth ?? 0));
-    const built = buildLocalEvent(view.roomId, rv, spec, prevs, auths, this.signer);
-
-    const lookup = await this.lookupFor(view.state, this.authKeys(built.event), rv);
-    options.precheck?.(lookup, view);
-    try {
-      authorize(built.event, lookup, rv);
-    } catch (err) {
-      if (err instanceof AuthError) throw forbidden(err);
-      throw err;
-    }
-
-    let redaction: AppendEvent['redaction'] = null;
-    if (spec.type === 'm.room.redaction' && spec.redacts) {
-      redaction = await this.redactionFor(view, spec.sender, spec.redacts, lookup, true);
-    }
-
-    // The state before a local event is the current state. It is stored relative to the
-    // deepest extremity's state (the same snapshot when the room has one extremity).
+    const state = new Map(view.state);
+    const built = new Map<string, { event: RoomEvent; depth: number }>();
+    const included: Array<{ item: QueuedSend; eventId: string; depth: number; redacts?: string }> = [];
+    const refused: Array<{ item: QueuedSend; error: unknown }> = [];
+    const events: AppendEvent[] = [];
+    const currentStateChanges = new Map<string, StateTriple>();
+    const txns: NonNullable<AppendRequest['clientTxns']> = [];
     const base = prevExtremities[0];
     const baseState = base ? await this.store.snapshot(base.stateAfterNid) : new Map();
-    const isState = spec.stateKey !== undefined;
+
+    const byTxn = new Map<string, string>();
+    const aliases: Array<{ item: QueuedSend; eventId: string }> = [];
+    for (const item of items) {
+      const { spec, options } = item;
+      // The same client transaction twice in one batch: one event answers both.
+      const key = options.txn ? JSON.stringify([options.txn.userId, options.txn.deviceId, options.txn.txnId]) : undefined;
+      if (key && byTxn.has(key)) {
+        aliases.push({ item, eventId: byTxn.get(key)! });
+        continue;
+      }
+      const previous = events[events.length - 1];
+      const prevList: Array<{ eventId: string; depth: number }> = previous ? [{ eventId: previous.eventId, depth: previous.depth }] : prevExtremities;
+      const authIds = chooseAuthEvents(spec, state, rv);
+      const loaded = await this.store.getEvents([...prevList.map((p) => p.eventId), ...authIds].filter((id) => !built.has(id)), rv);
+      const eventOf = (id: string) => built.get(id)?.event ?? loaded.get(id)?.event;
+      const edge = (id: string, depth: number): PrevEvent => ({ eventId: id, depth, sha256: eventOf(id)?.hashes?.sha256 });
+      try {
+        const b = buildLocalEvent(view.roomId, rv, spec, prevList.map((p) => edge(p.eventId, p.depth)),
+          authIds.map((id) => edge(id, built.get(id)?.depth ?? loaded.get(id)?.stored.depth ?? 0)), this.signer);
+        const keys = this.authKeys(b.event);
+        const more = await this.store.getEvents(keys.map(([t, k]) => state.get(stateKey(t, k))).filter((id): id is string => !!id && !built.has(id)), rv);
+        const lookup = (type: string, key: string) => {
+          const id = state.get(stateKey(type, key));
+          return id === undefined ? undefined : built.get(id)?.event ?? more.get(id)?.event ?? loaded.get(id)?.event;
+        };
+        options.precheck?.(lookup, view);
+        try {
+          authorize(b.event, lookup, rv);
+        } catch (err) {
+          if (err instanceof AuthError) throw forbidden(err);
+          throw err;
+        }
+        let redaction: AppendEvent['redaction'] = null;
+        if (spec.type === 'm.room.redaction' && spec.redacts) redaction = await this.redactionFor(view, spec.sender, spec.redacts, lookup, true);
+        events.push({
+          eventId: b.eventId,
+          json: b.pdu as Record<string, unknown>,
+          type: spec.type,
+          stateKey: spec.stateKey ?? null,
+          sender: spec.sender,
+          depth: b.pdu.depth,
+          originServerTs: b.pdu.origin_server_ts,
+          prevEvents: b.event.prev_events,
+          authEvents: b.event.auth_events,
+          local: true,
+          // The state before the first is the current state, stored relative to the deepest
+          // extremity's state; each next one builds on the state after the one before.
+          stateBefore: previous
+            ? { base: { afterEvent: previous.eventId }, changes: [] }
+            : { base: base ? { snapshotNid: base.stateAfterNid } : null, changes: diffStates(baseState, view.state) },
+          redaction,
+        });
+        built.set(b.eventId, { event: b.event, depth: b.pdu.depth });
+        if (spec.stateKey !== undefined) {
+          state.set(stateKey(spec.type, spec.stateKey), b.eventId);
+          currentStateChanges.set(stateKey(spec.type, spec.stateKey), [spec.type, spec.stateKey, b.eventId]);
+        }
+        if (options.txn) {
+          txns.push({ ...options.txn, eventId: b.eventId });
+          byTxn.set(key!, b.eventId);
+        }
+        included.push({ item, eventId: b.eventId, depth: b.pdu.depth, redacts: redaction?.targetEventId });
+      } catch (error) {
+        if (!(error instanceof BusError)) throw error;
+        refused.push({ item, error });
+      }
+    }
     const request: AppendRequest = {
       roomId: view.roomId,
       roomVersion: rv.id,
       expectedSequence: view.sequence,
-      events: [{
-        eventId: built.eventId,
-        json: (options.beforeAppend ? await options.beforeAppend(built.pdu, rv) : built.pdu) as Record<string, unknown>,
-        type: spec.type,
-        stateKey: spec.stateKey ?? null,
-        sender: spec.sender,
-        depth: built.pdu.depth,
-        originServerTs: built.pdu.origin_server_ts,
-        prevEvents: built.event.prev_events,
-        authEvents: built.event.auth_events,
-        local: true,
-        stateBefore: { base: base ? { snapshotNid: base.stateAfterNid } : null, changes: diffStates(baseState, view.state) },
-        redaction,
-      }],
-      currentStateChanges: isState ? [[spec.type, spec.stateKey!, built.eventId]] : [],
-      clientTxn: options.txn ? { ...options.txn, eventId: built.eventId } : null,
-      transactionId: options.txn ?? null,
+      events,
+      currentStateChanges: [...currentStateChanges.values()],
+      clientTxns: txns,
     };
-    const reply = await this.append(request);
-    const appended = reply.events[0]!;
-    // The view moves with our own append: no reload for the next send.
-    const state = new Map(view.state);
-    if (isState) state.set(stateKey(spec.type, spec.stateKey!), built.eventId);
-    const cited = new Set(prevExtremities.map((p) => p.eventId));
-    this.store.remember({
-      ...view,
-      sequence: reply.sequence,
-      state,
-      extremities: [...view.extremities.filter((e) => !cited.has(e.eventId)), { eventId: built.eventId, depth: built.pdu.depth, stateAfterNid: appended.stateAfterNid }],
-    });
-    if (redaction) this.store.evictEvent(redaction.targetEventId);
-    return { eventId: built.eventId, streamPos: appended.streamPos };
+    return { request, included, aliases, refused, state, citedExtremities: included.length > 0 ? prevExtremities.map((p) => p.eventId) : [] };
   }
 
   /**

@@ -55,6 +55,12 @@ export interface AppendBatchInput {
   currentStateChanges: StateTriple[];
   /** Idempotent client send: recorded with the event in this transaction. */
   clientTxn?: { userId: string; deviceId: string; txnId: string; eventId: string } | null;
+  /** The same for a batch of several client sends (the decider batches a busy room's sends). */
+  clientTxns?: { userId: string; deviceId: string; txnId: string; eventId: string }[] | null;
+}
+
+function txnsOf(batch: AppendBatchInput): NonNullable<AppendBatchInput['clientTxn']>[] {
+  return [...(batch.clientTxn ? [batch.clientTxn] : []), ...(batch.clientTxns ?? [])];
 }
 
 export interface AppendedEvent {
@@ -154,7 +160,7 @@ export async function appendGroup(
     [roomIds],
   );
   const rooms = new Map(roomRows.map((r) => [r.room_id, { nid: r.room_nid, sequence: r.sequence, changed: false }]));
-  const txns = batches.map((b) => b.clientTxn).filter((t): t is NonNullable<AppendBatchInput['clientTxn']> => !!t);
+  const txns = batches.flatMap(txnsOf);
   const usedTxns = new Map<string, string>();
   const txnKey = (t: { userId: string; deviceId: string; txnId: string }) => JSON.stringify([t.userId, t.deviceId, t.txnId]);
   if (txns.length > 0) {
@@ -175,9 +181,10 @@ export async function appendGroup(
       outcomes.push({ ok: false, error: new StaleSequenceError(batch.roomId, batch.expectedSequence, room?.sequence ?? null) });
       continue;
     }
-    const t = batch.clientTxn;
-    if (t && usedTxns.has(txnKey(t))) {
-      outcomes.push({ ok: false, error: new DuplicateClientTxnError(usedTxns.get(txnKey(t))!) });
+    const batchTxns = txnsOf(batch);
+    const used = batchTxns.find((t) => usedTxns.has(txnKey(t)));
+    if (used) {
+      outcomes.push({ ok: false, error: new DuplicateClientTxnError(usedTxns.get(txnKey(used))!) });
       continue;
     }
     if (!room) {
@@ -190,7 +197,7 @@ export async function appendGroup(
     }
     room.sequence += 1;
     room.changed = true;
-    if (t) {
+    for (const t of batchTxns) {
       usedTxns.set(txnKey(t), t.eventId);
       newTxns.push(t);
     }
