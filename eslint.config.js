@@ -1,6 +1,7 @@
 // Lint: TypeScript rules plus Nx module boundaries, which keep DESIGN's rules of the house:
 // libs/protocol imports nothing of the project, libs never import apps or services,
-// services talk to each other only over the bus, apps are never imported.
+// services talk to each other only over the bus, apps are never imported. spec-data (where the
+// spec's reference data lives, for tests and tools) may be read by all.
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
@@ -19,10 +20,11 @@ export default [
           enforceBuildableLibDependency: false,
           allow: [],
           depConstraints: [
-            { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: ['scope:protocol'] },
-            { sourceTag: 'scope:lib', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib'] },
-            { sourceTag: 'scope:service', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib', 'scope:service'] },
+            { sourceTag: 'scope:protocol', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:spec-data'] },
+            { sourceTag: 'scope:spec-data', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:lib', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib', 'scope:spec-data'] },
+            { sourceTag: 'scope:service', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib', 'scope:spec-data'] },
+            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:protocol', 'scope:lib', 'scope:service', 'scope:spec-data'] },
           ],
         },
       ],

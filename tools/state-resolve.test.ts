@@ -1,4 +1,5 @@
 /** The state-resolve tool, run as operators run it: a child process reading fixture files. */
+import { specPath } from '@tessera/spec-data';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { getRoomVersion, resolveBatches, splitStateKey } from '@tessera/protocol';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const fixtures = fileURLToPath(new URL('../../shared/matrix-spec/state-res/ruma-fixtures/', import.meta.url));
-const expectedDir = fileURLToPath(new URL('../../shared/matrix-spec/state-res/ruma-expected/', import.meta.url));
+const fixtures = specPath('state-res', 'ruma-fixtures') + '/';
+const expectedDir = specPath('state-res', 'ruma-expected') + '/';
 
 function run(...files: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', 'tools/state-resolve.ts', ...files], { cwd: repo, encoding: 'utf8' });

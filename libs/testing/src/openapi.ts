@@ -4,16 +4,15 @@
  * mode. Tests call validateResponse for every JSON body they receive from the server.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { SPEC_DIR } from '@tessera/spec-data';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { isValidEventId, isValidRoomAlias, isValidRoomId, isValidServerName, isValidUserId } from '@tessera/protocol';
 
 export type MatrixApi = 'client-server' | 'server-server' | 'application-service' | 'push-gateway' | 'identity';
 
-/** Where the spec data lives: MATRIX_SPEC_DIR, else ../shared/matrix-spec beside the repository. */
-export const MATRIX_SPEC_DIR =
-  process.env.MATRIX_SPEC_DIR ?? fileURLToPath(new URL('../../../../shared/matrix-spec/', import.meta.url));
+/** Where the spec data lives (see test/spec-data.ts). */
+export const MATRIX_SPEC_DIR = SPEC_DIR + '/';
 
 interface OpenApiDocument {
   paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: object }> }> }>>;

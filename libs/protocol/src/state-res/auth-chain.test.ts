@@ -1,4 +1,6 @@
 /** Auth chains, the conflicted state subgraph, and resolution with precomputed auth chains. */
+import { pathToFileURL } from 'node:url';
+import { specPath } from '@tessera/spec-data';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { stateKey, type RoomEvent, type StateMap } from '../event-types.js';
@@ -34,7 +36,7 @@ describe('conflictedStateSubgraph', () => {
 
 describe('resolution with a precomputed auth chain provider', () => {
   it('gives the same states as walking the events', () => {
-    const root = new URL('../../../../../shared/matrix-spec/state-res/ruma-fixtures/', import.meta.url);
+    const root = pathToFileURL(specPath('state-res', 'ruma-fixtures') + '/');
     const pdus: RoomEvent[] = ['bootstrap-public-chat.json', 'topic-vs-ban-common.json', 'topic-vs-ban-alice.json', 'topic-vs-ban-bob.json'].flatMap((f) =>
       JSON.parse(readFileSync(new URL(f, root), 'utf8')),
     );

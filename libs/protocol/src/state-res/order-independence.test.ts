@@ -3,6 +3,8 @@
  * State sets are drawn from the ruma fixtures (states after each batch and one-entry maps of
  * single events, the shapes the pipeline produces) and from the MSC4297 state maps.
  */
+import { pathToFileURL } from 'node:url';
+import { specPath } from '@tessera/spec-data';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -12,7 +14,7 @@ import { resolveBatches } from './batches.js';
 import { eventSourceOf } from './event-source.js';
 import { resolveState } from './resolve.js';
 
-const ROOT = new URL('../../../../../shared/matrix-spec/state-res/ruma-fixtures/', import.meta.url);
+const ROOT = pathToFileURL(specPath('state-res', 'ruma-fixtures') + '/');
 const load = (name: string): RoomEvent[] => JSON.parse(readFileSync(new URL(name, ROOT), 'utf8'));
 
 const rooms: Array<{ name: string; batches: string[] }> = [

@@ -3,6 +3,8 @@
  * the three ways its harness does (event by event, per batch, all at once), each of which must
  * give the expected snapshot.
  */
+import { pathToFileURL } from 'node:url';
+import { specPath } from '@tessera/spec-data';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { splitStateKey, stateKey, type RoomEvent, type StateMap } from '../event-types.js';
@@ -11,7 +13,7 @@ import { resolveAllAtOnce, resolveBatches, resolveEventByEvent } from './batches
 import { eventSourceOf } from './event-source.js';
 import { resolveState } from './resolve.js';
 
-const ROOT = new URL('../../../../../shared/matrix-spec/state-res/', import.meta.url);
+const ROOT = pathToFileURL(specPath('state-res') + '/');
 const fixture = (name: string): any => JSON.parse(readFileSync(new URL(`ruma-fixtures/${name}`, ROOT), 'utf8'));
 
 function expected(snapshot: string): Array<[string, string, string]> {
