@@ -143,6 +143,25 @@ for (const setup of setups) {
       const oldLogin = await hs.call('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', user: 'carol', password: 'old-pw' } });
       expect(oldLogin.status).toBe(403);
       await hs.login('carol', 'new-pw');
+
+      // logout_devices false keeps the other sessions.
+      const stays = await hs.login('carol', 'new-pw');
+      const c2 = await hs.call('POST', '/_matrix/client/v3/account/password', { token: keep.access_token, body: { new_password: 'newer-pw', logout_devices: false } });
+      const d2 = await hs.call('POST', '/_matrix/client/v3/account/password', {
+        token: keep.access_token,
+        body: { new_password: 'newer-pw', logout_devices: false, auth: { type: 'm.login.password', session: c2.body.session, user: 'carol', password: 'new-pw' } },
+      });
+      expect(d2.status).toBe(200);
+      expect((await hs.call('GET', '/_matrix/client/v3/account/whoami', { token: stays.access_token })).status).toBe(200);
+    });
+
+    it('generates a user id when none is asked for', async () => {
+      const first = await hs.call('POST', '/_matrix/client/v3/register', { body: { password: 'pw' } });
+      const done = await hs.call('POST', '/_matrix/client/v3/register', { body: { password: 'pw', auth: { type: 'm.login.dummy', session: first.body.session } } });
+      expect(done.status).toBe(200);
+      expect(done.body.user_id).toMatch(new RegExp(`^@\\d{10}:${hs.serverName.replace(/\./g, '\\.')}$`));
+      const noPassword = await hs.call('POST', '/_matrix/client/v3/register', { body: { auth: { type: 'm.login.dummy', session: first.body.session } } });
+      expect(noPassword.body.errcode).toBe('M_MISSING_PARAM');
     });
 
     it('lists, renames and deletes devices (delete needs UIA)', async () => {
@@ -165,6 +184,13 @@ for (const setup of setups) {
       });
       expect(deleted.status).toBe(200);
       expect((await hs.call('GET', '/_matrix/client/v3/account/whoami', { token: victim.access_token })).status).toBe(401);
+
+      const again = await hs.call('DELETE', '/_matrix/client/v3/devices/VICTIM', { token: session.access_token, body: {} });
+      const gone = await hs.call('DELETE', '/_matrix/client/v3/devices/VICTIM', {
+        token: session.access_token,
+        body: { auth: { type: 'm.login.password', session: again.body.session, user: 'alice', password: 'pw-alice' } },
+      });
+      expect(gone.status).toBe(200);
 
       const v2 = await hs.login('alice', 'pw-alice', { device_id: 'V2' });
       const c2 = await hs.call('POST', '/_matrix/client/v3/delete_devices', { token: session.access_token, body: { devices: ['V2'] } });
