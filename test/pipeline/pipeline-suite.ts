@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BusError, ROOMSERVER_INPUT,
-  type CreateRoomReply, type CreateRoomRequest, type EventIdReply, type InputPdusReply, type RoomServerRequest, type StreamEventNotification,
+  type CreateRoomReply, type EventIdReply, type InputPdusReply, type RoomServerRequest, type StreamEventNotification,
 } from '@tessera/bus';
 import { generateSigningKey, getRoomVersion, stateKey, type Pdu } from '@tessera/protocol';
 import {

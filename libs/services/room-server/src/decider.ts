@@ -18,7 +18,7 @@ import {
   BUS_NO_RESPONDERS, BUS_TIMEOUT, BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
   type AppendEvent, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
 } from '@tessera/bus';
-import { findClientTxn, type StoredEvent } from '@tessera/storage';
+import { findClientTxns, type StoredEvent } from '@tessera/storage';
 import { buildLocalEvent, chooseAuthEvents, MAX_PREV_EVENTS, type LocalEventSpec, type PrevEvent, type Signer } from './event-builder.js';
 import { RoomStore, type RoomView } from './room-view.js';
 
@@ -147,14 +147,15 @@ export class Decider {
 
   /** Resolves the sends whose client transaction already produced an event; returns the rest. */
   private async withoutDoneTxns(items: QueuedSend[]): Promise<QueuedSend[]> {
-    const rest: QueuedSend[] = [];
-    for (const it of items) {
+    const txns = items.flatMap((it) => (it.options.txn ? [it.options.txn] : []));
+    const done = await findClientTxns(this.store.db, txns);
+    if (done.size === 0) return items;
+    return items.filter((it) => {
       const t = it.options.txn;
-      const done = t ? await findClientTxn(this.store.db, t.userId, t.deviceId, t.txnId) : null;
-      if (done) it.resolve({ eventId: done, streamPos: null });
-      else rest.push(it);
-    }
-    return rest;
+      const eventId = t ? done.get(JSON.stringify([t.userId, t.deviceId, t.txnId])) : undefined;
+      if (eventId) it.resolve({ eventId, streamPos: null });
+      return !eventId;
+    });
   }
 
   private async sendBatch(roomId: string, items: QueuedSend[]): Promise<void> {
