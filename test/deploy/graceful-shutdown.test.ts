@@ -99,7 +99,8 @@ describe.skipIf(!services.postgres || !services.nats)('graceful shutdown', () =>
       await client.close();
       await b.running.close();
     }
-  });
+    // Two runtimes start (migrations included) on a machine that may be busy with other suites.
+  }, 180_000);
 
   it('exits 0 on SIGTERM with a last log line', async () => {
     const port = await freePort();
