@@ -161,7 +161,7 @@ export class Decider {
   private async sendBatch(roomId: string, items: QueuedSend[]): Promise<void> {
     let live = await this.withoutDoneTxns(items);
     for (let attempt = 0; attempt < MAX_ATTEMPTS && live.length > 0; attempt++) {
-      const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
+      const view = attempt === 0 ? await this.store.freshView(roomId) : await this.store.reload(roomId);
       if (!view) {
         live.forEach((it) => it.reject(new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`)));
         return;

@@ -6,7 +6,7 @@
  */
 import type { Pdu, RoomEvent, RoomVersion, StateMap } from '@tessera/protocol';
 import { getRoomVersion, pduToRoomEvent, stateKey } from '@tessera/protocol';
-import { getCurrentState, getEvents, getForwardExtremities, getRoom, loadSnapshot, type Db, type StoredEvent } from '@tessera/storage';
+import { getCurrentState, getEvents, getForwardExtremities, getRoom, getRoomSequence, loadSnapshot, type Db, type StoredEvent } from '@tessera/storage';
 
 export interface RoomExtremity {
   eventId: string;
@@ -58,6 +58,17 @@ export class RoomStore {
   /** The cached view, or a fresh one from the database; null for an unknown room. */
   async view(roomId: string): Promise<RoomView | null> {
     return this.views.get(roomId) ?? this.reload(roomId);
+  }
+
+  /**
+   * The cached view if the room has not moved since (one cheap query), else a fresh one.
+   * Another replica's append makes a cached view stale; finding out here costs one query,
+   * finding out from persistence's sequence guard costs a whole append round trip.
+   */
+  async freshView(roomId: string): Promise<RoomView | null> {
+    const cached = this.views.get(roomId);
+    if (cached && (await getRoomSequence(this.db, roomId)) === cached.sequence) return cached;
+    return this.reload(roomId);
   }
 
   async reload(roomId: string): Promise<RoomView | null> {
