@@ -11,7 +11,19 @@ import { logger } from 'matrix-js-sdk/lib/logger.js';
 // The SDK logs every request at debug level; keep the test output readable.
 const quiet = logger as unknown as { setLevel?: (level: string) => void };
 import { ReceiptsService, ToDeviceService, TypingService } from '@tessera/client-api-service';
-import { ClientApiHarness } from './harness.js';
+import { checkAgainstSpec, ClientApiHarness } from './harness.js';
+
+/** The SDK's fetch, checking every JSON response against the spec as the harness's own calls do. */
+let validated = 0;
+const validatingFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+  const response = await fetch(input, init);
+  if (response.headers.get('content-type')?.includes('application/json')) {
+    const url = new URL(input instanceof Request ? input.url : input.toString());
+    checkAgainstSpec(init?.method ?? (input instanceof Request ? input.method : 'GET'), url.pathname, response.status, await response.clone().json());
+    validated++;
+  }
+  return response;
+};
 
 describe('matrix-js-sdk against client-api (PGlite + in-memory store)', () => {
   let hs: ClientApiHarness;
@@ -29,7 +41,7 @@ describe('matrix-js-sdk against client-api (PGlite + in-memory store)', () => {
   });
 
   async function registerWithSdk(username: string): Promise<MatrixClient> {
-    const anonymous = createClient({ baseUrl: hs.base });
+    const anonymous = createClient({ baseUrl: hs.base, fetchFn: validatingFetch });
     // The SDK's registerRequest surfaces the 401 challenge as an error carrying the UIA data.
     let session: string | undefined;
     try {
@@ -40,9 +52,9 @@ describe('matrix-js-sdk against client-api (PGlite + in-memory store)', () => {
     expect(session).toBeDefined();
     const registered = await anonymous.registerRequest({ username, password: 'pw', auth: { type: 'm.login.dummy', session } });
     expect(registered.user_id).toBe(`@${username}:${hs.serverName}`);
-    const client = createClient({ baseUrl: hs.base });
+    const client = createClient({ baseUrl: hs.base, fetchFn: validatingFetch });
     const login = await client.loginRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: username }, password: 'pw' });
-    return createClient({ baseUrl: hs.base, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id });
+    return createClient({ baseUrl: hs.base, fetchFn: validatingFetch, userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id });
   }
 
   it('registers and logs in through the SDK, then uses the account endpoints', async () => {
@@ -50,7 +62,7 @@ describe('matrix-js-sdk against client-api (PGlite + in-memory store)', () => {
     bob = await registerWithSdk('bob');
 
     expect((await alice.whoami()).user_id).toBe(alice.getUserId());
-    const flows = await createClient({ baseUrl: hs.base }).loginFlows();
+    const flows = await createClient({ baseUrl: hs.base, fetchFn: validatingFetch }).loginFlows();
     expect(flows.flows.map((f) => f.type)).toContain('m.login.password');
 
     await alice.setDisplayName('Alice');
@@ -99,5 +111,6 @@ describe('matrix-js-sdk against client-api (PGlite + in-memory store)', () => {
     expect(uploaded.one_time_key_counts.signed_curve25519).toBe(1);
     const claimed = await alice.claimOneTimeKeys([[bob.getUserId()!, bob.getDeviceId()!]], 'signed_curve25519');
     expect(Object.keys(claimed.one_time_keys[bob.getUserId()!]![bob.getDeviceId()!]!)).toEqual(['signed_curve25519:K1']);
+    expect(validated).toBeGreaterThan(25);
   });
 });
