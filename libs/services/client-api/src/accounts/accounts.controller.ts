@@ -16,13 +16,13 @@ export class RegistrationController {
 
   @Post(clientPaths('register'))
   @HttpCode(200)
-  @RateLimited()
+  @RateLimited('register')
   register(@Body() body: unknown, @Query('kind') kind: string | undefined, @Req() request: ClientRequest) {
     return this.accounts.register(objectBody(body), kind ?? 'user', request.ip);
   }
 
   @Get(clientPaths('register/available'))
-  @RateLimited()
+  @RateLimited('register')
   async available(@Query('username') username: unknown) {
     if (username === undefined || username === '') throw missingParam('missing query parameter "username"');
     if (typeof username !== 'string') throw badJson('"username" must be given once');
@@ -31,14 +31,14 @@ export class RegistrationController {
   }
 
   @Get(clientPaths('login'))
-  @RateLimited()
+  @RateLimited('login')
   loginFlows() {
     return this.accounts.loginFlows();
   }
 
   @Post(clientPaths('login'))
   @HttpCode(200)
-  @RateLimited()
+  @RateLimited('login')
   login(@Body() body: unknown, @Req() request: ClientRequest) {
     return this.accounts.login(objectBody(body, false), request.ip);
   }
@@ -84,7 +84,7 @@ export class SessionController {
 
   @Post(clientPaths('account/password'))
   @HttpCode(200)
-  @RateLimited()
+  @RateLimited('login')
   async changePassword(@CurrentRequester() requester: Requester, @Body() body: unknown) {
     await this.accounts.changePassword(requester, objectBody(body, false));
     return {};
@@ -92,7 +92,7 @@ export class SessionController {
 
   @Post(v1Paths('login/get_token'))
   @HttpCode(200)
-  @RateLimited()
+  @RateLimited('login')
   getLoginToken(@CurrentRequester() requester: Requester, @Body() body: unknown) {
     return this.accounts.createLoginToken(requester, objectBody(body));
   }

@@ -7,8 +7,12 @@ import type { Requester } from './access-tokens.service.js';
 
 const RATE_LIMITED = 'tessera:rate-limited';
 
-/** Marks a handler as rate-limited (the spec's "Rate-limited: Yes" endpoints). Put the guard after AccessTokenGuard. */
-export const RateLimited = () => SetMetadata(RATE_LIMITED, true);
+/**
+ * Marks a handler as rate-limited (the spec's "Rate-limited: Yes" endpoints). Put the guard
+ * after AccessTokenGuard. Handlers in different buckets do not share tokens (as Synapse keeps
+ * login, registration and messages apart), so a chatty client cannot lock itself out of login.
+ */
+export const RateLimited = (bucket = 'default') => SetMetadata(RATE_LIMITED, bucket);
 
 /**
  * Per-IP and per-user token buckets in the ephemeral store (Redis when configured, so all
@@ -23,12 +27,13 @@ export class RateLimitGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (!this.reflector.get<boolean>(RATE_LIMITED, context.getHandler())) return true;
+    const bucket = this.reflector.get<string | undefined>(RATE_LIMITED, context.getHandler());
+    if (bucket === undefined) return true;
     const http = context.switchToHttp();
     const request = http.getRequest<{ ip?: string; requester?: Requester }>();
     const reply = http.getResponse<{ header(name: string, value: string): unknown }>();
-    await this.check(reply, `ip:${request.ip ?? 'unknown'}`, this.settings.rateLimit.perIp);
-    if (request.requester) await this.check(reply, `user:${request.requester.userId}`, this.settings.rateLimit.perUser);
+    await this.check(reply, `${bucket}:ip:${request.ip ?? 'unknown'}`, this.settings.rateLimit.perIp);
+    if (request.requester) await this.check(reply, `${bucket}:user:${request.requester.userId}`, this.settings.rateLimit.perUser);
     return true;
   }
 
