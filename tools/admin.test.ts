@@ -14,6 +14,7 @@ import { clientApiService } from '@tessera/client-api-service';
 import { buildConfig, loadOrCreateSigningKey } from '@tessera/config';
 import { startServices, type RunningServices } from '@tessera/http';
 import { parseSigningKeyFile } from '@tessera/protocol';
+import { persistenceService } from '@tessera/persistence-service';
 import { roomServerService } from '@tessera/room-server-service';
 import { createTestDatabase, services, type TestDatabase } from '@tessera/testing';
 import { freePort } from '../test/support/processes.js';
@@ -166,8 +167,9 @@ async function startInProcess(which: 'room-server' | 'client-api', raw: Record<s
     env: { DATA_DIR: dir, CLIENT_PORT: String(port), HEALTH_PORT: String(port), SERVER_NAME: 'admin.test', LOG_LEVEL: 'silent' },
     cwd: dir,
   });
-  const service = which === 'client-api' ? clientApiService : roomServerService;
-  const running = await startServices([service], { mode: 'embedded', name: which, config });
+  // client-api reads the event log's tables too: it runs beside persistence, as in every deployment.
+  const list = which === 'client-api' ? [persistenceService, clientApiService] : [roomServerService];
+  const running = await startServices(list, { mode: 'embedded', name: which, config });
   return { running, base: `http://127.0.0.1:${port}` };
 }
 
