@@ -85,7 +85,7 @@ export async function main(): Promise<void> {
     const parallel = 16;
     for (let i = 0; i < members; i += parallel) {
       await Promise.all(Array.from({ length: Math.min(parallel, members - i) }, (_, j) =>
-        hs1.bus.request(ROOMSERVER_INPUT, { op: 'membership', action: 'join', roomId: big.roomId, sender: `@m${i + j}:${hs1.serverName}` })));
+        hs1.bus.request(ROOMSERVER_INPUT, { op: 'membership', action: 'join', roomId: big.roomId, sender: `@m${i + j}:${hs1.serverName}` }, { timeoutMs: 120_000 })));
     }
     console.log(`# filled a room with ${members} members in ${((performance.now() - fill) / 1000).toFixed(1)} s`);
     const joinStart = performance.now();
