@@ -128,7 +128,9 @@ describe('deploy/Dockerfile', () => {
 
   it('carries the admin command line, run by the entrypoint as `admin <command>`', () => {
     expect(dockerfile).toMatch(/^COPY tools \.\/tools$/m);
-    expect(entrypoint).toMatch(/^\s*admin\)\n\s*exec \/app\/node_modules\/\.bin\/tsx \/app\/tools\/admin\.ts "\$@" ;;$/m);
+    expect(entrypoint).toMatch(/^\s*admin\)\n\s*run \/app\/tools\/admin\.ts "\$@" ;;$/m);
+    // One node process per container (tsx as a loader), so SIGTERM reaches the service itself.
+    expect(entrypoint).toMatch(/^run\(\) \{ exec node --import tsx "\$@"; \}$/m);
     expect(existsSync(`${root}tools/admin.ts`)).toBe(true);
     // A numeric user, so that Kubernetes' runAsNonRoot can check it (deploy/k8s runs it as 1000).
     expect(/^USER (\d+)(:\d+)?$/m.exec(dockerfile)?.[1]).toBe('1000');
