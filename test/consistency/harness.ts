@@ -29,6 +29,7 @@ import { persistenceService } from '@tessera/persistence-service';
 import { roomServerService } from '@tessera/room-server-service';
 import { ROOMSERVER_FEDERATION, type JoinRemoteRequest, type RemoteMembershipReply } from '@tessera/bus';
 import { parseXMatrixHeader } from '@tessera/federation-client';
+import type { SigningKey } from '@tessera/protocol';
 import { getCurrentState, type Db } from '@tessera/storage';
 import { createTestDatabase, NATS_URL, uniqueName, type TestDatabase } from '@tessera/testing';
 import { checkAgainstSpec } from '../client-api/harness.js';
@@ -185,6 +186,11 @@ export class TestHomeserver {
     return this.running.runtime.db;
   }
 
+  get signingKey(): SigningKey {
+    if (!this.running) throw new Error(`${this.serverName} is stopped`);
+    return this.running.runtime.signingKeys.current;
+  }
+
   /** Starts the services (again): same name, database, signing key and ports. */
   async restart(): Promise<void> {
     if (this.running) return;
@@ -271,7 +277,8 @@ export class TestHomeserver {
   }
 
   async setState(userId: string, roomId: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<Reply<{ event_id: string }>> {
-    return this.call('PUT', v3(`rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`), { token: this.token(userId), body: content });
+    const path = stateKey === '' ? `rooms/${enc(roomId)}/state/${enc(type)}` : `rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`;
+    return this.call('PUT', v3(path), { token: this.token(userId), body: content });
   }
 
   /** The room's current state as the client API shows it: (type, state_key) -> event id. */
