@@ -2,7 +2,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGu
 import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
-import { badJson } from '../errors.js';
+import { MatrixError, badJson } from '../errors.js';
 import { clientPaths } from '../http/paths.js';
 import { validateFilter } from '../user-data/filter-validation.js';
 import { objectBody, queryInteger, requireRoomIdParam } from '../validation.js';
@@ -22,6 +22,24 @@ function queryFilter(value: string | undefined): RoomEventFilter | undefined {
   // The room part of a full filter validates a RoomEventFilter's fields.
   validateFilter({ room: { timeline: parsed } });
   return parsed as RoomEventFilter;
+}
+
+/** `{type}`, `{type}/` or `{type}/{stateKey}` from a /state/* wildcard (each part percent-decoded). */
+function statePath(rest: string): { type: string; stateKey: string } {
+  const raw = rest ?? '';
+  const slash = raw.indexOf('/');
+  const typePart = slash === -1 ? raw : raw.slice(0, slash);
+  const keyPart = slash === -1 ? '' : raw.slice(slash + 1);
+  let type: string;
+  let stateKey: string;
+  try {
+    type = decodeURIComponent(typePart);
+    stateKey = decodeURIComponent(keyPart);
+  } catch {
+    throw new MatrixError(400, 'M_INVALID_PARAM', 'The state path is not valid percent-encoding');
+  }
+  if (type === '') throw new MatrixError(404, 'M_UNRECOGNIZED', 'Unrecognized request: use /state/{eventType}/{stateKey}');
+  return { type, stateKey };
 }
 
 /** Room writes: create, memberships, send, state, redact. */
@@ -109,16 +127,17 @@ export class RoomsController {
     return this.rooms.send(r.userId, r.deviceId, requireRoomIdParam(roomId), type, txnId, body);
   }
 
-  @Put(clientPaths('rooms/:roomId/state/:eventType'))
+  /**
+   * /state/{eventType}/{stateKey}, where the state key may be empty (clients then send
+   * /state/{type}/ with the slash). Nest strips a trailing slash from route paths and
+   * Fastify's router does not fall back from a parameter route to a wildcard, so one
+   * wildcard route serves every form.
+   */
+  @Put(clientPaths('rooms/:roomId/state/*'))
   @RateLimited()
-  putStateNoKey(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Body() body: unknown) {
-    return this.rooms.putState(r.userId, requireRoomIdParam(roomId), type, '', body);
-  }
-
-  @Put(clientPaths('rooms/:roomId/state/:eventType/:stateKey'))
-  @RateLimited()
-  putState(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('stateKey') stateKey: string, @Body() body: unknown) {
-    return this.rooms.putState(r.userId, requireRoomIdParam(roomId), type, stateKey ?? '', body);
+  putState(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('*') rest: string, @Body() body: unknown) {
+    const { type, stateKey } = statePath(rest);
+    return this.rooms.putState(r.userId, requireRoomIdParam(roomId), type, stateKey, body);
   }
 
   @Put(clientPaths('rooms/:roomId/redact/:eventId/:txnId'))
@@ -144,14 +163,10 @@ export class RoomReadsController {
     return this.history.state(r, requireRoomIdParam(roomId));
   }
 
-  @Get(clientPaths('rooms/:roomId/state/:eventType'))
-  stateEventNoKey(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Query('format') format?: string) {
-    return this.history.stateEvent(r, requireRoomIdParam(roomId), type, '', format);
-  }
-
-  @Get(clientPaths('rooms/:roomId/state/:eventType/:stateKey'))
-  stateEvent(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('eventType') type: string, @Param('stateKey') stateKey: string, @Query('format') format?: string) {
-    return this.history.stateEvent(r, requireRoomIdParam(roomId), type, stateKey ?? '', format);
+  @Get(clientPaths('rooms/:roomId/state/*'))
+  stateEvent(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Param('*') rest: string, @Query('format') format?: string) {
+    const { type, stateKey } = statePath(rest);
+    return this.history.stateEvent(r, requireRoomIdParam(roomId), type, stateKey, format);
   }
 
   @Get(clientPaths('rooms/:roomId/event/:eventId'))
