@@ -18,7 +18,7 @@ import { formatSigningKeyFile, generateSigningKey } from '@tessera/protocol';
 import { createTestDatabase, NATS_URL, REDIS_URL, services, uniqueName, type TestDatabase } from '@tessera/testing';
 import { freePort, startApp, stopApp, waitUntilReady, type AppProcess } from '../support/processes.js';
 
-sdkLogger.setLevel('warn');
+(sdkLogger as unknown as { setLevel(level: string): void }).setLevel('warn');
 const step = (name: string) => process.env.E2E_DEBUG && process.stderr.write(`e2e step: ${name}\n`);
 const PASSWORD = 'a long enough password';
 const DISTRIBUTED = ['persistence', 'room-server', 'fanout-sender', 'client-api', 'federation-ingress'] as const;
