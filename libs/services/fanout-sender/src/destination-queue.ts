@@ -121,24 +121,32 @@ export class DestinationQueue {
 
   private async nextBatch(state: DestinationState): Promise<Batch | undefined> {
     const edus = this.edus.slice(0, this.settings.maxEdusPerTransaction);
-    if (this.checkBacklog && !this.catchUp) {
+    if (!this.catchUp) {
+      const pdus = await nextPdus(this.db, this.serverName, state.sentPosition, this.settings.maxPdusPerTransaction);
+      // Fewer than a full transaction and not above the threshold: that is the whole backlog.
+      // Otherwise count it (after a load or a failure) to decide on catch-up.
+      const check = this.checkBacklog && (pdus.length === this.settings.maxPdusPerTransaction || pdus.length > this.settings.catchUpAfter);
       this.checkBacklog = false;
-      const pending = await countPendingPdus(this.db, this.serverName, state.sentPosition, this.settings.catchUpAfter + 1);
-      if (pending > this.settings.catchUpAfter) {
-        const upTo = await lastPendingPosition(this.db, this.serverName);
-        const pdus = await latestPduPerRoom(this.db, this.serverName, state.sentPosition, upTo);
-        this.catchUp = { pdus, upTo };
-        this.logger.info({ destination: this.serverName, pending: `>${this.settings.catchUpAfter}`, rooms: pdus.length }, 'catching up: sending the latest event per room');
+      if (!check || !(await this.planCatchUp(state))) {
+        if (pdus.length === 0 && edus.length === 0) return undefined;
+        return { pdus, edus, deliveredUpTo: pdus.length > 0 ? pdus[pdus.length - 1]!.streamPos : null };
       }
     }
-    if (this.catchUp) {
-      const pdus = this.catchUp.pdus.slice(0, this.settings.maxPdusPerTransaction);
-      const last = pdus.length === this.catchUp.pdus.length;
-      return { pdus, edus, deliveredUpTo: last ? this.catchUp.upTo : null };
-    }
-    const pdus = await nextPdus(this.db, this.serverName, state.sentPosition, this.settings.maxPdusPerTransaction);
-    if (pdus.length === 0 && edus.length === 0) return undefined;
-    return { pdus, edus, deliveredUpTo: pdus.length > 0 ? pdus[pdus.length - 1]!.streamPos : null };
+    const plan = this.catchUp!;
+    const pdus = plan.pdus.slice(0, this.settings.maxPdusPerTransaction);
+    const last = pdus.length === plan.pdus.length;
+    return { pdus, edus, deliveredUpTo: last ? plan.upTo : null };
+  }
+
+  /** After a long outage: plan to send only the latest PDU of each room. True when planned. */
+  private async planCatchUp(state: DestinationState): Promise<boolean> {
+    const pending = await countPendingPdus(this.db, this.serverName, state.sentPosition, this.settings.catchUpAfter + 1);
+    if (pending <= this.settings.catchUpAfter) return false;
+    const upTo = await lastPendingPosition(this.db, this.serverName);
+    const pdus = await latestPduPerRoom(this.db, this.serverName, state.sentPosition, upTo);
+    this.catchUp = { pdus, upTo };
+    this.logger.info({ destination: this.serverName, pending: `>${this.settings.catchUpAfter}`, rooms: pdus.length }, 'catching up: sending the latest event per room');
+    return true;
   }
 
   /** Sends one transaction; false when it failed (a retry is scheduled). */

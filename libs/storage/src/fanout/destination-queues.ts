@@ -85,14 +85,15 @@ export async function lastPendingPosition(db: Queryable, serverName: string): Pr
 
 /** The server has everything up to `position`: move its cursor (never back) and drop its delivered rows. */
 export async function markDelivered(db: Queryable, serverName: string, position: number, nowMs: number): Promise<void> {
+  // One statement: this runs once per transaction per destination, the hot path of a fanout.
   await db.query(
-    `INSERT INTO fanout_destinations (server_name, sent_position, failures, retry_at_ms, last_error, last_success_ms)
+    `WITH delivered AS (DELETE FROM event_destinations WHERE server_name = $1 AND stream_pos <= $2)
+     INSERT INTO fanout_destinations (server_name, sent_position, failures, retry_at_ms, last_error, last_success_ms)
      VALUES ($1, $2, 0, 0, NULL, $3)
      ON CONFLICT (server_name) DO UPDATE SET sent_position = GREATEST(fanout_destinations.sent_position, EXCLUDED.sent_position),
        failures = 0, retry_at_ms = 0, last_error = NULL, last_success_ms = EXCLUDED.last_success_ms`,
     [serverName, position, nowMs],
   );
-  await db.query('DELETE FROM event_destinations WHERE server_name = $1 AND stream_pos <= $2', [serverName, position]);
 }
 
 export async function markFailed(db: Queryable, serverName: string, failures: number, retryAtMs: number, error: string): Promise<void> {
