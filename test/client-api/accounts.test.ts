@@ -155,6 +155,28 @@ for (const setup of setups) {
       expect((await hs.call('GET', '/_matrix/client/v3/account/whoami', { token: stays.access_token })).status).toBe(200);
     });
 
+    it('deactivates an account with UIA: sessions end, login and profile refused, id stays taken', async () => {
+      const dave = await hs.register('dave', 'pw-dave');
+      const other = await hs.login('dave', 'pw-dave');
+      expect((await hs.call('GET', '/_matrix/client/v3/account/3pid', { token: dave.access_token })).body).toEqual({ threepids: [] });
+      const challenge = await hs.call('POST', '/_matrix/client/v3/account/deactivate', { token: dave.access_token, body: {} });
+      expect(challenge.status).toBe(401);
+      const done = await hs.call('POST', '/_matrix/client/v3/account/deactivate', {
+        token: dave.access_token,
+        body: { auth: { type: 'm.login.password', session: challenge.body.session, user: 'dave', password: 'pw-dave' } },
+      });
+      expect(done.status).toBe(200);
+      for (const token of [dave.access_token, other.access_token]) {
+        expect((await hs.call('GET', '/_matrix/client/v3/account/whoami', { token })).status).toBe(401);
+      }
+      const login = await hs.call('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', user: 'dave', password: 'pw-dave' } });
+      expect(login).toMatchObject({ status: 403, body: { errcode: 'M_USER_DEACTIVATED' } });
+      const wrong = await hs.call('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', user: 'dave', password: 'nope' } });
+      expect(wrong.body.errcode).toBe('M_FORBIDDEN');
+      expect((await hs.call('GET', `/_matrix/client/v3/profile/${encodeURIComponent(dave.user_id)}`)).status).toBe(404);
+      expect((await hs.call('GET', '/_matrix/client/v3/register/available?username=dave')).body.errcode).toBe('M_USER_IN_USE');
+    });
+
     it('generates a user id when none is asked for', async () => {
       const first = await hs.call('POST', '/_matrix/client/v3/register', { body: { password: 'pw' } });
       const done = await hs.call('POST', '/_matrix/client/v3/register', { body: { password: 'pw', auth: { type: 'm.login.dummy', session: first.body.session } } });

@@ -90,6 +90,19 @@ export class SessionController {
     return {};
   }
 
+  @Post(clientPaths('account/deactivate'))
+  @HttpCode(200)
+  @RateLimited('login')
+  deactivate(@CurrentRequester() requester: Requester, @Body() body: unknown) {
+    return this.accounts.deactivate(requester, objectBody(body));
+  }
+
+  /** No third-party identifiers are bound on this server (m.3pid_changes is off). */
+  @Get(clientPaths('account/3pid'))
+  threepids() {
+    return { threepids: [] };
+  }
+
   @Post(v1Paths('login/get_token'))
   @HttpCode(200)
   @RateLimited('login')

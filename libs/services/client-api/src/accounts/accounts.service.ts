@@ -120,6 +120,7 @@ export class AccountsService {
     else if (type === 'm.login.token') userId = await this.tokenLogin(body);
     else if (type === 'org.matrix.login.jwt' && this.settings.jwtLogin) userId = await this.jwtLogin(body);
     else throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}: GET /login lists the supported ones`);
+    await this.refuseDeactivated(userId);
 
     const result = await this.db.transaction((tx) => this.startSession(tx, userId, deviceId, displayName, ip));
     return { ...result, home_server: this.settings.serverName };
@@ -134,6 +135,11 @@ export class AccountsService {
     const userId = await this.passwords.canonicalUserId(named);
     if (userId === undefined || !(await this.passwords.check(userId, password))) throw forbidden('Invalid username or password');
     return userId;
+  }
+
+  /** As Synapse: a deactivated account is told so (after the password check, so this leaks nothing). */
+  private async refuseDeactivated(userId: string): Promise<void> {
+    if ((await accountsStore.get(this.db, userId))?.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
   }
 
   private async tokenLogin(body: JsonBody): Promise<string> {
@@ -219,6 +225,22 @@ export class AccountsService {
       const others = (await accountsStore.listDevices(this.db, requester.userId)).map((d) => d.device_id).filter((id) => id !== requester.deviceId);
       await this.deleteDevices(requester.userId, others);
     }
+  }
+
+  /**
+   * POST /account/deactivate: the account can no longer log in and every session ends. The
+   * user id stays taken (spec: ids are never reused). The profile is no longer served.
+   * TODO(rooms): Synapse also makes the user leave every room; the rooms side should act on this.
+   */
+  async deactivate(requester: Requester, body: JsonBody): Promise<{ id_server_unbind_result: 'no-support' | 'success' }> {
+    optionalBoolean(body, 'erase');
+    optionalString(body, 'id_server');
+    await this.uia.require(body, 'deactivate', requester.userId);
+    await this.db.query('UPDATE accounts SET deactivated = true WHERE user_id = $1', [requester.userId]);
+    const devices = await accountsStore.listDevices(this.db, requester.userId);
+    await this.deleteDevices(requester.userId, devices.map((d) => d.device_id), [requester.tokenKey]);
+    // No third-party identifiers are ever bound here, so there is nothing to unbind.
+    return { id_server_unbind_result: 'success' };
   }
 
   /** GET /_synapse/admin/v1/register: a nonce for one shared-secret registration. */

@@ -47,8 +47,8 @@ export class PasswordCheck {
   }
 
   async check(userId: string, password: string): Promise<boolean> {
-    const { rows } = await this.db.query<{ password_hash: string | null; deactivated: boolean }>('SELECT password_hash, deactivated FROM accounts WHERE user_id = $1', [userId]);
-    if (!rows[0] || rows[0].deactivated) return false;
+    const { rows } = await this.db.query<{ password_hash: string | null }>('SELECT password_hash FROM accounts WHERE user_id = $1', [userId]);
+    if (!rows[0]) return false;
     return verifyPassword(password, rows[0].password_hash);
   }
 }

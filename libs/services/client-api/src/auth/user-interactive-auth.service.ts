@@ -6,7 +6,7 @@ import { isPlainObject } from '../validation.js';
 import { randomToken } from './token-hash.js';
 import { PasswordCheck } from './password-check.js';
 
-export type UiaPurpose = 'register' | 'password' | 'delete_devices' | 'delete_device' | 'get_login_token' | 'device_signing';
+export type UiaPurpose = 'register' | 'password' | 'delete_devices' | 'delete_device' | 'get_login_token' | 'device_signing' | 'deactivate';
 
 /** Stages of the flows this server offers. */
 type Stage = 'm.login.dummy' | 'm.login.password';
