@@ -258,4 +258,23 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     await eventually('the ghost lease expired and the live replica took the shard', () => live.owns(s.name));
     await eventually('the event arrives', () => received(s, roomId).includes(id));
   });
+
+  it('room_joined_servers, kept by persistence, agrees with the memberships of every room after joins, kicks and leaves', async () => {
+    const [a, b] = remotes(0, 2) as [RemoteServer, RemoteServer];
+    const roomId = await roomWith([a, b]);
+    await pipeline.remoteJoin(roomId, `@v:${a.name}`, remoteKey);
+    await pipeline.membership(roomId, `@alice:${HS}`, 'kick', `@u:${a.name}`);
+    await pipeline.membership(roomId, `@alice:${HS}`, 'ban', `@u:${b.name}`);
+    const { rows: kept } = await db.query<{ room_nid: number; server_name: string; joined_members: number }>(
+      'SELECT room_nid, server_name, joined_members FROM room_joined_servers ORDER BY 1, 2',
+    );
+    const { rows: derived } = await db.query<{ room_nid: number; server_name: string; joined_members: number }>(
+      `SELECT room_nid, substring(user_id FROM position(':' IN user_id) + 1) AS server_name, count(*)::int AS joined_members
+       FROM room_memberships WHERE membership = 'join' GROUP BY 1, 2 ORDER BY 1, 2`,
+    );
+    expect(kept).toEqual(derived);
+    const room = (await db.query<{ room_nid: number }>('SELECT room_nid FROM rooms WHERE room_id = $1', [roomId])).rows[0]!.room_nid;
+    // a keeps one member (v), b none after the ban; hs1 has alice.
+    expect(kept.filter((r) => r.room_nid === room).map((r) => [r.server_name, r.joined_members])).toEqual([[a.name, 1], [HS, 1]].sort());
+  });
 });
