@@ -48,6 +48,8 @@ export class FanoutSender {
   private scanning: Promise<void> | undefined;
   private scanAgain = false;
   private started = false;
+  /** Queues of shards given up, finishing their transaction in flight. */
+  private readonly stopping = new Set<Promise<void>>();
 
   constructor(private readonly options: FanoutSenderOptions) {
     this.settings = resolveSettings(options.settings);
@@ -82,17 +84,24 @@ export class FanoutSender {
     this.pollTimer.unref?.();
   }
 
-  /** Stops taking work, gives the shard leases up (the other replicas take over), waits for transactions in flight. */
+  /**
+   * Stops taking work, lets the transactions in flight end, then gives the shard leases up
+   * (the other replicas take over at their next round, without waiting for expiry).
+   */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     clearInterval(this.pollTimer);
     for (const s of this.subscriptions) await s.unsubscribe().catch(() => undefined);
     this.subscriptions = [];
-    await this.shards.stop();
     await this.scanning;
+    const queues = [...this.queues.values()];
+    this.queues.clear();
+    await Promise.all(queues.map((q) => q.stop()));
+    await this.shards.stop();
     await Promise.all([...this.queues.values()].map((q) => q.stop()));
     this.queues.clear();
+    await Promise.all([...this.stopping]);
   }
 
   /** Shards this replica holds now. */
@@ -147,13 +156,14 @@ export class FanoutSender {
   private async onShardChange(change: ShardChange): Promise<void> {
     if (change.lost.length > 0) {
       const lost = new Set(change.lost);
-      const stopping: Promise<void>[] = [];
       for (const [name, q] of this.queues) {
         if (!lost.has(shardOf(name, this.settings.shardCount))) continue;
         this.queues.delete(name);
-        stopping.push(q.stop());
+        // Not awaited here: a transaction in flight (up to its deadline) must not hold up the
+        // lease round, or this replica's other leases could lapse meanwhile. stop() waits for it.
+        const stopping = q.stop().finally(() => this.stopping.delete(stopping));
+        this.stopping.add(stopping);
       }
-      await Promise.all(stopping);
     }
     if (change.acquired.length > 0) {
       // A shard taken over may hold a backlog of its previous owner: every pending destination of it.

@@ -56,7 +56,7 @@ export class ShardOwnership {
       const live = await heartbeatReplica(db, replicaId, leaseTtlMs);
       const desired = new Set(shardsFor(replicaId, live.includes(replicaId) ? live : [...live, replicaId], shardCount));
       const giveUp = [...this.owned].filter((s) => !desired.has(s));
-      // Stop sending before the lease goes, so two replicas never knowingly serve one destination.
+      // Stop starting transactions before the lease goes, so two replicas never knowingly serve one destination.
       if (giveUp.length > 0) await this.report({ acquired: [], lost: giveUp });
       for (const s of giveUp) this.owned.delete(s);
       await releaseShardLeases(db, replicaId, giveUp);
