@@ -150,6 +150,11 @@ export class ClientApiHarness {
     return this.running.runtime.db;
   }
 
+  /** The process's bus (in-process here), as federation-ingress and fanout-sender see it. */
+  get bus() {
+    return this.running.runtime.bus;
+  }
+
   async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;

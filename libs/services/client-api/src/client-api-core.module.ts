@@ -10,6 +10,7 @@ import { AccessTokenGuard } from './auth/auth.guard.js';
 import { PasswordCheck } from './auth/password-check.js';
 import { RateLimitGuard } from './auth/rate-limit.guard.js';
 import { UserInteractiveAuthService } from './auth/user-interactive-auth.service.js';
+import { EduBridge } from './federation/edu-bridge.js';
 import { E2eeController } from './e2ee/e2ee.controller.js';
 import { KeysService } from './e2ee/keys.service.js';
 import { ToDeviceService } from './e2ee/to-device.service.js';
@@ -107,6 +108,7 @@ const services = [
         createEphemeralStore(config.redis.url, overrides?.redisKeyPrefix ?? `tessera:${config.serverName}:`),
     },
     EphemeralStoreCloser,
+    EduBridge,
     ...services,
   ],
   exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],

@@ -39,4 +39,5 @@ export { RedisEphemeralStore, createEphemeralStore } from './ephemeral/redis-eph
 export { KeysService, type DeviceListChanges } from './e2ee/keys.service.js';
 export { ToDeviceService, type ToDeviceBatch, type ToDeviceEvent } from './e2ee/to-device.service.js';
 export { clientPaths, v1Paths } from './http/paths.js';
+export { EduBridge } from './federation/edu-bridge.js';
 export { objectBody } from './validation.js';

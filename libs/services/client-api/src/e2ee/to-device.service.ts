@@ -43,16 +43,34 @@ export class ToDeviceService {
       }
     }
 
+    const local = deliveries.filter(([userId]) => serverNameOf(userId) === this.settings.serverName);
+    const remote = deliveries.filter(([userId]) => serverNameOf(userId) !== this.settings.serverName);
+    const delivered = await this.deliverLocally(requester.userId, requester.deviceId, txnId, eventType, local);
+    // A retried request (same txnId) was already handed on, remote part included.
+    if (delivered && remote.length > 0) await this.outbound?.(requester.userId, eventType, txnId, remote);
+  }
+
+  /**
+   * Sends remote users' messages on (m.direct_to_device EDUs); set by the EDU bridge. Absent,
+   * remote recipients are skipped.
+   */
+  outbound?: (sender: string, eventType: string, txnId: string, deliveries: [string, string, Record<string, unknown>][]) => Promise<void>;
+
+  /**
+   * Puts messages in local devices' inboxes once per (sender, sender device, txnId): a repeated
+   * transaction delivers nothing and returns false. `deviceId` '*' means every device of the
+   * user. Used for this server's senders and for m.direct_to_device EDUs from other servers.
+   */
+  async deliverLocally(sender: string, senderDevice: string, txnId: string, eventType: string, deliveries: [string, string, Record<string, unknown>][]): Promise<boolean> {
     const delivered = await this.db.transaction(async (tx) => {
       const { rowCount } = await tx.query(
         'INSERT INTO to_device_txns (user_id, device_id, txn_id, created_ts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-        [requester.userId, requester.deviceId, txnId, Date.now()],
+        [sender, senderDevice, txnId, Date.now()],
       );
       if (rowCount === 0) return undefined; // A retry of a request already handled.
       const position = await nextStreamPosition(tx, 'to_device');
       const byUser = new Map<string, Set<string>>();
       for (const [userId, deviceId, content] of deliveries) {
-        if (serverNameOf(userId) !== this.settings.serverName) continue; // TODO(federation): m.direct_to_device EDU.
         const targets =
           deviceId === '*'
             ? (await tx.query<{ device_id: string }>('SELECT device_id FROM devices WHERE user_id = $1', [userId])).rows.map((r) => r.device_id)
@@ -60,7 +78,7 @@ export class ToDeviceService {
         for (const target of targets) {
           await tx.query(
             'INSERT INTO to_device_inbox (stream_position, user_id, device_id, sender, type, content) VALUES ($1, $2, $3, $4, $5, $6)',
-            [position, userId, target, requester.userId, eventType, JSON.stringify(content)],
+            [position, userId, target, sender, eventType, JSON.stringify(content)],
           );
           if (!byUser.has(userId)) byUser.set(userId, new Set());
           byUser.get(userId)!.add(target);
@@ -68,10 +86,11 @@ export class ToDeviceService {
       }
       return { position, byUser };
     });
-    if (!delivered) return;
+    if (!delivered) return false;
     for (const [userId, devices] of delivered.byUser) {
       this.changes.emit({ stream: 'to_device', position: delivered.position, userId, deviceIds: [...devices] });
     }
+    return true;
   }
 
   async currentPosition(): Promise<number> {

@@ -36,6 +36,15 @@ export class TypingService implements OnModuleDestroy {
     if (this.membership && !(await this.membership.isJoined(roomId, userId))) throw forbidden('You are not in this room');
 
     const timeoutMs = body.typing ? Math.min(timeout ?? DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS) || DEFAULT_TIMEOUT_MS : 0;
+    await this.record(roomId, userId, timeoutMs);
+    await this.outbound?.(roomId, userId, timeoutMs > 0);
+  }
+
+  /** Sends typing changes of local users on (m.typing EDUs); set by the EDU bridge. */
+  outbound?: (roomId: string, userId: string, typing: boolean) => Promise<void>;
+
+  /** Records a typing change (local, or from an m.typing EDU) and wakes /sync. */
+  async record(roomId: string, userId: string, timeoutMs: number): Promise<void> {
     const position = await this.store.setTyping(roomId, userId, timeoutMs);
     this.changes.emit({ stream: 'typing', position, roomId });
     if (timeoutMs > 0) this.scheduleExpiry(roomId, timeoutMs);

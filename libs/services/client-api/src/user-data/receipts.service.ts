@@ -67,17 +67,29 @@ export class ReceiptsService {
     if (this.membership.eventInRoom && !(await this.membership.eventInRoom(roomId, eventId))) throw notFound(`No event ${eventId} in this room`);
   }
 
-  private async store(userId: string, roomId: string, receiptType: string, eventId: string, threadId: string): Promise<void> {
+  /**
+   * Sends public receipts of local users on (m.receipt EDUs); set by the EDU bridge. Private
+   * receipts never leave the server.
+   */
+  outbound?: (userId: string, roomId: string, eventId: string, ts: number, threadId: string) => Promise<void>;
+
+  /** Stores a receipt without checks: for m.receipt EDUs, which the EDU bridge has checked. */
+  async storeRemote(userId: string, roomId: string, eventId: string, ts: number, threadId: string): Promise<void> {
+    await this.store(userId, roomId, 'm.read', eventId, threadId, ts);
+  }
+
+  private async store(userId: string, roomId: string, receiptType: string, eventId: string, threadId: string, ts = Date.now()): Promise<void> {
     const position = await this.db.transaction(async (tx) => {
       const position = await nextStreamPosition(tx, 'receipts');
       await tx.query(
         `INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_position) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (room_id, receipt_type, user_id, thread_id) DO UPDATE SET event_id = $5, ts = $6, stream_position = $7`,
-        [roomId, receiptType, userId, threadId, eventId, Date.now(), position],
+        [roomId, receiptType, userId, threadId, eventId, ts, position],
       );
       return position;
     });
     this.changes.emit({ stream: 'receipts', position, roomId });
+    if (receiptType === 'm.read' && this.outbound) await this.outbound(userId, roomId, eventId, ts, threadId);
   }
 
   async currentPosition(): Promise<number> {
