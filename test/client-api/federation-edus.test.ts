@@ -96,4 +96,20 @@ describe('EDUs to and from other servers over the bus (PGlite + in-memory store)
     await bridge.receive(null as never);
     expect(await typing.currentPosition()).toBe(before);
   });
+
+  it('records presence from m.presence EDUs of the origin’s own users', async () => {
+    const bridge = hs.nest.get(EduBridge);
+    const path = (user: string) => `/_matrix/client/v3/presence/${encodeURIComponent(user)}/status`;
+    await bridge.receive({
+      origin: 'other.example',
+      eduType: 'm.presence',
+      content: { push: [{ user_id: '@carol:other.example', presence: 'unavailable', status_msg: 'lunch', last_active_ago: 5000 }, { user_id: alice.user_id, presence: 'offline' }] },
+      receivedTs: Date.now(),
+    });
+    const carol = await hs.call('GET', path('@carol:other.example'), { token: bob.access_token });
+    expect(carol.body).toMatchObject({ presence: 'unavailable', status_msg: 'lunch', currently_active: false });
+    expect(carol.body.last_active_ago).toBeGreaterThanOrEqual(5000);
+    // other.example cannot set alice's presence.
+    expect((await hs.call('GET', path(alice.user_id), { token: bob.access_token })).body).toEqual({ presence: 'offline' });
+  });
 });

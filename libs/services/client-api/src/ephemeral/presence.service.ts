@@ -35,15 +35,29 @@ export class PresenceService {
     if (!PRESENCE_VALUES.includes(body.presence as PresenceValue)) throw invalidParam(`"presence" must be one of ${PRESENCE_VALUES.join(', ')}`);
     const statusMsg = body.status_msg;
     if (statusMsg !== undefined && statusMsg !== null && typeof statusMsg !== 'string') throw badJson('"status_msg" must be a string');
-    const position = await this.store.setPresence(userId, body.presence as PresenceValue, statusMsg ?? undefined, Date.now());
+    await this.record(userId, body.presence as PresenceValue, statusMsg ?? undefined, Date.now());
+    await this.outbound?.(userId);
+  }
+
+  /** Sends a local user's presence to the servers sharing a room with them (m.presence EDUs); set by the EDU bridge. */
+  outbound?: (userId: string) => Promise<void>;
+
+  /** Records presence (local, or from an m.presence EDU) and wakes /sync. */
+  async record(userId: string, presence: PresenceValue, statusMsg: string | undefined, lastActiveTs: number): Promise<void> {
+    const position = await this.store.setPresence(userId, presence, statusMsg, lastActiveTs);
     this.changes.emit({ stream: 'presence', position, userId });
+  }
+
+  /** The m.presence content of a user as it stands (offline when never set). */
+  async current(userId: string): Promise<PresenceEvent['content']> {
+    const record = await this.store.getPresence(userId);
+    return record ? content(record) : { presence: 'offline' };
   }
 
   async getStatus(userId: string): Promise<PresenceEvent['content']> {
     if (serverNameOf(userId) === this.settings.serverName && !(await accountsStore.get(this.db, userId))) throw notFound(`No user ${userId}`);
-    // TODO(federation): presence of remote users arrives as m.presence EDUs; until then, offline.
-    const record = await this.store.getPresence(userId);
-    return record ? content(record) : { presence: 'offline' };
+    // Remote users' presence arrives as m.presence EDUs (EduBridge); unknown means offline.
+    return this.current(userId);
   }
 
   async currentPosition(): Promise<number> {

@@ -4,6 +4,7 @@ import { BUS, LOGGER } from '@tessera/http';
 import type { Logger } from 'pino';
 import { randomToken } from '../auth/token-hash.js';
 import { ToDeviceService } from '../e2ee/to-device.service.js';
+import { PresenceService } from '../ephemeral/presence.service.js';
 import { TypingService } from '../ephemeral/typing.service.js';
 import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
@@ -16,12 +17,12 @@ const REMOTE_TYPING_MS = 60_000;
 const QUEUE = 'client-api';
 
 /**
- * Ephemeral data across servers (DESIGN, "path of an event" 7): local typing, public receipts
- * and to-device messages for remote users go out on edu.outbound for fanout-sender; EDUs that
+ * Ephemeral data across servers (DESIGN, "path of an event" 7): local typing, public receipts,
+ * presence and to-device messages for remote users go out on edu.outbound for fanout-sender; EDUs that
  * federation-ingress received come in on edu.inbound and land in the same stores as local
  * ones, so /sync reports them alike. A server may speak only for its own users: an EDU naming
  * another server's user is dropped (spec, Server-Server API "EDUs").
- * TODO: presence and device list EDUs (m.presence, m.device_list_update, m.signing_key_update).
+ * TODO: device list EDUs (m.device_list_update, m.signing_key_update) and keys over federation.
  */
 @Injectable()
 export class EduBridge implements OnModuleInit, OnModuleDestroy {
@@ -34,6 +35,7 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
     @Inject(TypingService) private readonly typing: TypingService,
     @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
     @Inject(ToDeviceService) private readonly toDevice: ToDeviceService,
+    @Inject(PresenceService) private readonly presence: PresenceService,
     @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
   ) {}
 
@@ -59,6 +61,14 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
         await this.send({ eduType: 'm.direct_to_device', content, to: { destinations: [server] } });
       }
     };
+    this.presence.outbound = async (userId) => {
+      // Presence goes to every server sharing a room with the user (spec: Server-Server "Presence").
+      const sharing = (await this.membership?.usersSharingRoomsWith?.(userId)) ?? [];
+      const destinations = [...new Set(sharing.map(serverNameOf))].filter((server) => server !== this.settings.serverName).sort();
+      if (destinations.length === 0) return;
+      const push = [{ user_id: userId, ...(await this.presence.current(userId)) }];
+      await this.send({ eduType: 'm.presence', content: { push }, to: { destinations } });
+    };
     this.subscription = await subscribeOn(this.bus, Subjects.eduInbound, (edu) => this.receive(edu), { queue: QUEUE });
   }
 
@@ -78,6 +88,7 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
       if (edu.eduType === 'm.typing') await this.receiveTyping(edu);
       else if (edu.eduType === 'm.receipt') await this.receiveReceipts(edu);
       else if (edu.eduType === 'm.direct_to_device') await this.receiveToDevice(edu);
+      else if (edu.eduType === 'm.presence') await this.receivePresence(edu);
     } catch (err) {
       this.logger.warn({ err, origin: edu.origin, eduType: edu.eduType }, 'edu.inbound: dropped');
     }
@@ -107,6 +118,17 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
         const threadId = typeof data.thread_id === 'string' ? data.thread_id : '';
         await this.receipts.storeRemote(userId, roomId, eventId, ts, threadId);
       }
+    }
+  }
+
+  private async receivePresence({ origin, content, receivedTs }: InboundEdu): Promise<void> {
+    if (!Array.isArray(content.push)) return;
+    for (const update of content.push) {
+      if (!isPlainObject(update) || !this.ownedBy(update.user_id, origin)) continue;
+      if (update.presence !== 'online' && update.presence !== 'offline' && update.presence !== 'unavailable') continue;
+      const ago = typeof update.last_active_ago === 'number' && update.last_active_ago >= 0 ? update.last_active_ago : 0;
+      const statusMsg = typeof update.status_msg === 'string' ? update.status_msg : undefined;
+      await this.presence.record(update.user_id, update.presence, statusMsg, (receivedTs ?? Date.now()) - ago);
     }
   }
 
