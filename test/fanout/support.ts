@@ -55,9 +55,14 @@ function send(res: ServerResponse, status: number, body: unknown): void {
  * (the Host header says which server a request is for). `originKey(name, keyId)` gives the
  * sender's public key for X-Matrix verification.
  */
-export async function startRemoteCrowd(count: number, originKey: (origin: string, keyId: string) => Uint8Array | undefined, prefix = 'r'): Promise<RemoteCrowd> {
+export async function startRemoteCrowd(
+  count: number,
+  originKey: (origin: string, keyId: string) => Uint8Array | undefined,
+  options: { prefix?: string; ipNames?: boolean } = {},
+): Promise<RemoteCrowd> {
+  const prefix = options.prefix ?? 'r';
   const ca = createTestCa();
-  const hosts = Array.from({ length: count }, (_, i) => `${prefix}${i}.test`);
+  const hosts = options.ipNames ? ['127.0.0.1'] : Array.from({ length: count }, (_, i) => `${prefix}${i}.test`);
   const tls = ca.issue(hosts);
   const resolver = new StaticResolver();
   for (const h of hosts) resolver.setAddress(h, '127.0.0.1');
@@ -97,16 +102,24 @@ export async function startRemoteCrowd(count: number, originKey: (origin: string
     }
   };
 
-  const https = createServer({ ...tls, maxHeaderSize: 64 * 1024 }, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((err) => send(res, 500, { errcode: 'M_UNKNOWN', error: String(err) })));
-  });
-  https.keepAliveTimeout = 30_000;
-  await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
-  const port = (https.address() as AddressInfo).port;
-  for (const h of hosts) {
-    const name = `${h}:${port}`;
+  const listeners: Array<ReturnType<typeof createServer>> = [];
+  const listen = async (): Promise<number> => {
+    const https = createServer({ ...tls, maxHeaderSize: 64 * 1024 }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => void handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((err) => send(res, 500, { errcode: 'M_UNKNOWN', error: String(err) })));
+    });
+    https.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+    listeners.push(https);
+    return (https.address() as AddressInfo).port;
+  };
+  // Host names share one listener (the Host header tells them apart); IP-literal names
+  // (127.0.0.1:<port>, needing no DNS, e.g. for child processes) get a listener each.
+  const names = options.ipNames
+    ? await Promise.all(Array.from({ length: count }, async () => `127.0.0.1:${await listen()}`))
+    : await listen().then((port) => hosts.map((h) => `${h}:${port}`));
+  for (const name of names) {
     const txns: ReceivedTxn[] = [];
     servers.set(name, {
       name, txns, down: false, refused: 0, inFlight: 0, maxInFlight: 0,
@@ -115,11 +128,13 @@ export async function startRemoteCrowd(count: number, originKey: (origin: string
   }
   return {
     ca, resolver, servers, unauthenticated,
-    close: () => new Promise<void>((resolve) => {
-      https.closeAllConnections();
-      https.close(() => resolve());
+    close: async () => {
+      for (const https of listeners) {
+        https.closeAllConnections();
+        await new Promise<void>((resolve) => https.close(() => resolve()));
+      }
       ca.dispose();
-    }),
+    },
   };
 }
 
