@@ -151,6 +151,21 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     expect(down.maxInFlight).toBe(1);
   });
 
+  it('a server in a long backoff is retried at once when an event from it arrives (it is back)', async () => {
+    const [s] = remotes(7, 8) as [RemoteServer];
+    const roomId = await roomWith([s]);
+    const refusedBefore = s.refused;
+    s.down = true;
+    await startSender('a', { backoffInitialMs: 600_000, backoffMaxMs: 600_000 });
+    const id = await pipeline.send(roomId, `@alice:${HS}`, 'while it is down');
+    await eventually('refused once', () => s.refused > refusedBefore);
+    s.down = false;
+    // Its user's event comes in over federation: the queue does not wait out its five minutes.
+    await pipeline.remoteJoin(roomId, `@w:${s.name}`, remoteKey);
+    await eventually('the event arrives after the remote showed up', () => received(s, roomId).includes(id));
+    expect(s.refused - refusedBefore).toBe(1);
+  });
+
   it('after a long outage sends only the latest event of each room (the remote fetches the gap)', async () => {
     const [s] = remotes(8, 9) as [RemoteServer];
     const rooms = [await roomWith([s]), await roomWith([s])];

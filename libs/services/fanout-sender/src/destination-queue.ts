@@ -69,7 +69,8 @@ export class DestinationQueue {
 
   /** Forget the backoff (the server showed it is back) and send. */
   retryNow(): void {
-    if (this.state) this.state.retryAtMs = 0;
+    if (!this.state || this.state.failures === 0 || this.stopped) return;
+    this.state.retryAtMs = 0;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.wake();

@@ -16,7 +16,7 @@ import {
   EDU_OUTBOUND, STREAM_EVENTS, type BusTransport, type OutboundEdu, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import { isValidServerName } from '@tessera/protocol';
-import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, type Db } from '@tessera/storage';
+import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, serverOfUser, type Db } from '@tessera/storage';
 import { DestinationQueue, type QueueLogger } from './destination-queue.js';
 import { resolveSettings, type FanoutSenderSettings } from './options.js';
 import { ShardOwnership, type ShardChange } from './shard-ownership.js';
@@ -76,6 +76,9 @@ export class FanoutSender {
     this.subscriptions.push(
       await bus.subscribe<StreamEventNotification>(STREAM_EVENTS, (n) => {
         if (n?.local) this.scan();
+        // An event from another server's user reached us: that server is most likely up again,
+        // so a queue waiting out a long backoff towards it tries now (as Synapse does on inbound traffic).
+        else if (typeof n?.sender === 'string') this.destinationIsBack(serverOfUser(n.sender));
       }),
       await bus.subscribe<OutboundEdu>(EDU_OUTBOUND, (edu) => this.onEdu(edu)),
     );
