@@ -173,7 +173,7 @@ describe.skipIf(!services.postgres || !services.nats)('eventual consistency betw
       let ban: { status: number };
       [pl, ban] = await Promise.all([
         hs1.setState(alice, roomId, 'm.room.power_levels', '', { users: { [alice]: 100 }, ban: 50, kick: 50 }),
-        hs2.call<{}>('POST', v3(`rooms/${enc(roomId)}/ban`), { token: hs2.token(dan), body: { user_id: erin, reason: 'partition' } }),
+        hs2.call<object>('POST', v3(`rooms/${enc(roomId)}/ban`), { token: hs2.token(dan), body: { user_id: erin, reason: 'partition' } }),
       ]);
       expect(pl.status).toBe(200);
       expect(ban.status).toBe(200);

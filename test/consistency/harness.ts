@@ -70,15 +70,16 @@ function clientApiWith(overrides: ClientApiOverrides): ServiceDefinition {
  * unsigned and pass.
  */
 export class FederationProxy {
-  /** Origins whose requests are refused. */
-  readonly blocked = new Set<string>();
-  refused = 0;
-
-  private constructor(readonly port: number, private readonly close_: () => Promise<void>) {}
+  private constructor(
+    readonly port: number,
+    /** Origins whose requests are refused. */
+    readonly blocked: Set<string>,
+    private readonly close_: () => Promise<void>,
+  ) {}
 
   static async start(pki: FederationPki, backendPort: () => number): Promise<FederationProxy> {
     const tls = { cert: readFileSync(pki.certPath, 'utf8'), key: readFileSync(pki.keyPath, 'utf8') };
-    let proxy: FederationProxy | undefined;
+    const blocked = new Set<string>();
     const server = createHttpsServer(tls, (req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -90,8 +91,7 @@ export class FederationProxy {
         } catch {
           // Not X-Matrix: the backend answers it.
         }
-        if (origin && proxy!.blocked.has(origin)) {
-          proxy!.refused++;
+        if (origin && blocked.has(origin)) {
           res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: 'partitioned' }));
           return;
         }
@@ -110,11 +110,10 @@ export class FederationProxy {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new FederationProxy((server.address() as AddressInfo).port, () => new Promise<void>((resolve) => {
+    return new FederationProxy((server.address() as AddressInfo).port, blocked, () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
     }));
-    return proxy;
   }
 
   close(): Promise<void> {

@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNatsBus, publishOn, type BusTransport } from '@tessera/bus';
 import { FederationClient } from '@tessera/federation-client';
-import { generateSigningKey, type SigningKey } from '@tessera/protocol';
+import { generateSigningKey } from '@tessera/protocol';
 import { createDb, eventLogMigrations, federationMigrations, fanoutSenderMigrations, migrate, shardLeaseOwners, type Db } from '@tessera/storage';
 import { createTestDatabase, NATS_URL, services, uniqueName, type TestDatabase } from '@tessera/testing';
 import { FanoutSender, FederationTransactionSender, shardOf, type FanoutSenderSettings, type TransactionSender } from '@tessera/fanout-sender-service';
