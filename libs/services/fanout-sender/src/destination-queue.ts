@@ -60,6 +60,16 @@ export class DestinationQueue {
     });
   }
 
+  /** Whether the delivery state still has to be read from the database. */
+  get needsState(): boolean {
+    return this.state === undefined;
+  }
+
+  /** Hands over the delivery state read in bulk (see FanoutSender.wakeAll). */
+  setState(state: DestinationState): void {
+    this.state ??= state;
+  }
+
   addEdu(edu: Edu): void {
     if (this.stopped) return;
     this.edus.push(edu);

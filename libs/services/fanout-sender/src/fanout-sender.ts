@@ -16,7 +16,7 @@ import {
   EDU_OUTBOUND, STREAM_EVENTS, type BusTransport, type OutboundEdu, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import { isValidServerName } from '@tessera/protocol';
-import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, serverOfUser, type Db } from '@tessera/storage';
+import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, loadDestinationStates, serverOfUser, type Db } from '@tessera/storage';
 import { DestinationQueue, type QueueLogger } from './destination-queue.js';
 import { resolveSettings, type FanoutSenderSettings } from './options.js';
 import { ShardOwnership, type ShardChange } from './shard-ownership.js';
@@ -136,7 +136,7 @@ export class FanoutSender {
           if (upTo <= this.scannedUpTo) continue;
           const servers = await destinationsWithPendingPdus(this.options.db, { after: this.scannedUpTo, upTo });
           this.scannedUpTo = upTo;
-          for (const s of servers) this.queueFor(s)?.wake();
+          await this.wakeAll(servers);
         } catch (err) {
           this.options.logger.warn({ err }, 'fanout scan failed; the next poll retries');
         }
@@ -144,6 +144,20 @@ export class FanoutSender {
     })().finally(() => {
       this.scanning = undefined;
     });
+  }
+
+  /** Wakes the queues of these servers (those of our shards), reading new queues' state in one query. */
+  private async wakeAll(servers: string[]): Promise<void> {
+    const queues = servers.map((s) => this.queueFor(s)).filter((q): q is DestinationQueue => q !== undefined);
+    const fresh = queues.filter((q) => q.needsState).map((q) => q.serverName);
+    if (fresh.length > 0) {
+      const states = await loadDestinationStates(this.options.db, fresh);
+      for (const q of queues) {
+        const st = states.get(q.serverName);
+        if (st) q.setState(st);
+      }
+    }
+    for (const q of queues) q.wake();
   }
 
   private queueFor(serverName: string): DestinationQueue | undefined {
@@ -171,9 +185,8 @@ export class FanoutSender {
     if (change.acquired.length > 0) {
       // A shard taken over may hold a backlog of its previous owner: every pending destination of it.
       const acquired = new Set(change.acquired);
-      for (const s of await destinationsWithPendingPdus(this.options.db)) {
-        if (acquired.has(shardOf(s, this.settings.shardCount))) this.queueFor(s)?.wake();
-      }
+      const pending = await destinationsWithPendingPdus(this.options.db);
+      await this.wakeAll(pending.filter((s) => acquired.has(shardOf(s, this.settings.shardCount))));
     }
     this.options.logger.info({ replica: this.replicaId, acquired: change.acquired.length, lost: change.lost.length, owned: this.ownedShards().length }, 'fanout shards changed');
   }

@@ -43,6 +43,18 @@ export async function loadDestinationState(db: Queryable, serverName: string): P
   return { serverName, sentPosition: r?.sent_position ?? 0, failures: r?.failures ?? 0, retryAtMs: r?.retry_at_ms ?? 0 };
 }
 
+/** Delivery state of many servers in one query (a fanout wakes hundreds of queues at once). */
+export async function loadDestinationStates(db: Queryable, serverNames: string[]): Promise<Map<string, DestinationState>> {
+  const out = new Map<string, DestinationState>(serverNames.map((serverName) => [serverName, { serverName, sentPosition: 0, failures: 0, retryAtMs: 0 }]));
+  if (serverNames.length === 0) return out;
+  const { rows } = await db.query<{ server_name: string; sent_position: number; failures: number; retry_at_ms: number }>(
+    'SELECT server_name, sent_position, failures, retry_at_ms FROM fanout_destinations WHERE server_name = ANY($1::text[])',
+    [serverNames],
+  );
+  for (const r of rows) out.set(r.server_name, { serverName: r.server_name, sentPosition: r.sent_position, failures: r.failures, retryAtMs: r.retry_at_ms });
+  return out;
+}
+
 /** The oldest undelivered PDUs for a server, in stream order. */
 export async function nextPdus(db: Queryable, serverName: string, after: number, limit: number): Promise<QueuedPdu[]> {
   const { rows } = await db.query<{ stream_pos: number; room_nid: number; json: string }>(
