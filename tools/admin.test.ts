@@ -11,6 +11,7 @@ import pg from 'pg';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientApiService } from '@tessera/client-api-service';
+import { specPath } from '@tessera/spec-data';
 import { buildConfig, loadOrCreateSigningKey } from '@tessera/config';
 import { startServices, type RunningServices } from '@tessera/http';
 import { parseSigningKeyFile } from '@tessera/protocol';
@@ -270,7 +271,7 @@ describe('admin register-user', () => {
 });
 
 describe('admin state-resolve', () => {
-  const fixtures = fileURLToPath(new URL('../../shared/matrix-spec/state-res/ruma-fixtures/', import.meta.url));
+  const fixtures = specPath('state-res', 'ruma-fixtures') + '/';
   const files = ['bootstrap-public-chat.json', 'ban-vs-power-levels-alice.json', 'ban-vs-power-levels-bob.json'].map((f) => join(fixtures, f));
 
   it.skipIf(!existsSync(files[0]!))('gives the output of tools/state-resolve.ts', async () => {

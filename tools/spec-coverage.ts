@@ -13,16 +13,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, HTTPMethods } from 'fastify';
 import { buildConfig } from '@tessera/config';
 import { createHttpApp, createLogger, openRuntime, serviceRoot } from '@tessera/http';
 import { eventLogMigrations, migrate, type Migration } from '@tessera/storage';
 import { clientApiService } from '@tessera/client-api-service';
+import { specPath } from '@tessera/spec-data';
 
-const SPEC = process.env.MATRIX_SPEC_DIR
-  ? join(process.env.MATRIX_SPEC_DIR, 'openapi/client-server.json')
-  : fileURLToPath(new URL('../../shared/matrix-spec/openapi/client-server.json', import.meta.url));
+const SPEC = specPath('openapi', 'client-server.json');
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
 
 interface Operation {
