@@ -79,7 +79,7 @@ export class PduVerifier {
       const prev = strictest.get(k);
       if (!prev || (q.minimumValidUntilTs ?? 0) > (prev.minimumValidUntilTs ?? 0)) strictest.set(k, q);
     }
-    let keys = await this.keyRing.getVerifyKeys([...strictest.values()]);
+    const keys = await this.keyRing.getVerifyKeys([...strictest.values()]);
     // A key valid at the latest timestamp may not exist (old events signed by an expired key):
     // ask again per event for those that fell short.
     const shortfall = queries.filter((q) => !keys.has(keyRingKey(q.serverName, q.keyId)));

@@ -50,7 +50,7 @@ export async function walkBackwards(
   const seen = new Set<string>();
   const out: StoredEvent[] = [];
   // A frontier ordered by depth: always expand the deepest event first.
-  let frontier: StoredEvent[] = [];
+  const frontier: StoredEvent[] = [];
   const start = await getEvents(db, fromIds);
   for (const id of fromIds) {
     const e = start.get(id);
