@@ -11,6 +11,7 @@ import { PasswordCheck } from './auth/password-check.js';
 import { RateLimitGuard } from './auth/rate-limit.guard.js';
 import { UserInteractiveAuthService } from './auth/user-interactive-auth.service.js';
 import { EduBridge } from './federation/edu-bridge.js';
+import { RemoteQueries } from './federation/remote-queries.js';
 import { E2eeController } from './e2ee/e2ee.controller.js';
 import { KeysService } from './e2ee/keys.service.js';
 import { ToDeviceService } from './e2ee/to-device.service.js';
@@ -31,8 +32,9 @@ import { ReceiptsService } from './user-data/receipts.service.js';
 import { AccountDataController, CapabilitiesController, ProfileController, ProfileWriteController } from './user-data/user-data.controller.js';
 
 /**
- * Optional: settings beyond HomeserverConfig (JWT login, JWT access tokens, rate limits,
- * Redis key prefix). A process or test provides it globally; absent, the defaults apply.
+ * Optional: settings over those of the HomeserverConfig (YAML: rate_limits, access_tokens,
+ * jwt_login, redis.key_prefix, enable_registration, registration_shared_secret). A test
+ * provides it globally to set exactly what it tests; absent, the configuration applies.
  */
 export const CLIENT_API_SETTINGS_OVERRIDES = Symbol('CLIENT_API_SETTINGS_OVERRIDES');
 
@@ -67,6 +69,7 @@ const services = [
   KeysService,
   ToDeviceService,
   StreamChanges,
+  RemoteQueries,
   AccessTokenGuard,
   RateLimitGuard,
 ];
@@ -98,6 +101,10 @@ const services = [
         clientApiSettings(config.serverName, {
           enableRegistration: config.registration.enableRegistration,
           registrationSharedSecret: config.registration.registrationSharedSecret,
+          rateLimit: config.clientApi.rateLimits,
+          accessTokenFormat: config.clientApi.accessTokenFormat,
+          jwtAccessTokenSecret: config.clientApi.jwtAccessTokenSecret,
+          jwtLogin: config.clientApi.jwtLogin,
           ...overrides,
         }),
     },
@@ -105,7 +112,7 @@ const services = [
       provide: EPHEMERAL_STORE,
       inject: [CONFIG, { token: CLIENT_API_SETTINGS_OVERRIDES, optional: true }],
       useFactory: (config: HomeserverConfig, overrides?: ClientApiOverrides): EphemeralStore =>
-        createEphemeralStore(config.redis.url, overrides?.redisKeyPrefix ?? `tessera:${config.serverName}:`),
+        createEphemeralStore(config.redis.url, overrides?.redisKeyPrefix ?? config.redis.keyPrefix ?? `tessera:${config.serverName}:`),
     },
     EphemeralStoreCloser,
     EduBridge,

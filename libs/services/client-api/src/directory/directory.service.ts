@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias } from '@tessera/protocol';
-import { getCurrentStateEvents, getRoom, getRoomMemberCounts, type Db } from '@tessera/storage';
+import { getCurrentStateEvents, getJoinedServers, getRoom, getRoomMemberCounts, type Db } from '@tessera/storage';
 import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
+import { RemoteQueries } from '../federation/remote-queries.js';
 import { maySendState } from '../rooms/power.js';
 import { RoomReads } from '../rooms/room-reads.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
@@ -31,6 +32,7 @@ export class DirectoryService {
     @Inject(DB) private readonly db: Db,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
     @Inject(RoomReads) private readonly reads: RoomReads,
+    @Inject(RemoteQueries) private readonly remote: RemoteQueries,
   ) {}
 
   /** An alias of this server, checked; M_INVALID_PARAM otherwise. */
@@ -40,13 +42,20 @@ export class DirectoryService {
     return alias;
   }
 
-  /** The room an alias names; 404 M_NOT_FOUND when unknown (remote aliases are not resolved yet). */
+  /**
+   * The room an alias names and servers that know it (GET /directory/room/{alias}, and /join by
+   * alias). An alias of another server is looked up there (query/directory); 404 M_NOT_FOUND
+   * when no room has it.
+   */
   async resolve(alias: string): Promise<{ room_id: string; servers: string[] }> {
     if (!isValidRoomAlias(alias)) throw invalidParam(`"${alias}" is not a room alias (#localpart:server)`);
-    const found = serverNameOf(alias) === this.settings.serverName ? await directoryStore.aliasRoom(this.db, alias) : undefined;
-    // TODO(federation): query the alias's server (GET /_matrix/federation/v1/query/directory).
+    const server = serverNameOf(alias);
+    if (server !== this.settings.serverName) return this.remote.roomAlias(alias, server);
+    const found = await directoryStore.aliasRoom(this.db, alias);
     if (!found) throw notFound(`Room alias ${alias} not found`);
-    return { room_id: found.roomId, servers: [this.settings.serverName] };
+    // This server first (it holds the alias), then every other server with members in the room.
+    const joined = await getJoinedServers(this.db, found.roomId);
+    return { room_id: found.roomId, servers: [this.settings.serverName, ...joined.filter((s) => s !== this.settings.serverName)] };
   }
 
   async isAliasFree(alias: string): Promise<boolean> {

@@ -3,6 +3,7 @@ import type { Db, Queryable } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
 import { badJson, invalidParam, MatrixError } from '../errors.js';
+import { keysFailure, RemoteQueries } from '../federation/remote-queries.js';
 import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { recordDeviceListChange } from '../storage/accounts-store.js';
@@ -10,9 +11,37 @@ import { currentStreamPosition } from '../storage/streams.js';
 import { StreamChanges } from '../stream-changes.js';
 import { decodeSyncToken } from '../sync-token.js';
 import { CLIENT_API_DB } from '../tokens.js';
-import { isPlainObject, serverNameOf, type JsonBody } from '../validation.js';
+import { isPlainObject, isUserId, serverNameOf, type JsonBody } from '../validation.js';
 
 type Json = Record<string, unknown>;
+
+/** Spec: `timeout` of /keys/query and /keys/claim, in ms; 10 s by default. */
+const DEFAULT_REMOTE_KEYS_TIMEOUT_MS = 10_000;
+
+function timeoutOf(body: JsonBody): number {
+  const t = body.timeout;
+  return typeof t === 'number' && Number.isFinite(t) && t > 0 ? Math.min(t, 60_000) : DEFAULT_REMOTE_KEYS_TIMEOUT_MS;
+}
+
+/** The entry of `key` in `groups`, made empty on first use. */
+function groupOf<V>(groups: Map<string, Record<string, V>>, key: string): Record<string, V> {
+  let group = groups.get(key);
+  if (!group) groups.set(key, (group = {}));
+  return group;
+}
+
+/** Takes from a user/keys/claim answer the keys of the devices that were asked for, nothing else. */
+function mergeClaimed(claimed: Record<string, Record<string, Json>>, asked: Record<string, Record<string, string>>, answer: unknown): void {
+  const byUser = isPlainObject(answer) && isPlainObject(answer.one_time_keys) ? answer.one_time_keys : {};
+  for (const [user, devices] of Object.entries(asked)) {
+    const got = byUser[user];
+    if (!isPlainObject(got)) continue;
+    for (const deviceId of Object.keys(devices)) {
+      const keys = got[deviceId];
+      if (isPlainObject(keys) && Object.keys(keys).length > 0) (claimed[user] ??= {})[deviceId] = keys;
+    }
+  }
+}
 const CROSS_SIGNING_TYPES = { master_key: 'master', self_signing_key: 'self_signing', user_signing_key: 'user_signing' } as const;
 
 export interface DeviceListChanges {
@@ -34,6 +63,7 @@ export class KeysService {
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
     @Inject(StreamChanges) private readonly changes: StreamChanges,
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
+    @Inject(RemoteQueries) private readonly remote: RemoteQueries,
     @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
   ) {}
 
@@ -122,10 +152,10 @@ export class KeysService {
       self_signing_keys: {},
       user_signing_keys: {},
     };
+    const remote = new Map<string, Record<string, string[]>>();
     for (const [user, devices] of Object.entries(wanted) as [string, string[]][]) {
       if (serverNameOf(user) !== this.settings.serverName) {
-        // TODO(federation): ask the user's server (/_matrix/federation/v1/user/keys/query).
-        result.failures[serverNameOf(user)] = { errcode: 'M_UNKNOWN', error: 'Key queries over federation are not available yet' };
+        if (isUserId(user)) groupOf(remote, serverNameOf(user))[user] = devices;
         continue;
       }
       const { rows } = await this.db.query<{ device_id: string; keys: Json; display_name: string | null }>(
@@ -146,7 +176,39 @@ export class KeysService {
       // Spec: the user-signing key is only shown to its owner.
       if (crossSigning.user_signing && user === requester.userId) result.user_signing_keys[user] = crossSigning.user_signing;
     }
+    await Promise.all([...remote].map(([server, users]) => this.queryRemote(server, users, timeoutOf(body), result)));
     return result;
+  }
+
+  /**
+   * Asks one server for its users' keys (user/keys/query) and merges what it answers for the
+   * users asked of it; an unreachable server is listed in `failures` (spec: POST /keys/query).
+   * A user-signing key is never taken from another server (only its owner may see it).
+   */
+  private async queryRemote(server: string, users: Record<string, string[]>, timeoutMs: number, result: { device_keys: Json; failures: Json; master_keys: Json; self_signing_keys: Json }): Promise<void> {
+    let answer: unknown;
+    try {
+      answer = await this.remote.keysQuery(server, users, timeoutMs);
+    } catch (err) {
+      result.failures[server] = keysFailure(err);
+      return;
+    }
+    const answered = isPlainObject(answer) ? answer : {};
+    const deviceKeys = isPlainObject(answered.device_keys) ? answered.device_keys : {};
+    for (const [user, devices] of Object.entries(users)) {
+      const got = deviceKeys[user];
+      if (!isPlainObject(got)) continue;
+      const wantedDevices = devices.length > 0 ? new Set(devices) : undefined;
+      // Only devices that say they are this user's and this device (what clients then verify).
+      const kept = Object.entries(got).filter(([deviceId, keys]) =>
+        (!wantedDevices || wantedDevices.has(deviceId)) && isPlainObject(keys) && keys.user_id === user && keys.device_id === deviceId);
+      result.device_keys[user] = Object.fromEntries(kept);
+      for (const [field, target] of [['master_keys', result.master_keys], ['self_signing_keys', result.self_signing_keys]] as const) {
+        const byUser = answered[field];
+        const key = isPlainObject(byUser) ? byUser[user] : undefined;
+        if (isPlainObject(key) && key.user_id === user) target[user] = key;
+      }
+    }
   }
 
   private async crossSigningKeys(db: Queryable, userId: string): Promise<Record<string, Json>> {
@@ -154,7 +216,7 @@ export class KeysService {
     return Object.fromEntries(rows.map((r) => [r.key_type, r.key_json]));
   }
 
-  /** POST /keys/claim: one one-time key per device, else its fallback key. */
+  /** POST /keys/claim: one one-time key per device, else its fallback key; other servers' users through user/keys/claim. */
   async claim(body: JsonBody): Promise<Json> {
     const wanted = body.one_time_keys;
     if (wanted === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'missing "one_time_keys"');
@@ -164,10 +226,10 @@ export class KeysService {
     }
     const claimed: Record<string, Record<string, Json>> = {};
     const failures: Json = {};
+    const remote = new Map<string, Record<string, Record<string, string>>>();
     for (const [user, devices] of Object.entries(wanted) as [string, Record<string, string>][]) {
       if (serverNameOf(user) !== this.settings.serverName) {
-        // TODO(federation): /_matrix/federation/v1/user/keys/claim.
-        failures[serverNameOf(user)] = { errcode: 'M_UNKNOWN', error: 'Key claims over federation are not available yet' };
+        if (isUserId(user)) groupOf(remote, serverNameOf(user))[user] = devices;
         continue;
       }
       for (const [deviceId, algorithm] of Object.entries(devices)) {
@@ -175,6 +237,13 @@ export class KeysService {
         if (key) ((claimed[user] ??= {})[deviceId] = key);
       }
     }
+    await Promise.all([...remote].map(async ([server, users]) => {
+      try {
+        mergeClaimed(claimed, users, await this.remote.keysClaim(server, users, timeoutOf(body)));
+      } catch (err) {
+        failures[server] = keysFailure(err);
+      }
+    }));
     return { one_time_keys: claimed, failures };
   }
 

@@ -1,8 +1,9 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
+import { isValidServerName } from '@tessera/protocol';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
-import { MatrixError, badJson } from '../errors.js';
+import { MatrixError, badJson, invalidParam } from '../errors.js';
 import { clientPaths } from '../http/paths.js';
 import { validateFilter } from '../user-data/filter-validation.js';
 import { objectBody, queryInteger, requireRoomIdParam } from '../validation.js';
@@ -22,6 +23,19 @@ function queryFilter(value: string | undefined): RoomEventFilter | undefined {
   // The room part of a full filter validates a RoomEventFilter's fields.
   validateFilter({ room: { timeline: parsed } });
   return parsed as RoomEventFilter;
+}
+
+/**
+ * The servers a client names to join or knock through: `via` (spec v1.12+), else the older
+ * `server_name` that Synapse still reads when `via` is absent. Each may be repeated.
+ */
+function serverHints(via: string | string[] | undefined, serverName: string | string[] | undefined): string[] {
+  const given = via ?? serverName;
+  const hints = given === undefined ? [] : Array.isArray(given) ? given : [given];
+  for (const hint of hints) {
+    if (typeof hint !== 'string' || !isValidServerName(hint)) throw invalidParam(`${JSON.stringify(hint)} in "via" is not a server name`);
+  }
+  return hints;
 }
 
 /** `{type}`, `{type}/` or `{type}/{stateKey}` from a /state/* wildcard (each part percent-decoded). */
@@ -58,22 +72,40 @@ export class RoomsController {
   @Post(clientPaths('join/:roomIdOrAlias'))
   @HttpCode(200)
   @RateLimited()
-  join(@CurrentRequester() r: Requester, @Param('roomIdOrAlias') roomIdOrAlias: string, @Body() body: unknown) {
-    return this.rooms.join(r.userId, roomIdOrAlias, objectBody(body));
+  join(
+    @CurrentRequester() r: Requester,
+    @Param('roomIdOrAlias') roomIdOrAlias: string,
+    @Body() body: unknown,
+    @Query('via') via?: string | string[],
+    @Query('server_name') serverName?: string | string[],
+  ) {
+    return this.rooms.join(r.userId, roomIdOrAlias, objectBody(body), serverHints(via, serverName));
   }
 
   @Post(clientPaths('rooms/:roomId/join'))
   @HttpCode(200)
   @RateLimited()
-  joinById(@CurrentRequester() r: Requester, @Param('roomId') roomId: string, @Body() body: unknown) {
-    return this.rooms.join(r.userId, requireRoomIdParam(roomId), objectBody(body));
+  joinById(
+    @CurrentRequester() r: Requester,
+    @Param('roomId') roomId: string,
+    @Body() body: unknown,
+    @Query('via') via?: string | string[],
+    @Query('server_name') serverName?: string | string[],
+  ) {
+    return this.rooms.join(r.userId, requireRoomIdParam(roomId), objectBody(body), serverHints(via, serverName));
   }
 
   @Post(clientPaths('knock/:roomIdOrAlias'))
   @HttpCode(200)
   @RateLimited()
-  knock(@CurrentRequester() r: Requester, @Param('roomIdOrAlias') roomIdOrAlias: string, @Body() body: unknown) {
-    return this.rooms.knock(r.userId, roomIdOrAlias, objectBody(body));
+  knock(
+    @CurrentRequester() r: Requester,
+    @Param('roomIdOrAlias') roomIdOrAlias: string,
+    @Body() body: unknown,
+    @Query('via') via?: string | string[],
+    @Query('server_name') serverName?: string | string[],
+  ) {
+    return this.rooms.knock(r.userId, roomIdOrAlias, objectBody(body), serverHints(via, serverName));
   }
 
   @Post(clientPaths('rooms/:roomId/leave'))

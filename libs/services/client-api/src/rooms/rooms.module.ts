@@ -7,6 +7,7 @@ import { SyncController } from '../sync/sync.controller.js';
 import { SyncService } from '../sync/sync.service.js';
 import { RoomsMigrator } from './migrations.js';
 import { RoomHistoryService } from './room-history.service.js';
+import { RemoteRooms } from './remote-rooms.service.js';
 import { RoomInput } from './room-input.service.js';
 import { RoomReadsModule } from './room-reads.js';
 import { RoomReadsController, RoomsController } from './rooms.controller.js';
@@ -19,7 +20,7 @@ import { RoomsService } from './rooms.service.js';
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [RoomsController, RoomReadsController, DirectoryController, PublicDirectoryController, SyncController],
-  providers: [RoomsMigrator, RoomInput, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, SyncService],
+  providers: [RoomsMigrator, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, SyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}

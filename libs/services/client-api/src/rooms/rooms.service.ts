@@ -2,13 +2,14 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { CreateRoomRequest, InitialStateEvent } from '@tessera/bus';
 import { DB } from '@tessera/http';
 import { isValidRoomAlias, isValidRoomId, isValidUserId } from '@tessera/protocol';
-import { getRoom, getUserMembershipInRoom, type Db } from '@tessera/storage';
+import { getEvent, getRoom, getUserMembershipInRoom, isRoomHeld, type Db } from '@tessera/storage';
 import { DirectoryService } from '../directory/directory.service.js';
 import { directoryStore } from '../directory/directory.store.js';
-import { MatrixError, badJson, invalidParam, notFound } from '../errors.js';
+import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { ProfileService } from '../user-data/profile.service.js';
 import { isPlainObject, optionalBoolean, optionalObject, optionalString, optionalStringArray, requireString, serverNameOf, type JsonBody } from '../validation.js';
+import { RemoteRooms } from './remote-rooms.service.js';
 import { RoomInput } from './room-input.service.js';
 
 /** Local part of an alias: no colon, no whitespace (the alias as a whole is checked too). */
@@ -20,6 +21,7 @@ export class RoomsService {
   constructor(
     @Inject(DB) private readonly db: Db,
     @Inject(RoomInput) private readonly input: RoomInput,
+    @Inject(RemoteRooms) private readonly remote: RemoteRooms,
     @Inject(DirectoryService) private readonly directory: DirectoryService,
     @Inject(ProfileService) private readonly profiles: ProfileService,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
@@ -77,39 +79,74 @@ export class RoomsService {
     return { room_id: roomId };
   }
 
-  /** A room id, or the room an alias names. */
+  /** A room id, or the room an alias names (asking the alias's server for a remote alias). */
   async resolveRoom(roomIdOrAlias: string): Promise<string> {
-    if (roomIdOrAlias.startsWith('#')) return (await this.directory.resolve(roomIdOrAlias)).room_id;
-    if (!isValidRoomId(roomIdOrAlias)) throw invalidParam(`"${roomIdOrAlias}" is neither a room id nor a room alias`);
-    return roomIdOrAlias;
+    return (await this.resolveRoomAndServers(roomIdOrAlias)).roomId;
   }
 
-  /** POST /join/{roomIdOrAlias} and /rooms/{roomId}/join. */
-  async join(userId: string, roomIdOrAlias: string, body: JsonBody): Promise<{ room_id: string }> {
+  /**
+   * The room, and the servers that may know it: for an alias, those its directory answer names;
+   * for a room id, none here (the caller adds the client's hints).
+   */
+  private async resolveRoomAndServers(roomIdOrAlias: string): Promise<{ roomId: string; servers: string[] }> {
+    if (roomIdOrAlias.startsWith('#')) {
+      const { room_id: roomId, servers } = await this.directory.resolve(roomIdOrAlias);
+      return { roomId, servers };
+    }
+    if (!isValidRoomId(roomIdOrAlias)) throw invalidParam(`"${roomIdOrAlias}" is neither a room id nor a room alias`);
+    return { roomId: roomIdOrAlias, servers: [] };
+  }
+
+  /**
+   * POST /join/{roomIdOrAlias} and /rooms/{roomId}/join. A room this server holds is joined
+   * here; any other through the room-server's federation side (make_join/send_join), asking in
+   * order: the alias's servers, the client's `via` (or legacy `server_name`) hints, the server
+   * that invited the user, and the server named in the room id (room versions before 12).
+   */
+  async join(userId: string, roomIdOrAlias: string, body: JsonBody, via: string[] = []): Promise<{ room_id: string }> {
     const reason = optionalString(body, 'reason');
     if (body.third_party_signed !== undefined && body.third_party_signed !== null) {
       throw new MatrixError(400, 'M_UNRECOGNIZED', 'Joining with a third-party invite (third_party_signed) is not supported by this server');
     }
-    const roomId = await this.resolveRoom(roomIdOrAlias);
-    await this.requireKnownRoom(roomId);
+    const { roomId, servers } = await this.resolveRoomAndServers(roomIdOrAlias);
     const content = await this.profileContent(userId);
-    await this.input.membership({ action: 'join', roomId, sender: userId, reason, content });
+    if (await isRoomHeld(this.db, roomId)) {
+      await this.input.membership({ action: 'join', roomId, sender: userId, reason, content });
+      return { room_id: roomId };
+    }
+    const candidates = await this.remoteCandidates(roomId, userId, [...servers, ...via]);
+    await this.remote.join(roomId, userId, candidates, reason !== undefined ? { ...content, reason } : content);
     return { room_id: roomId };
   }
 
-  /** POST /knock/{roomIdOrAlias}. */
-  async knock(userId: string, roomIdOrAlias: string, body: JsonBody): Promise<{ room_id: string }> {
+  /** POST /knock/{roomIdOrAlias}: held here, an ordinary knock; elsewhere, make_knock/send_knock through the hints. */
+  async knock(userId: string, roomIdOrAlias: string, body: JsonBody, via: string[] = []): Promise<{ room_id: string }> {
     const reason = optionalString(body, 'reason');
-    const roomId = await this.resolveRoom(roomIdOrAlias);
-    await this.requireKnownRoom(roomId);
-    await this.input.membership({ action: 'knock', roomId, sender: userId, reason, content: await this.profileContent(userId) });
+    const { roomId, servers } = await this.resolveRoomAndServers(roomIdOrAlias);
+    if (await isRoomHeld(this.db, roomId)) {
+      await this.input.membership({ action: 'knock', roomId, sender: userId, reason, content: await this.profileContent(userId) });
+      return { room_id: roomId };
+    }
+    await this.remote.knock(roomId, userId, await this.remoteCandidates(roomId, userId, [...servers, ...via]), reason);
     return { room_id: roomId };
   }
 
+  /**
+   * POST /rooms/{roomId}/leave. For a room this server does not hold, the user can only be
+   * invited or knocking: the invite is rejected (the knock retracted) with make_leave/send_leave
+   * through the inviting server or the room's (the room-server finds them).
+   */
   async leave(userId: string, roomId: string, body: JsonBody): Promise<void> {
     const reason = optionalString(body, 'reason');
-    await this.requireKnownRoom(roomId);
-    await this.input.membership({ action: 'leave', roomId, sender: userId, reason });
+    if (await isRoomHeld(this.db, roomId)) {
+      await this.input.membership({ action: 'leave', roomId, sender: userId, reason });
+      return;
+    }
+    const membership = await getUserMembershipInRoom(this.db, roomId, userId);
+    if (!membership) throw notFound(`Room ${roomId} is not known to this server`);
+    if (membership.membership === 'leave') return; // Already left (a rejected invite): nothing to do.
+    if (membership.membership === 'ban') throw forbidden(`You are banned from ${roomId}`);
+    await this.remote.leave(roomId, userId, [], reason);
   }
 
   /** invite, kick, ban, unban: {user_id, reason?}. */
@@ -179,8 +216,22 @@ export class RoomsService {
   }
 
   private async requireKnownRoom(roomId: string): Promise<void> {
-    // TODO(federation): join or knock on a remote room through make_join/send_join.
     if (!(await getRoom(this.db, roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+  }
+
+  /**
+   * The servers to ask about a room not held here, in order, without repeats: the given hints,
+   * the server of whoever invited the user (as Synapse), and the server in the room id.
+   */
+  private async remoteCandidates(roomId: string, userId: string, hints: string[]): Promise<string[]> {
+    const servers = [...hints];
+    const membership = await getUserMembershipInRoom(this.db, roomId, userId);
+    if (membership?.membership === 'invite') {
+      const invite = await getEvent(this.db, membership.eventId);
+      if (invite) servers.push(serverNameOf(invite.sender));
+    }
+    if (roomId.includes(':')) servers.push(serverNameOf(roomId));
+    return [...new Set(servers)].filter((s) => s !== this.settings.serverName);
   }
 
   /** displayname and avatar_url for a join, from the user's profile (as Synapse). */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Db } from '@tessera/storage';
 import { badJson, forbidden, MatrixError, notFound } from '../errors.js';
+import { RemoteQueries } from '../federation/remote-queries.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { accountsStore } from '../storage/accounts-store.js';
 import { CLIENT_API_DB } from '../tokens.js';
@@ -23,23 +24,28 @@ export class ProfileService {
   constructor(
     @Inject(CLIENT_API_DB) private readonly db: Db,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(RemoteQueries) private readonly remote: RemoteQueries,
   ) {}
 
-  /** The profile of a local user; 404 for an unknown user. */
+  /** A user's profile; a user of another server is asked of it (query/profile). 404 for an unknown user. */
   async getProfile(userId: string): Promise<Record<string, unknown>> {
-    if (serverNameOf(userId) !== this.settings.serverName) {
-      // TODO(federation): query the remote server's /_matrix/federation/v1/query/profile.
-      throw notFound('Profiles of users on other servers are not available yet');
-    }
-    const account = await accountsStore.get(this.db, userId);
-    if (!account || account.deactivated) throw notFound('Profile not found');
-    return Object.fromEntries(Object.entries(account.profile).filter(([, v]) => v !== null && v !== undefined));
+    const server = serverNameOf(userId);
+    if (server !== this.settings.serverName) return withoutNulls(await this.remote.profile(userId, server));
+    return this.localProfile(userId);
   }
 
   async getField(userId: string, key: string): Promise<Record<string, unknown>> {
-    const profile = await this.getProfile(userId);
+    const server = serverNameOf(userId);
+    // Only the field is asked of another server (the query's `field` parameter).
+    const profile = server === this.settings.serverName ? await this.localProfile(userId) : withoutNulls(await this.remote.profile(userId, server, key));
     if (!(key in profile)) throw notFound(`The profile has no ${key}`);
     return { [key]: profile[key] };
+  }
+
+  private async localProfile(userId: string): Promise<Record<string, unknown>> {
+    const account = await accountsStore.get(this.db, userId);
+    if (!account || account.deactivated) throw notFound('Profile not found');
+    return withoutNulls(account.profile);
   }
 
   async setField(requesterId: string, userId: string, key: string, body: JsonBody): Promise<void> {
@@ -49,7 +55,7 @@ export class ProfileService {
     const value = body[key];
     if ((key === 'displayname' || key === 'avatar_url') && typeof value !== 'string' && value !== null) throw badJson(`"${key}" must be a string`);
     if (key === 'displayname' && typeof value === 'string' && value.length > 256) throw badJson('"displayname" is longer than 256 characters');
-    const profile = await this.getProfile(userId);
+    const profile = await this.localProfile(userId);
     const next = { ...profile, [key]: value };
     if (Buffer.byteLength(JSON.stringify(next)) > MAX_PROFILE_BYTES) throw new MatrixError(400, 'M_PROFILE_TOO_LARGE', 'The profile would exceed 64 KiB');
     await accountsStore.setProfileField(this.db, userId, key, value);
@@ -59,7 +65,7 @@ export class ProfileService {
   async deleteField(requesterId: string, userId: string, key: string): Promise<void> {
     if (requesterId !== userId) throw forbidden("You cannot change another user's profile");
     checkKeyName(key);
-    const profile = await this.getProfile(userId);
+    const profile = await this.localProfile(userId);
     await accountsStore.deleteProfileField(this.db, userId, key);
     delete profile[key];
     this.emitter.emit('change', { userId, profile } satisfies ProfileChange);
@@ -73,6 +79,10 @@ export class ProfileService {
     this.emitter.on('change', listener);
     return () => this.emitter.off('change', listener);
   }
+}
+
+function withoutNulls(profile: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(profile).filter(([, v]) => v !== null && v !== undefined));
 }
 
 function checkKeyName(key: string): void {

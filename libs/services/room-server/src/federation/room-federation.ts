@@ -109,6 +109,7 @@ export class RoomFederation {
     const servers = [...new Set(Array.isArray(names) ? names.filter((s): s is string => typeof s === 'string') : [])].filter((s) => s !== this.o.serverName);
     if (servers.length === 0) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server and no other server to ask was given`);
     const failures: string[] = [];
+    let notFound = 0;
     for (const server of servers) {
       try {
         return await attempt(server);
@@ -117,10 +118,13 @@ export class RoomFederation {
         if (err instanceof FederationError && err.errcode === 'M_INCOMPATIBLE_ROOM_VERSION') throw new BusError('M_INCOMPATIBLE_ROOM_VERSION', err.message);
         if (err instanceof BusError && err.code === 'M_FORBIDDEN') throw err;
         if (!(err instanceof FederationError || err instanceof InvalidStateResponseError || err instanceof BusError)) throw err;
+        if (err instanceof FederationError && err.status === 404) notFound++;
         failures.push(`${server}: ${err.message}`);
         this.o.log?.('remote membership attempt failed', { server, roomId, error: err.message });
       }
     }
+    // Every server answered that it does not know the room: the room is not found (not a network failure).
+    if (notFound === servers.length) throw new BusError('M_NOT_FOUND', `no server knows room ${roomId}: ${failures.join('; ')}`);
     throw new BusError('M_UNKNOWN', `no server could be used for room ${roomId}: ${failures.join('; ')}`);
   }
 
