@@ -91,3 +91,40 @@ describe('exclusive namespaces (PGlite + in-memory store)', () => {
     expect(reply).toMatchObject({ status: 400, body: { errcode: 'M_EXCLUSIVE' } });
   });
 });
+
+describe('client API settings from the YAML configuration, without code overrides (PGlite + in-memory store)', () => {
+  let hs: ClientApiHarness;
+  let open: ClientApiHarness;
+  beforeAll(async () => {
+    hs = await ClientApiHarness.start({
+      database: 'pglite',
+      redis: false,
+      config: {
+        jwt_login: { secret, issuer: 'idp.example' },
+        access_tokens: { format: 'jwt', jwt_secret: 'a-yaml-configured-access-token-secret' },
+        // A bucket that refills slowly: the third rate-limited call in a row is refused.
+        rate_limits: { per_user: { per_second: 0.01, burst: 2 }, per_ip: { per_second: 0 } },
+      },
+    });
+    open = await ClientApiHarness.start({ database: 'pglite', redis: false, config: { rate_limits: { enabled: false, per_user: { per_second: 0.01, burst: 1 } } } });
+  });
+  afterAll(async () => {
+    await hs?.close();
+    await open?.close();
+  });
+
+  it('offers JWT login, issues JWT access tokens and limits per user as configured', async () => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('gina').setIssuer('idp.example').setExpirationTime('5m').sign(new TextEncoder().encode(secret));
+    const login = await hs.call('POST', '/_matrix/client/v3/login', { body: { type: 'org.matrix.login.jwt', token } });
+    expect(login.status, JSON.stringify(login.body)).toBe(200);
+    expect(login.body.access_token.split('.')).toHaveLength(3);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await hs.call('GET', '/_matrix/client/v3/account/whoami', { token: login.body.access_token })).status);
+    expect(statuses).toEqual([200, 200, 429, 429]);
+  });
+
+  it('applies no limit with rate_limits.enabled false', async () => {
+    const alice = await open.register('alice');
+    for (let i = 0; i < 5; i++) expect((await open.call('GET', '/_matrix/client/v3/account/whoami', { token: alice.access_token })).status).toBe(200);
+  });
+});

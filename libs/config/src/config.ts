@@ -38,6 +38,34 @@ export interface RegistrationConfig {
   registrationSharedSecret?: string;
 }
 
+/** A token bucket: `perSecond` tokens added each second, up to `burst`. perSecond 0: no limit. */
+export interface RateLimitConfig {
+  perSecond: number;
+  burst: number;
+}
+
+/** org.matrix.login.jwt: a login with a JWT signed by an identity provider (Synapse's jwt_config). */
+export interface JwtLoginConfig {
+  /** HMAC secret (HS*) or a PEM public key (RS*, ES*, EdDSA). */
+  secret: string;
+  algorithm: string;
+  issuer?: string;
+  audience?: string;
+  /** Claim holding the localpart (default `sub`). */
+  subjectClaim: string;
+}
+
+/** Settings of the Client-Server API beyond registration. */
+export interface ClientApiConfig {
+  /** Per authenticated user and per client IP, on the spec's rate-limited endpoints. */
+  rateLimits: { perUser: RateLimitConfig; perIp: RateLimitConfig };
+  /** 'opaque' (random, stored hashed) or 'jwt' (HS256 with jwtSecret, revocable on logout). */
+  accessTokenFormat: 'opaque' | 'jwt';
+  jwtAccessTokenSecret?: string;
+  /** Set: the JWT login type is offered. */
+  jwtLogin?: JwtLoginConfig;
+}
+
 export interface HomeserverConfig {
   /** The file the values came from, if one was read (for messages). */
   configFile?: string;
@@ -67,9 +95,11 @@ export interface HomeserverConfig {
     /** Subject prefix, so that deployments and test runs sharing a NATS never collide. */
     prefix: string;
   };
-  redis: { url?: string };
+  /** keyPrefix: prefix of every Redis key (default `tessera:<server name>:`), so deployments can share a Redis. */
+  redis: { url?: string; keyPrefix?: string };
   wellKnown: WellKnownConfig;
   registration: RegistrationConfig;
+  clientApi: ClientApiConfig;
   /** Largest accepted request body in bytes (413 M_TOO_LARGE beyond). */
   maxRequestSize: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, findConfigFile, isServerName, loadConfig, parseDuration } from './index.js';
+import { buildConfig, ConfigError, findConfigFile, isServerName, loadConfig, parseDuration } from './index.js';
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'tessera-config-'));
@@ -210,5 +210,82 @@ describe('parseDuration', () => {
     expect(parseDuration('1.5h')).toBeUndefined();
     expect(parseDuration(-1)).toBeUndefined();
     expect(parseDuration('0s')).toBeUndefined();
+  });
+});
+
+describe('client API settings', () => {
+  const build = (raw: Record<string, unknown>, env: Record<string, string> = {}) => buildConfig(raw, { env, cwd: tempDir() });
+  const buildError = (raw: Record<string, unknown>, env: Record<string, string> = {}) => configError(() => build(raw, env));
+  const secret32 = 'x'.repeat(32);
+
+  it('has defaults: rate limits on, opaque tokens, no JWT login, no Redis prefix', () => {
+    const c = build({});
+    expect(c.clientApi).toEqual({
+      rateLimits: { perUser: { perSecond: 10, burst: 50 }, perIp: { perSecond: 20, burst: 100 } },
+      accessTokenFormat: 'opaque',
+      jwtAccessTokenSecret: undefined,
+      jwtLogin: undefined,
+    });
+    expect(c.redis.keyPrefix).toBeUndefined();
+  });
+
+  it('reads rate_limits, access_tokens, jwt_login and redis.key_prefix from the file', () => {
+    const c = build({
+      rate_limits: { per_user: { per_second: 0.5, burst: 5 }, per_ip: { per_second: 100, burst: 1000 } },
+      access_tokens: { format: 'jwt', jwt_secret: secret32 },
+      jwt_login: { secret: 'idp secret', issuer: 'idp.example', audience: 'matrix', subject_claim: 'preferred_username' },
+      redis: { url: 'redis://127.0.0.1:6379', key_prefix: 'hs1:' },
+    });
+    expect(c.clientApi.rateLimits).toEqual({ perUser: { perSecond: 0.5, burst: 5 }, perIp: { perSecond: 100, burst: 1000 } });
+    expect(c.clientApi.accessTokenFormat).toBe('jwt');
+    expect(c.clientApi.jwtAccessTokenSecret).toBe(secret32);
+    expect(c.clientApi.jwtLogin).toEqual({ secret: 'idp secret', algorithm: 'HS256', issuer: 'idp.example', audience: 'matrix', subjectClaim: 'preferred_username' });
+    expect(c.redis).toEqual({ url: 'redis://127.0.0.1:6379', keyPrefix: 'hs1:' });
+  });
+
+  it('turns every rate limit off with enabled: false (or RATE_LIMITS_ENABLED=false)', () => {
+    const off = build({ rate_limits: { enabled: false, per_user: { per_second: 3, burst: 4 } } }).clientApi.rateLimits;
+    expect(off.perUser.perSecond).toBe(0);
+    expect(off.perIp.perSecond).toBe(0);
+    const offByEnv = build({ rate_limits: { enabled: true } }, { RATE_LIMITS_ENABLED: 'false' }).clientApi.rateLimits;
+    expect(offByEnv.perUser.perSecond).toBe(0);
+    expect(offByEnv.perIp.perSecond).toBe(0);
+  });
+
+  it('lets the environment override the file', () => {
+    const c = build(
+      { rate_limits: { per_user: { per_second: 1, burst: 2 } }, redis: { key_prefix: 'file:' } },
+      {
+        RATE_LIMIT_PER_USER_PER_SECOND: '7',
+        RATE_LIMIT_PER_USER_BURST: '70',
+        RATE_LIMIT_PER_IP_PER_SECOND: '0',
+        ACCESS_TOKEN_FORMAT: 'jwt',
+        ACCESS_TOKEN_JWT_SECRET: secret32,
+        JWT_LOGIN_SECRET: 'from env',
+        JWT_LOGIN_ALGORITHM: 'HS512',
+        REDIS_KEY_PREFIX: 'env:',
+      },
+    );
+    expect(c.clientApi.rateLimits.perUser).toEqual({ perSecond: 7, burst: 70 });
+    expect(c.clientApi.rateLimits.perIp).toEqual({ perSecond: 0, burst: 100 });
+    expect(c.clientApi.accessTokenFormat).toBe('jwt');
+    expect(c.clientApi.jwtLogin).toMatchObject({ secret: 'from env', algorithm: 'HS512', subjectClaim: 'sub' });
+    expect(c.redis.keyPrefix).toBe('env:');
+  });
+
+  it('refuses bad values, naming the field', () => {
+    expect(buildError({ rate_limits: { per_user: { per_second: -1 } } }).message).toContain('rate_limits.per_user.per_second');
+    expect(buildError({ rate_limits: { per_ip: { burst: 0.5 } } }).message).toContain('rate_limits.per_ip.burst');
+    expect(buildError({ rate_limits: { per_user: { rate: 1 } } }).message).toContain('rate_limits.per_user.rate');
+    expect(buildError({ rate_limits: { enabled: 'no' } }).message).toContain('rate_limits.enabled');
+    expect(buildError({ access_tokens: { format: 'macaroon' } }).message).toContain('access_tokens.format');
+    expect(buildError({ access_tokens: { format: 'jwt' } }).message).toContain('access_tokens.jwt_secret');
+    expect(buildError({ access_tokens: { format: 'jwt', jwt_secret: 'short' } }).message).toContain('at least 32 characters');
+    expect(buildError({ jwt_login: { algorithm: 'HS256' } }).message).toContain('jwt_login.secret');
+    expect(buildError({ jwt_login: { secret: 's', algorithm: 'none' } }).message).toContain('jwt_login.algorithm');
+    expect(buildError({ jwt_login: { secret: 'not a key', algorithm: 'RS256' } }).message).toContain('PEM public key');
+    expect(buildError({ redis: { key_prefix: 'a b' } }).message).toContain('redis.key_prefix');
+    expect(buildError({}, { RATE_LIMIT_PER_IP_BURST: 'lots' }).message).toContain('RATE_LIMIT_PER_IP_BURST');
+    expect(buildError({}, { ACCESS_TOKEN_FORMAT: 'other' }).message).toContain('ACCESS_TOKEN_FORMAT');
   });
 });

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { HomeserverConfig, OldSigningKey } from './config.js';
+import type { ClientApiConfig, HomeserverConfig, JwtLoginConfig, OldSigningKey, RateLimitConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 
@@ -34,11 +34,22 @@ const TOP_LEVEL_KEYS = [
   'well_known',
   'enable_registration',
   'registration_shared_secret',
+  'rate_limits',
+  'access_tokens',
+  'jwt_login',
   'max_request_size',
   'log_level',
 ] as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** Signature algorithms jose verifies for org.matrix.login.jwt (HS* take a shared secret, the others a PEM public key). */
+const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+/** HS256 access tokens need a secret of at least 256 bits (RFC 7518 section 3.2). */
+const MIN_JWT_SECRET_LENGTH = 32;
+
+const DEFAULT_RATE_LIMITS = { perUser: { perSecond: 10, burst: 50 }, perIp: { perSecond: 20, burst: 100 } };
 
 /** Finds the config file path from argv / env / the working directory; undefined when none. */
 export function findConfigFile(options: LoadConfigOptions = {}): string | undefined {
@@ -238,8 +249,14 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     fail('nats.prefix', problem);
   }
 
-  const redis = map(raw, 'redis', 'redis', ['url']);
+  const redis = map(raw, 'redis', 'redis', ['url', 'key_prefix']);
   const redisUrl = envUrl('REDIS_URL', ['redis', 'rediss']) ?? fileUrl(redis, 'url', 'redis.url', ['redis', 'rediss']);
+  const redisKeyPrefix = env.REDIS_KEY_PREFIX || str(redis, 'key_prefix', 'redis.key_prefix');
+  if (redisKeyPrefix !== undefined && /\s/.test(redisKeyPrefix)) {
+    const problem = `must not contain spaces, got ${JSON.stringify(redisKeyPrefix)}`;
+    if (env.REDIS_KEY_PREFIX) failEnv('REDIS_KEY_PREFIX', problem);
+    fail('redis.key_prefix', problem);
+  }
 
   // well_known: served only when configured
   const wk = map(raw, 'well_known', 'well_known', ['client', 'server']);
@@ -258,6 +275,85 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
 
   const enableRegistration = envBool('ENABLE_REGISTRATION') ?? bool(raw, 'enable_registration', 'enable_registration') ?? false;
   const registrationSharedSecret = env.REGISTRATION_SHARED_SECRET || str(raw, 'registration_shared_secret', 'registration_shared_secret');
+
+  // rate_limits: token buckets per user and per IP; enabled: false turns both off.
+  const rl = map(raw, 'rate_limits', 'rate_limits', ['enabled', 'per_user', 'per_ip']);
+  const rateLimitsEnabled = envBool('RATE_LIMITS_ENABLED') ?? bool(rl, 'enabled', 'rate_limits.enabled') ?? true;
+  const envNumber = (name: string, min: number, integer = false): number | undefined => {
+    const v = env[name];
+    if (v === undefined || v === '') return undefined;
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || n < min || (integer && !Number.isInteger(n))) failEnv(name, `must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const fileNumber = (obj: Record<string, unknown>, key: string, field: string, min: number, integer = false): number | undefined => {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      fail(field, `must be ${integer ? 'a whole number' : 'a number'} of at least ${min}, got ${JSON.stringify(v)}`);
+    }
+    return v as number;
+  };
+  const bucket = (key: 'per_user' | 'per_ip', envName: string, defaults: RateLimitConfig): RateLimitConfig => {
+    const field = `rate_limits.${key}`;
+    const b = map(rl, key, field, ['per_second', 'burst']);
+    const perSecond =
+      envNumber(`${envName}_PER_SECOND`, 0) ?? fileNumber(b, 'per_second', `${field}.per_second`, 0) ?? defaults.perSecond;
+    const burst = envNumber(`${envName}_BURST`, 1, true) ?? fileNumber(b, 'burst', `${field}.burst`, 1, true) ?? defaults.burst;
+    return rateLimitsEnabled ? { perSecond, burst } : { perSecond: 0, burst };
+  };
+  const rateLimits = {
+    perUser: bucket('per_user', 'RATE_LIMIT_PER_USER', DEFAULT_RATE_LIMITS.perUser),
+    perIp: bucket('per_ip', 'RATE_LIMIT_PER_IP', DEFAULT_RATE_LIMITS.perIp),
+  };
+
+  // access_tokens: opaque (default) or JWT signed with a secret of this server.
+  const at = map(raw, 'access_tokens', 'access_tokens', ['format', 'jwt_secret']);
+  const accessTokenFormat = env.ACCESS_TOKEN_FORMAT || str(at, 'format', 'access_tokens.format') || 'opaque';
+  if (accessTokenFormat !== 'opaque' && accessTokenFormat !== 'jwt') {
+    const problem = `must be opaque or jwt, got ${JSON.stringify(accessTokenFormat)}`;
+    if (env.ACCESS_TOKEN_FORMAT) failEnv('ACCESS_TOKEN_FORMAT', problem);
+    fail('access_tokens.format', problem);
+  }
+  const jwtAccessTokenSecret = env.ACCESS_TOKEN_JWT_SECRET || str(at, 'jwt_secret', 'access_tokens.jwt_secret');
+  if (accessTokenFormat === 'jwt' && (jwtAccessTokenSecret === undefined || jwtAccessTokenSecret.length < MIN_JWT_SECRET_LENGTH)) {
+    const problem = `must be set to a secret of at least ${MIN_JWT_SECRET_LENGTH} characters when access_tokens.format is jwt`;
+    if (env.ACCESS_TOKEN_JWT_SECRET) failEnv('ACCESS_TOKEN_JWT_SECRET', problem);
+    fail('access_tokens.jwt_secret', problem);
+  }
+
+  // jwt_login: offered only when a secret (or public key) is set.
+  const jl = map(raw, 'jwt_login', 'jwt_login', ['secret', 'algorithm', 'issuer', 'audience', 'subject_claim']);
+  const jwtLoginSecret = env.JWT_LOGIN_SECRET || str(jl, 'secret', 'jwt_login.secret');
+  let jwtLogin: JwtLoginConfig | undefined;
+  if (jwtLoginSecret !== undefined) {
+    const algorithm = env.JWT_LOGIN_ALGORITHM || str(jl, 'algorithm', 'jwt_login.algorithm') || 'HS256';
+    if (!(JWT_ALGORITHMS as readonly string[]).includes(algorithm)) {
+      const problem = `must be one of ${JWT_ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`;
+      if (env.JWT_LOGIN_ALGORITHM) failEnv('JWT_LOGIN_ALGORITHM', problem);
+      fail('jwt_login.algorithm', problem);
+    }
+    if (!algorithm.startsWith('HS') && !jwtLoginSecret.includes('-----BEGIN PUBLIC KEY-----')) {
+      const problem = `must be a PEM public key (-----BEGIN PUBLIC KEY-----) for ${algorithm}`;
+      if (env.JWT_LOGIN_SECRET) failEnv('JWT_LOGIN_SECRET', problem);
+      fail('jwt_login.secret', problem);
+    }
+    jwtLogin = {
+      secret: jwtLoginSecret,
+      algorithm,
+      issuer: str(jl, 'issuer', 'jwt_login.issuer'),
+      audience: str(jl, 'audience', 'jwt_login.audience'),
+      subjectClaim: str(jl, 'subject_claim', 'jwt_login.subject_claim') ?? 'sub',
+    };
+  } else if (Object.keys(jl).length > 0) {
+    fail('jwt_login.secret', 'is required when jwt_login is set');
+  }
+  const clientApi: ClientApiConfig = {
+    rateLimits,
+    accessTokenFormat: accessTokenFormat as ClientApiConfig['accessTokenFormat'],
+    jwtAccessTokenSecret: accessTokenFormat === 'jwt' ? jwtAccessTokenSecret : undefined,
+    jwtLogin,
+  };
 
   let maxRequestSize = 1024 * 1024;
   const mrs = env.MAX_REQUEST_SIZE ?? raw.max_request_size;
@@ -296,12 +392,13 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     },
     database: { url: databaseUrl, dataDir: dbDir },
     nats: { url: natsUrl, prefix },
-    redis: { url: redisUrl },
+    redis: { url: redisUrl, keyPrefix: redisKeyPrefix },
     wellKnown: {
       client: clientBaseUrl ? { baseUrl: clientBaseUrl, identityServerBaseUrl: identityServer } : undefined,
       server: delegation ? { delegation } : undefined,
     },
     registration: { enableRegistration, registrationSharedSecret },
+    clientApi,
     maxRequestSize,
     logLevel,
   };
