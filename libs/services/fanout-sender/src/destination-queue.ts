@@ -176,7 +176,9 @@ export class DestinationQueue {
       this.checkBacklog = true;
       this.catchUp = undefined;
       const message = err instanceof Error ? err.message : String(err);
-      this.logger.warn({ destination: this.serverName, failures: state.failures, retryInMs: delay, error: message }, 'transaction failed');
+      // A long outage retries often: warn on the first failure and every tenth, the rest is info.
+      const log = state.failures === 1 || state.failures % 10 === 0 ? this.logger.warn : this.logger.info;
+      log.call(this.logger, { destination: this.serverName, failures: state.failures, retryInMs: delay, error: message }, 'transaction failed');
       await markFailed(this.db, this.serverName, state.failures, state.retryAtMs, message).catch(() => undefined);
       this.scheduleRetry(delay);
       return false;
