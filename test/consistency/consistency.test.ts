@@ -55,13 +55,7 @@ describe.skipIf(!services.postgres || !services.nats)('eventual consistency betw
 
   /** A user joins a room another server holds, through the client API's /join with a server_name hint. */
   async function join(roomId: string, [jhs, juser]: [TestHomeserver, string], via: TestHomeserver) {
-    const viaClientApi = await jhs.call('POST', v3(`join/${enc(roomId)}?server_name=${enc(via.serverName)}`), { token: jhs.token(juser), body: {} });
-    // Until client-api's /join goes through make_join/send_join for a remote room (its
-    // "TODO(federation)"), the join is made by the room-server operation /join will call.
-    if (viaClientApi.status !== 200) {
-      console.warn(`client-api /join of a remote room answered ${viaClientApi.status} ${JSON.stringify(viaClientApi.body)}; joining through roomserver.federation joinRemote instead`);
-      await jhs.joinRemote(juser, roomId, via.serverName);
-    }
+    await jhs.ok('POST', v3(`join/${enc(roomId)}?server_name=${enc(via.serverName)}`), { token: jhs.token(juser), body: {} });
   }
 
   async function publicRoom(hs: TestHomeserver, creator: string, extra: Record<string, unknown> = {}): Promise<string> {

@@ -27,7 +27,6 @@ import { fanoutSenderService } from '@tessera/fanout-sender-service';
 import { federationIngressService } from '@tessera/federation-ingress-service';
 import { persistenceService } from '@tessera/persistence-service';
 import { roomServerService } from '@tessera/room-server-service';
-import { ROOMSERVER_FEDERATION, type JoinRemoteRequest, type RemoteMembershipReply } from '@tessera/bus';
 import { parseXMatrixHeader } from '@tessera/federation-client';
 import type { SigningKey } from '@tessera/protocol';
 import { getCurrentState, type Db } from '@tessera/storage';
@@ -251,20 +250,6 @@ export class TestHomeserver {
     const t = this.tokens.get(userId);
     if (!t) throw new Error(`${userId} is not registered on ${this.serverName}`);
     return t;
-  }
-
-  /**
-   * A local user joins a room held by another server. The client API's /join does not yet go
-   * through make_join/send_join for a room this server does not hold (client-api
-   * rooms.service requireKnownRoom: "TODO(federation)"), so the join is asked of the
-   * room-server's federation side directly, on this server's bus: the same operation that
-   * /join will call. Everything else in these tests goes through the client API.
-   */
-  async joinRemote(userId: string, roomId: string, via: string): Promise<string> {
-    const reply = await this.running!.runtime.bus.request<JoinRemoteRequest, RemoteMembershipReply>(ROOMSERVER_FEDERATION, {
-      op: 'joinRemote', roomId, userId, serverNames: [via],
-    }, { timeoutMs: 60_000 });
-    return reply.eventId;
   }
 
   async send(userId: string, roomId: string, body: string): Promise<string> {
