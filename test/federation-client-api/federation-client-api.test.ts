@@ -72,6 +72,30 @@ describe.skipIf(!services.postgres || !services.nats)('the client API over feder
     const again = await hs1.ok<{ servers: string[] }>('GET', v3(`directory/room/${enc(alias)}`));
     expect(again.servers).toEqual([hs1.serverName, hs2.serverName]);
     await messagesFlow(roomId);
+
+    // An alias of hs2 for the room may be named in the canonical alias on hs1 (hs1 asks hs2);
+    // one that hs2 does not have is refused with M_BAD_ALIAS.
+    const remoteAlias = `#lobby-on-hs2:${hs2.serverName}`;
+    await hs2.ok('PUT', v3(`directory/room/${enc(remoteAlias)}`), { token: hs2.token(dan), body: { room_id: roomId } });
+    const named = await hs1.setState(alice, roomId, 'm.room.canonical_alias', '', { alias, alt_aliases: [remoteAlias] });
+    expect(named.status).toBe(200);
+    const bad = await hs1.setState(alice, roomId, 'm.room.canonical_alias', '', { alias, alt_aliases: [`#not-there:${hs2.serverName}`] });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toMatchObject({ errcode: 'M_BAD_ALIAS' });
+  }, TEST_TIMEOUT);
+
+  it('lists the public rooms of the other server, with search', async () => {
+    await createRoom({ preset: 'public_chat', visibility: 'public', name: 'Gardening on hs1', topic: 'tomatoes' });
+    await createRoom({ preset: 'public_chat', visibility: 'public', name: 'Chess on hs1' });
+    const all = await hs2.ok<{ chunk: Array<{ name?: string }> }>('GET', v3(`publicRooms?server=${enc(hs1.serverName)}`), { token: hs2.token(dan) });
+    expect(all.chunk.map((r) => r.name)).toEqual(expect.arrayContaining(['Gardening on hs1', 'Chess on hs1']));
+    const found = await hs2.ok<{ chunk: Array<{ name?: string }> }>('POST', v3(`publicRooms?server=${enc(hs1.serverName)}`), {
+      token: hs2.token(dan), body: { filter: { generic_search_term: 'tomato' } },
+    });
+    expect(found.chunk.map((r) => r.name)).toEqual(['Gardening on hs1']);
+    const down = await hs2.call('GET', v3(`publicRooms?server=${enc(UNREACHABLE)}`), { token: hs2.token(dan) });
+    expect(down.status).toBe(502);
+    expect(down.body.errcode).toBe('M_UNKNOWN');
   }, TEST_TIMEOUT);
 
   it('joins by room id with the server_name (and via) hints, through /join and /rooms/{roomId}/join', async () => {

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
-import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias } from '@tessera/protocol';
+import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias, isValidServerName } from '@tessera/protocol';
 import { getCurrentStateEvents, getJoinedServers, getRoom, getRoomMemberCounts, type Db } from '@tessera/storage';
 import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
 import { RemoteQueries } from '../federation/remote-queries.js';
@@ -124,9 +124,10 @@ export class DirectoryService {
    * search of name, topic and canonical alias. `since` is an offset token ("o<n>").
    */
   async publicRooms(query: { limit?: number; since?: string; searchTerm?: string; server?: string }): Promise<Record<string, unknown>> {
-    if (query.server !== undefined && query.server !== this.settings.serverName) {
-      // TODO(federation): ask the named server's /_matrix/federation/v1/publicRooms.
-      throw notFound(`The public rooms of ${query.server} are not available from this server yet`);
+    if (query.server !== undefined && query.server !== '' && query.server !== this.settings.serverName) {
+      if (!isValidServerName(query.server)) throw invalidParam(`"server" ${JSON.stringify(query.server)} is not a server name`);
+      if (query.limit !== undefined && (!Number.isInteger(query.limit) || query.limit < 0)) throw invalidParam('"limit" must be a non-negative integer');
+      return this.remote.publicRooms(query.server, { limit: query.limit, since: query.since, searchTerm: query.searchTerm });
     }
     const limit = query.limit === undefined ? DEFAULT_PUBLIC_ROOMS_LIMIT : query.limit;
     if (!Number.isInteger(limit) || limit < 0) throw invalidParam('"limit" must be a non-negative integer');

@@ -59,6 +59,26 @@ export class RemoteQueries implements OnModuleDestroy {
     return answer;
   }
 
+  /**
+   * The public room directory of another server: GET /_matrix/federation/v1/publicRooms, or
+   * POST with the search filter. The answer is passed on once its shape is checked.
+   */
+  async publicRooms(server: string, query: { limit?: number; since?: string; searchTerm?: string }): Promise<Json> {
+    const answer = await this.ask(server, `fetch the public rooms of ${server}`, () =>
+      query.searchTerm === undefined
+        ? this.federation.get<unknown>(server, '/_matrix/federation/v1/publicRooms', { query: { limit: query.limit, since: query.since }, timeoutMs: QUERY_TIMEOUT_MS })
+        : this.federation.post<unknown>(server, '/_matrix/federation/v1/publicRooms', {
+          ...(query.limit !== undefined ? { limit: query.limit } : {}),
+          ...(query.since !== undefined ? { since: query.since } : {}),
+          filter: { generic_search_term: query.searchTerm },
+        }, { timeoutMs: QUERY_TIMEOUT_MS }));
+    if (!isPlainObject(answer) || !Array.isArray(answer.chunk)) throw badGateway(`${server} answered its public rooms without a "chunk" list`);
+    const result: Json = { chunk: answer.chunk.filter((room) => isPlainObject(room) && typeof room.room_id === 'string') };
+    for (const key of ['next_batch', 'prev_batch'] as const) if (typeof answer[key] === 'string') result[key] = answer[key];
+    if (typeof answer.total_room_count_estimate === 'number') result.total_room_count_estimate = answer.total_room_count_estimate;
+    return result;
+  }
+
   /** POST /_matrix/federation/v1/user/keys/query; failures are thrown as FederationError (the caller records them). */
   keysQuery(server: string, deviceKeys: Record<string, string[]>, timeoutMs: number): Promise<unknown> {
     return this.federation.post<unknown>(server, '/_matrix/federation/v1/user/keys/query', { device_keys: deviceKeys }, { timeoutMs });

@@ -209,7 +209,15 @@ export class RoomsService {
     }
     for (const alias of aliases) {
       if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
-      if (serverNameOf(alias) !== this.settings.serverName) continue; // TODO(federation): check remote aliases.
+      if (serverNameOf(alias) !== this.settings.serverName) {
+        // An alias of another server is asked of it (as Synapse does); unreachable, the error stands.
+        const remote = await this.directory.resolve(alias).catch((err: unknown) => {
+          if (err instanceof MatrixError && err.errcode === 'M_NOT_FOUND') return undefined;
+          throw err;
+        });
+        if (remote?.room_id !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
+        continue;
+      }
       const found = await directoryStore.aliasRoom(this.db, alias);
       if (!found || found.roomId !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
     }
