@@ -1,7 +1,7 @@
 import type { Queryable } from '../db.js';
 import { internEventTypes, internStateKeys } from './names.js';
 import { writeSnapshot, type StateEntryNids, type StateTriple } from './state-snapshots.js';
-import { beginJoinedServersChange } from '../fanout/joined-servers.js';
+import { beginJoinedServersChange, recordDestinations, type JoinedServersChange } from '../fanout/joined-servers.js';
 
 /**
  * The append: one room's batch of decided events, written in one transaction (or one
@@ -141,12 +141,21 @@ export async function appendRoomBatch(
 
 export type GroupOutcome = { ok: true; result: AppendBatchResult } | { ok: false; error: StaleSequenceError | DuplicateClientTxnError };
 
+interface AcceptedBatch {
+  batch: AppendBatchInput;
+  index: number;
+  room: { nid: number; sequence: number };
+}
+
 /**
- * Appends a group of room batches in one transaction (group commit). The room sequences and
- * client transaction ids of the whole group are checked up front, under the rooms' row locks
- * (and the stream counter lock the caller holds, which serializes every writer): a stale or
+ * Appends a group of room batches in one transaction (group commit), with a few set-based
+ * statements for the whole group rather than a few per event. The room sequences and client
+ * transaction ids of the whole group are checked up front, under the rooms' row locks (and
+ * the stream counter lock the caller holds, which serializes every writer): a stale or
  * duplicate batch is refused alone, without touching the database, so no savepoints are
  * needed. Any other error aborts the group; the caller may then retry batches one by one.
+ *
+ * Positions are given in batch order, event order: commit order stays position order.
  */
 export async function appendGroup(
   tx: Queryable,
@@ -159,157 +168,379 @@ export async function appendGroup(
     'SELECT room_nid, room_id, sequence FROM rooms WHERE room_id = ANY($1::text[]) ORDER BY room_nid FOR UPDATE',
     [roomIds],
   );
-  const rooms = new Map(roomRows.map((r) => [r.room_id, { nid: r.room_nid, sequence: r.sequence, changed: false }]));
-  const txns = batches.flatMap(txnsOf);
-  const usedTxns = new Map<string, string>();
+  const rooms = new Map<string, { nid: number; sequence: number; isNew: boolean; version: string }>(
+    roomRows.map((r) => [r.room_id, { nid: 0, sequence: r.sequence, isNew: false, version: '' }]),
+  );
+  for (const r of roomRows) rooms.get(r.room_id)!.nid = r.room_nid;
   const txnKey = (t: { userId: string; deviceId: string; txnId: string }) => JSON.stringify([t.userId, t.deviceId, t.txnId]);
-  if (txns.length > 0) {
-    const { rows } = await tx.query<{ user_id: string; device_id: string; txn_id: string; event_id: string }>(
-      `SELECT c.user_id, c.device_id, c.txn_id, c.event_id FROM client_txns c
-       JOIN unnest($1::text[], $2::text[], $3::text[]) AS u (user_id, device_id, txn_id)
-         ON c.user_id = u.user_id AND c.device_id = u.device_id AND c.txn_id = u.txn_id`,
-      [txns.map((t) => t.userId), txns.map((t) => t.deviceId), txns.map((t) => t.txnId)],
-    );
-    for (const r of rows) usedTxns.set(txnKey({ userId: r.user_id, deviceId: r.device_id, txnId: r.txn_id }), r.event_id);
-  }
-  const outcomes: GroupOutcome[] = [];
+  const usedTxns = await findUsedTxns(tx, batches.flatMap(txnsOf), txnKey);
+
+  // Which batches go in: checked in order against the sequences the group itself moves.
+  const outcomes: Array<GroupOutcome | undefined> = [];
+  const accepted: Array<{ batch: AppendBatchInput; index: number; roomId: string; sequence: number }> = [];
   const newTxns: NonNullable<AppendBatchInput['clientTxn']>[] = [];
-  let position = nextPosition;
-  for (const batch of batches) {
-    let room = rooms.get(batch.roomId);
+  batches.forEach((batch, index) => {
+    const room = rooms.get(batch.roomId);
     if (batch.expectedSequence === 0 ? room !== undefined : room?.sequence !== batch.expectedSequence) {
-      outcomes.push({ ok: false, error: new StaleSequenceError(batch.roomId, batch.expectedSequence, room?.sequence ?? null) });
-      continue;
+      outcomes[index] = { ok: false, error: new StaleSequenceError(batch.roomId, batch.expectedSequence, room?.sequence ?? null) };
+      return;
     }
     const batchTxns = txnsOf(batch);
     const used = batchTxns.find((t) => usedTxns.has(txnKey(t)));
     if (used) {
-      outcomes.push({ ok: false, error: new DuplicateClientTxnError(usedTxns.get(txnKey(used))!) });
-      continue;
+      outcomes[index] = { ok: false, error: new DuplicateClientTxnError(usedTxns.get(txnKey(used))!) };
+      return;
     }
-    if (!room) {
-      const { rows } = await tx.query<{ room_nid: number }>(
-        'INSERT INTO rooms (room_id, room_version, sequence) VALUES ($1, $2, 0) RETURNING room_nid',
-        [batch.roomId, batch.roomVersion],
-      );
-      room = { nid: rows[0]!.room_nid, sequence: 0, changed: false };
-      rooms.set(batch.roomId, room);
-    }
-    room.sequence += 1;
-    room.changed = true;
+    const r = room ?? { nid: 0, sequence: 0, isNew: true, version: batch.roomVersion };
+    rooms.set(batch.roomId, r);
+    r.sequence += 1;
     for (const t of batchTxns) {
       usedTxns.set(txnKey(t), t.eventId);
       newTxns.push(t);
     }
-    const body = await appendRoomBody(tx, batch, room.nid, position, cacheKey);
-    position = body.nextPosition;
-    outcomes.push({ ok: true, result: { roomNid: room.nid, sequence: room.sequence, events: body.events } });
-  }
-  const changed = [...rooms.values()].filter((r) => r.changed);
-  if (changed.length > 0) {
-    await tx.query(
-      'UPDATE rooms SET sequence = u.s FROM unnest($1::bigint[], $2::bigint[]) AS u (n, s) WHERE rooms.room_nid = u.n',
-      [changed.map((r) => r.nid), changed.map((r) => r.sequence)],
+    accepted.push({ batch, index, roomId: batch.roomId, sequence: r.sequence });
+  });
+  if (accepted.length === 0) return { outcomes: outcomes as GroupOutcome[], nextPosition };
+
+  const created = [...rooms].filter(([, r]) => r.isNew);
+  if (created.length > 0) {
+    const { rows } = await tx.query<{ room_nid: number; room_id: string }>(
+      `INSERT INTO rooms (room_id, room_version, sequence) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) RETURNING room_nid, room_id`,
+      [created.map(([id]) => id), created.map(([, r]) => r.version), created.map(([, r]) => r.sequence)],
     );
+    for (const r of rows) rooms.get(r.room_id)!.nid = r.room_nid;
   }
-  if (newTxns.length > 0) {
-    await tx.query(
-      `INSERT INTO client_txns (user_id, device_id, txn_id, event_id)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])`,
-      [newTxns.map((t) => t.userId), newTxns.map((t) => t.deviceId), newTxns.map((t) => t.txnId), newTxns.map((t) => t.eventId)],
-    );
+
+  // Waves of batches in distinct rooms: the membership bookkeeping of a wave reads each room
+  // before and after the wave's changes, so a room appears at most once per wave.
+  let position = nextPosition;
+  const appended = new Map<string, AppendedEvent>();
+  for (let i = 0; i < accepted.length;) {
+    const seen = new Set<string>();
+    const wave: AcceptedBatch[] = [];
+    while (i < accepted.length && !seen.has(accepted[i]!.roomId)) {
+      const a = accepted[i++]!;
+      seen.add(a.roomId);
+      wave.push({ batch: a.batch, index: a.index, room: { nid: rooms.get(a.roomId)!.nid, sequence: a.sequence } });
+    }
+    const results = await appendWave(tx, wave, position, appended, cacheKey);
+    position = results.nextPosition;
+    wave.forEach((w, j) => {
+      outcomes[w.index] = { ok: true, result: { roomNid: w.room.nid, sequence: w.room.sequence, events: results.events[j]! } };
+    });
   }
-  return { outcomes, nextPosition: position };
+
+  // The rooms' new sequences and the client transaction ids, in one statement.
+  const movedIds = new Set(accepted.map((a) => a.roomId));
+  const moved = [...rooms].filter(([id, r]) => !r.isNew && movedIds.has(id)).map(([, r]) => r);
+  await tx.query(
+    `WITH seq AS (
+       UPDATE rooms SET sequence = u.s FROM unnest($1::bigint[], $2::bigint[]) AS u (n, s) WHERE rooms.room_nid = u.n
+     )
+     INSERT INTO client_txns (user_id, device_id, txn_id, event_id)
+     SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])`,
+    [moved.map((r) => r.nid), moved.map((r) => r.sequence),
+     newTxns.map((t) => t.userId), newTxns.map((t) => t.deviceId), newTxns.map((t) => t.txnId), newTxns.map((t) => t.eventId)],
+  );
+  return { outcomes: outcomes as GroupOutcome[], nextPosition: position };
 }
 
-async function appendRoomBody(
+async function findUsedTxns(
   tx: Queryable,
-  batch: AppendBatchInput,
-  roomNid: number,
+  txns: NonNullable<AppendBatchInput['clientTxn']>[],
+  key: (t: { userId: string; deviceId: string; txnId: string }) => string,
+): Promise<Map<string, string>> {
+  const used = new Map<string, string>();
+  if (txns.length === 0) return used;
+  const { rows } = await tx.query<{ user_id: string; device_id: string; txn_id: string; event_id: string }>(
+    `SELECT c.user_id, c.device_id, c.txn_id, c.event_id FROM client_txns c
+     JOIN unnest($1::text[], $2::text[], $3::text[]) AS u (user_id, device_id, txn_id)
+       ON c.user_id = u.user_id AND c.device_id = u.device_id AND c.txn_id = u.txn_id`,
+    [txns.map((t) => t.userId), txns.map((t) => t.deviceId), txns.map((t) => t.txnId)],
+  );
+  for (const r of rows) used.set(key({ userId: r.user_id, deviceId: r.device_id, txnId: r.txn_id }), r.event_id);
+  return used;
+}
+
+interface StoredRef {
+  eventNid: number;
+  streamPos: number | null;
+  stateBeforeNid: number | null;
+  stateAfterNid: number | null;
+  outlier: boolean;
+}
+
+/** Stored events the wave names (its own ids, to find duplicates, and those its state cites). */
+async function storedRefs(tx: Queryable, ids: Set<string>): Promise<Map<string, StoredRef>> {
+  if (ids.size === 0) return new Map();
+  const { rows } = await tx.query<{ event_id: string; event_nid: number; stream_pos: number | null; state_before_nid: number | null; state_after_nid: number | null; outlier: boolean }>(
+    'SELECT event_id, event_nid, stream_pos, state_before_nid, state_after_nid, outlier FROM events WHERE event_id = ANY($1::text[])',
+    [[...ids]],
+  );
+  return new Map(rows.map((r) => [r.event_id, {
+    eventNid: r.event_nid, streamPos: r.stream_pos, stateBeforeNid: r.state_before_nid, stateAfterNid: r.state_after_nid, outlier: r.outlier,
+  }]));
+}
+
+/** One new event of the wave, as it goes into the events table. */
+interface Row {
+  e: AppendEventInput;
+  roomNid: number;
+  typeNid: number;
+  stateKeyNid: number | null;
+  timeline: boolean;
+  isState: boolean;
+  streamPos: number | null;
+  out: AppendedEvent;
+  /** State nids known before the insert (no snapshot to write). */
+  known: boolean;
+}
+
+/**
+ * Appends a wave (batches of distinct rooms): one statement inserts every event with its edges
+ * and moves the forward extremities; state snapshots are written only for state events and
+ * for explicit state changes; then one statement each for the events' state nids, current
+ * state, memberships and the fanout destinations.
+ */
+async function appendWave(
+  tx: Queryable,
+  wave: AcceptedBatch[],
   nextPosition: number,
+  appended: Map<string, AppendedEvent>,
   cacheKey: object,
-): Promise<{ events: AppendedEvent[]; nextPosition: number }> {
-  const typeNids = await cacheMaps(tx, batch, cacheKey);
-  const appended: AppendedEvent[] = [];
-  const inBatch = new Map<string, AppendedEvent>();
-  const positionsByEvent = new Map<string, number>();
+): Promise<{ events: AppendedEvent[][]; nextPosition: number }> {
+  const names = await cacheMaps(tx, wave.map((w) => w.batch), cacheKey);
+
+  // Stored events the wave cites by id, in one query.
+  const wanted = new Set<string>();
+  for (const { batch } of wave) {
+    for (const e of batch.events) {
+      if (!appended.has(e.eventId)) wanted.add(e.eventId);
+      const base = e.stateBefore?.base;
+      if (base && 'afterEvent' in base) wanted.add(base.afterEvent);
+      e.stateBefore?.changes.forEach((c) => wanted.add(c[2]));
+    }
+    batch.currentStateChanges.forEach((c) => wanted.add(c[2]));
+  }
+  for (const id of wanted) if (appended.has(id)) wanted.delete(id);
+  const stored = await storedRefs(tx, wanted);
+
+  // Positions, duplicates and the state nids that need no snapshot, in order.
   let position = nextPosition;
-
-  for (const e of batch.events) {
-    const timeline = !e.outlier && !e.rejectedReason && !e.softFailed;
-    const streamPos = timeline ? position++ : null;
-    const typeNid = typeNids.types.get(e.type)!;
-    const stateKeyNid = e.stateKey === null ? null : typeNids.keys.get(e.stateKey)!;
-
-    const before = e.outlier || !e.stateBefore ? null : await resolveStateRef(tx, roomNid, e.stateBefore, inBatch, typeNids);
-    const isState = stateKeyNid !== null && !e.rejectedReason && !e.outlier && e.stateBefore !== undefined;
-    // One statement: the event, its edges and the forward extremities. A timeline event becomes
-    // an extremity unless a stored event already cites it (it arrived late); the events it
-    // cites stop being extremities.
-    const inserted = await tx.query<{ event_nid: number }>(
-      `WITH ev AS (
-         INSERT INTO events (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
-                             outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)
-         ON CONFLICT (event_id) DO NOTHING RETURNING event_nid
-       ), prev AS (
-         INSERT INTO event_prev_edges (event_nid, prev_event_id) SELECT ev.event_nid, p FROM ev, unnest($14::text[]) AS p ON CONFLICT DO NOTHING
-       ), auth AS (
-         INSERT INTO event_auth_edges (event_nid, auth_event_id) SELECT ev.event_nid, a FROM ev, unnest($15::text[]) AS a ON CONFLICT DO NOTHING
-       ), gone AS (
-         DELETE FROM forward_extremities f USING events p
-         WHERE $16 AND EXISTS (SELECT 1 FROM ev) AND f.room_nid = $2 AND p.event_id = ANY($14::text[]) AND f.event_nid = p.event_nid
-       ), ext AS (
-         INSERT INTO forward_extremities (room_nid, event_nid)
-         SELECT $2, ev.event_nid FROM ev WHERE $16 AND NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = $1)
-       )
-       SELECT event_nid FROM ev`,
-      [e.eventId, roomNid, typeNid, stateKeyNid, e.sender, e.depth, e.originServerTs, streamPos,
-       e.outlier ?? false, e.softFailed ?? false, e.rejectedReason ?? null, before, JSON.stringify(e.json),
-       e.prevEvents, e.authEvents, timeline],
-    );
-    if (inserted.rows.length === 0) {
-      const { rows } = await tx.query<{ event_nid: number; stream_pos: number | null; state_before_nid: number | null; state_after_nid: number | null }>(
-        'SELECT event_nid, stream_pos, state_before_nid, state_after_nid FROM events WHERE event_id = $1',
-        [e.eventId],
-      );
-      const r = rows[0]!;
-      if (streamPos !== null) position--; // give back the position: nothing was appended
-      const dup: AppendedEvent = { eventId: e.eventId, eventNid: r.event_nid, streamPos: r.stream_pos, stateBeforeNid: r.state_before_nid, stateAfterNid: r.state_after_nid, duplicate: true };
-      appended.push(dup);
-      inBatch.set(e.eventId, dup);
-      continue;
+  const rows: Row[] = [];
+  const results: AppendedEvent[][] = [];
+  const inWave = new Map<string, Row>();
+  // The last position given up to each batch: a membership change without a position of its own takes it.
+  const lastPositions = new Map<AcceptedBatch, number>();
+  for (const w of wave) {
+    const { batch, room } = w;
+    const out: AppendedEvent[] = [];
+    for (const e of batch.events) {
+      const earlier = appended.get(e.eventId) ?? stored.get(e.eventId);
+      if (earlier) {
+        const dup: AppendedEvent = {
+          eventId: e.eventId, eventNid: earlier.eventNid, streamPos: earlier.streamPos,
+          stateBeforeNid: earlier.stateBeforeNid, stateAfterNid: earlier.stateAfterNid, duplicate: true,
+        };
+        out.push(dup);
+        if (!appended.has(e.eventId)) appended.set(e.eventId, dup);
+        continue;
+      }
+      const timeline = !e.outlier && !e.rejectedReason && !e.softFailed;
+      const stateKeyNid = e.stateKey === null ? null : names.keys.get(e.stateKey)!;
+      const a: AppendedEvent = { eventId: e.eventId, eventNid: 0, streamPos: timeline ? position++ : null, stateBeforeNid: null, stateAfterNid: null, duplicate: false };
+      const row: Row = {
+        e, roomNid: room.nid, typeNid: names.types.get(e.type)!, stateKeyNid, timeline,
+        isState: stateKeyNid !== null && !e.rejectedReason && !e.outlier && e.stateBefore !== undefined,
+        streamPos: a.streamPos, out: a, known: true,
+      };
+      if (!e.outlier && e.stateBefore) {
+        const before = knownStateRef(e.stateBefore, inWave, appended, stored);
+        if (before === undefined || row.isState) row.known = false;
+        else a.stateBeforeNid = a.stateAfterNid = before;
+      }
+      rows.push(row);
+      inWave.set(e.eventId, row);
+      appended.set(e.eventId, a);
+      out.push(a);
     }
-    const eventNid = inserted.rows[0]!.event_nid;
+    results.push(out);
+    lastPositions.set(w, position - 1);
+  }
+
+  if (rows.length > 0) await insertEvents(tx, rows, inWave);
+
+  // Snapshots, in order (an event's state may build on the one before it).
+  const stateUpdates: Row[] = [];
+  const nidOf = (id: string): number | undefined => appended.get(id)?.eventNid ?? stored.get(id)?.eventNid;
+  for (const row of rows) {
+    if (row.known) continue;
+    const e = row.e;
+    const before = await writeStateRef(tx, row.roomNid, e.stateBefore!, appended, stored, names, nidOf, cacheKey);
     let after = before;
-    if (isState) {
-      after = await writeSnapshot(tx, roomNid, before, [{ typeNid, stateKeyNid: stateKeyNid!, eventNid }]);
-      await tx.query('UPDATE events SET state_after_nid = $2 WHERE event_nid = $1', [eventNid, after]);
-    }
-    if (timeline) positionsByEvent.set(e.eventId, streamPos!);
-    if (e.redaction && timeline) {
-      await tx.query('UPDATE events SET json = $2, redacted_by = $3 WHERE event_id = $1 AND room_nid = $4', [
-        e.redaction.targetEventId,
-        JSON.stringify(e.redaction.redactedJson),
-        e.eventId,
-        roomNid,
-      ]);
-    }
-    const a: AppendedEvent = { eventId: e.eventId, eventNid, streamPos, stateBeforeNid: before, stateAfterNid: after, duplicate: false };
-    appended.push(a);
-    inBatch.set(e.eventId, a);
+    if (row.isState) after = await writeSnapshot(tx, row.roomNid, before, [{ typeNid: row.typeNid, stateKeyNid: row.stateKeyNid!, eventNid: row.out.eventNid }], cacheKey);
+    row.out.stateBeforeNid = before;
+    row.out.stateAfterNid = after;
+    stateUpdates.push(row);
+  }
+  const redactions = rows.filter((r) => r.e.redaction && r.timeline);
+  if (stateUpdates.length > 0 || redactions.length > 0) {
+    await tx.query(
+      `WITH st AS (
+         UPDATE events SET state_before_nid = u.b, state_after_nid = u.a
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u (n, b, a) WHERE events.event_nid = u.n
+       )
+       UPDATE events SET json = u.j, redacted_by = u.by
+       FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS u (id, j, by, r)
+       WHERE events.event_id = u.id AND events.room_nid = u.r`,
+      [stateUpdates.map((r) => r.out.eventNid), stateUpdates.map((r) => r.out.stateBeforeNid), stateUpdates.map((r) => r.out.stateAfterNid),
+       redactions.map((r) => r.e.redaction!.targetEventId), redactions.map((r) => JSON.stringify(r.e.redaction!.redactedJson)),
+       redactions.map((r) => r.e.eventId), redactions.map((r) => r.roomNid)],
+    );
   }
 
-  // Joined servers are computed here, once per event, for fanout-sender (libs/storage/src/fanout).
-  const joinedServers = await beginJoinedServersChange(tx, roomNid, {
-    memberUserIds: batch.currentStateChanges.filter((c) => c[0] === 'm.room.member').map((c) => c[1]),
-    hasLocalEvents: batch.events.some((e) => e.local === true),
-  });
-  if (batch.currentStateChanges.length > 0) {
-    await applyCurrentStateChanges(tx, roomNid, batch, inBatch, typeNids, position - 1);
+  // Joined servers for fanout-sender: rooms whose membership changes are read before and
+  // after the change (libs/storage/src/fanout); the others need one set-based insert.
+  const memberUsers = (b: AppendBatchInput) => b.currentStateChanges.filter((c) => c[0] === 'm.room.member').map((c) => c[1]);
+  const changing = wave.filter((w) => memberUsers(w.batch).length > 0);
+  const joinedChanges: JoinedServersChange[] = [];
+  for (const w of changing) {
+    joinedChanges.push(await beginJoinedServersChange(tx, w.room.nid, { memberUserIds: memberUsers(w.batch), hasLocalEvents: w.batch.events.some((e) => e.local === true) }));
   }
-  await joinedServers.finish(batch.events.map((e, i) => ({ ...appended[i]!, local: e.local === true, sender: e.sender })));
-  return { events: appended, nextPosition: position };
+  await applyCurrentStateChanges(tx, wave, nidOf, names, lastPositions);
+  for (let j = 0; j < changing.length; j++) {
+    const w = changing[j]!;
+    const events = results[wave.indexOf(w)]!;
+    await joinedChanges[j]!.finish(w.batch.events.map((e, k) => ({ ...events[k]!, local: e.local === true, sender: e.sender })));
+  }
+  const outbound = wave
+    .filter((w) => memberUsers(w.batch).length === 0)
+    .flatMap((w) => {
+      const events = results[wave.indexOf(w)]!;
+      return w.batch.events.flatMap((e, k) => (e.local === true && events[k]!.streamPos !== null && !events[k]!.duplicate
+        ? [{ roomNid: w.room.nid, streamPos: events[k]!.streamPos!, sender: e.sender }] : []));
+    });
+  await recordDestinations(tx, outbound);
+  return { events: results, nextPosition: position };
+}
+
+/** The state nid an event's state ref names when nothing needs writing; undefined when a snapshot must be written. */
+function knownStateRef(
+  ref: StateRefInput,
+  inWave: Map<string, Row>,
+  appended: Map<string, AppendedEvent>,
+  stored: Map<string, StoredRef>,
+): number | null | undefined {
+  if (ref.changes.length > 0) return undefined;
+  if (!ref.base) return null;
+  if ('snapshotNid' in ref.base) return ref.base.snapshotNid;
+  const id = ref.base.afterEvent;
+  const row = inWave.get(id);
+  if (row) return row.known ? row.out.stateAfterNid : undefined;
+  // Appended by an earlier wave of the group: complete.
+  const earlier = appended.get(id);
+  if (earlier) return earlier.stateAfterNid;
+  const s = stored.get(id);
+  if (!s || s.outlier) throw new Error(`state after ${id} is not known`);
+  return s.stateAfterNid;
+}
+
+async function writeStateRef(
+  tx: Queryable,
+  roomNid: number,
+  ref: StateRefInput,
+  appended: Map<string, AppendedEvent>,
+  stored: Map<string, StoredRef>,
+  names: NameMaps,
+  nidOf: (id: string) => number | undefined,
+  cacheKey: object,
+): Promise<number | null> {
+  let base: number | null = null;
+  if (ref.base && 'snapshotNid' in ref.base) base = ref.base.snapshotNid;
+  else if (ref.base && 'afterEvent' in ref.base) {
+    const id = ref.base.afterEvent;
+    const a = appended.get(id);
+    const s = stored.get(id);
+    if (a) base = a.stateAfterNid;
+    else if (s && !s.outlier) base = s.stateAfterNid;
+    else throw new Error(`state after ${id} is not known`);
+  }
+  return writeSnapshot(tx, roomNid, base, triplesToNids(ref.changes, names, nidOf), cacheKey);
+}
+
+/** One statement: the wave's events, their edges, and the forward extremities they move. */
+async function insertEvents(tx: Queryable, rows: Row[], inWave: Map<string, Row>): Promise<void> {
+  // A timeline event becomes an extremity unless an event already stored cites it (it
+  // arrived late: checked in SQL), an earlier event of the wave cites it, or a later timeline
+  // event of the wave does; the stored extremities its new timeline events cite stop being ones.
+  const citedEarlier = new Set<string>();
+  const candidate = new Set<string>();
+  for (const r of rows) {
+    if (r.timeline && !citedEarlier.has(r.e.eventId)) candidate.add(r.e.eventId);
+    for (const p of r.e.prevEvents) {
+      citedEarlier.add(p);
+      if (r.timeline) candidate.delete(p);
+    }
+  }
+  const edges = (pick: (e: AppendEventInput) => string[]) => {
+    const ids: string[] = [];
+    const to: string[] = [];
+    for (const r of rows) for (const p of new Set(pick(r.e))) (ids.push(r.e.eventId), to.push(p));
+    return [ids, to];
+  };
+  const [prevIds, prevTo] = edges((e) => e.prevEvents);
+  const [authIds, authTo] = edges((e) => e.authEvents);
+  const goneRooms: number[] = [];
+  const goneIds: string[] = [];
+  for (const r of rows) {
+    if (!r.timeline) continue;
+    for (const p of r.e.prevEvents) if (!inWave.has(p)) (goneRooms.push(r.roomNid), goneIds.push(p));
+  }
+  const { rows: inserted } = await tx.query<{ event_id: string; event_nid: number }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+                            $9::boolean[], $10::boolean[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])
+         WITH ORDINALITY AS i (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
+                               outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json, ord)
+     ), ev AS (
+       INSERT INTO events (event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
+                           outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json)
+       SELECT event_id, room_nid, type_nid, state_key_nid, sender, depth, origin_server_ts, stream_pos,
+              outlier, soft_failed, rejected_reason, state_before_nid, state_after_nid, json
+       FROM input ORDER BY ord
+       ON CONFLICT (event_id) DO NOTHING RETURNING event_id, event_nid, room_nid
+     ), prev AS (
+       INSERT INTO event_prev_edges (event_nid, prev_event_id)
+       SELECT ev.event_nid, u.p FROM unnest($15::text[], $16::text[]) AS u (id, p) JOIN ev ON ev.event_id = u.id ON CONFLICT DO NOTHING
+     ), auth AS (
+       INSERT INTO event_auth_edges (event_nid, auth_event_id)
+       SELECT ev.event_nid, u.a FROM unnest($17::text[], $18::text[]) AS u (id, a) JOIN ev ON ev.event_id = u.id ON CONFLICT DO NOTHING
+     ), gone AS (
+       DELETE FROM forward_extremities f USING events p, unnest($19::bigint[], $20::text[]) AS g (room_nid, prev_id)
+       WHERE f.room_nid = g.room_nid AND p.event_id = g.prev_id AND f.event_nid = p.event_nid
+     ), ext AS (
+       INSERT INTO forward_extremities (room_nid, event_nid)
+       SELECT ev.room_nid, ev.event_nid FROM ev
+       WHERE ev.event_id = ANY($21::text[]) AND NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = ev.event_id)
+     )
+     SELECT event_id, event_nid FROM ev`,
+    [
+      rows.map((r) => r.e.eventId), rows.map((r) => r.roomNid), rows.map((r) => r.typeNid), rows.map((r) => r.stateKeyNid),
+      rows.map((r) => r.e.sender), rows.map((r) => r.e.depth), rows.map((r) => r.e.originServerTs), rows.map((r) => r.streamPos),
+      rows.map((r) => r.e.outlier ?? false), rows.map((r) => r.e.softFailed ?? false), rows.map((r) => r.e.rejectedReason ?? null),
+      rows.map((r) => (r.known ? r.out.stateBeforeNid : null)), rows.map((r) => (r.known ? r.out.stateAfterNid : null)),
+      rows.map((r) => JSON.stringify(r.e.json)),
+      prevIds, prevTo, authIds, authTo, goneRooms, goneIds, [...candidate],
+    ],
+  );
+  const nids = new Map(inserted.map((r) => [r.event_id, r.event_nid]));
+  for (const r of rows) {
+    const nid = nids.get(r.e.eventId);
+    // The duplicates were found under the stream counter lock: a conflict here means another
+    // writer ignored that lock. Abort rather than guess.
+    if (nid === undefined) throw new Error(`event ${r.e.eventId} was stored by another writer during the append`);
+    r.out.eventNid = nid;
+  }
 }
 
 interface NameMaps {
@@ -317,103 +548,70 @@ interface NameMaps {
   keys: Map<string, number>;
 }
 
-async function cacheMaps(tx: Queryable, batch: AppendBatchInput, cacheKey: object): Promise<NameMaps> {
+async function cacheMaps(tx: Queryable, batches: AppendBatchInput[], cacheKey: object): Promise<NameMaps> {
   const types = new Set<string>();
   const keys = new Set<string>();
-  for (const e of batch.events) {
-    types.add(e.type);
-    if (e.stateKey !== null) keys.add(e.stateKey);
-    for (const c of e.stateBefore?.changes ?? []) {
+  for (const batch of batches) {
+    for (const e of batch.events) {
+      types.add(e.type);
+      if (e.stateKey !== null) keys.add(e.stateKey);
+      for (const c of e.stateBefore?.changes ?? []) {
+        types.add(c[0]);
+        keys.add(c[1]);
+      }
+    }
+    for (const c of batch.currentStateChanges) {
       types.add(c[0]);
       keys.add(c[1]);
     }
-  }
-  for (const c of batch.currentStateChanges) {
-    types.add(c[0]);
-    keys.add(c[1]);
   }
   // Names were interned before the transaction (internBatchNames); these are cache hits.
   const [t, k] = await Promise.all([internEventTypes(tx, types, cacheKey), internStateKeys(tx, keys, cacheKey)]);
   return { types: t, keys: k };
 }
 
-async function eventNidsFor(tx: Queryable, ids: string[], inBatch: Map<string, AppendedEvent>): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  const missing: string[] = [];
-  for (const id of ids) {
-    const a = inBatch.get(id);
-    if (a) out.set(id, a.eventNid);
-    else missing.push(id);
-  }
-  if (missing.length > 0) {
-    const { rows } = await tx.query<{ event_id: string; event_nid: number }>(
-      'SELECT event_id, event_nid FROM events WHERE event_id = ANY($1::text[])',
-      [missing],
-    );
-    for (const r of rows) out.set(r.event_id, r.event_nid);
-  }
-  const unknown = ids.filter((id) => !out.has(id));
-  if (unknown.length > 0) throw new Error(`state refers to events that are not stored: ${unknown.slice(0, 5).join(', ')}`);
-  return out;
+function triplesToNids(triples: StateTriple[], names: NameMaps, nidOf: (id: string) => number | undefined): StateEntryNids[] {
+  const unknown = triples.filter((t) => nidOf(t[2]) === undefined);
+  if (unknown.length > 0) throw new Error(`state refers to events that are not stored: ${unknown.slice(0, 5).map((t) => t[2]).join(', ')}`);
+  return triples.map(([type, key, id]) => ({ typeNid: names.types.get(type)!, stateKeyNid: names.keys.get(key)!, eventNid: nidOf(id)! }));
 }
 
-async function triplesToNids(tx: Queryable, triples: StateTriple[], inBatch: Map<string, AppendedEvent>, names: NameMaps): Promise<StateEntryNids[]> {
-  const nids = await eventNidsFor(tx, triples.map((t) => t[2]), inBatch);
-  return triples.map(([type, key, id]) => ({ typeNid: names.types.get(type)!, stateKeyNid: names.keys.get(key)!, eventNid: nids.get(id)! }));
-}
-
-async function resolveStateRef(
-  tx: Queryable,
-  roomNid: number,
-  ref: StateRefInput,
-  inBatch: Map<string, AppendedEvent>,
-  names: NameMaps,
-): Promise<number | null> {
-  let base: number | null = null;
-  if (ref.base && 'snapshotNid' in ref.base) base = ref.base.snapshotNid;
-  else if (ref.base && 'afterEvent' in ref.base) {
-    const id = ref.base.afterEvent;
-    const a = inBatch.get(id);
-    if (a) base = a.stateAfterNid;
-    else {
-      const { rows } = await tx.query<{ state_after_nid: number | null; outlier: boolean }>(
-        'SELECT state_after_nid, outlier FROM events WHERE event_id = $1',
-        [id],
-      );
-      if (rows.length === 0 || rows[0]!.outlier) throw new Error(`state after ${id} is not known`);
-      base = rows[0]!.state_after_nid;
-    }
-  }
-  return writeSnapshot(tx, roomNid, base, await triplesToNids(tx, ref.changes, inBatch, names));
-}
-
+/** Current state and memberships of the whole wave, one statement each. */
 async function applyCurrentStateChanges(
   tx: Queryable,
-  roomNid: number,
-  batch: AppendBatchInput,
-  inBatch: Map<string, AppendedEvent>,
+  wave: AcceptedBatch[],
+  nidOf: (id: string) => number | undefined,
   names: NameMaps,
-  lastPosition: number,
+  lastPositions: Map<AcceptedBatch, number>,
 ): Promise<void> {
-  const entries = await triplesToNids(tx, batch.currentStateChanges, inBatch, names);
+  // Last change wins for a key changed twice (one row may not be updated twice by one statement).
+  const entries = new Map<string, { room: number; e: StateEntryNids }>();
+  const members = new Map<string, { room: number; user: string; nid: number; pos: number }>();
+  for (const w of wave) {
+    const nids = triplesToNids(w.batch.currentStateChanges, names, nidOf);
+    w.batch.currentStateChanges.forEach((t, i) => {
+      const e = nids[i]!;
+      entries.set(`${w.room.nid}:${e.typeNid}:${e.stateKeyNid}`, { room: w.room.nid, e });
+      // Membership comes from the stored event JSON; a membership change takes the stream
+      // position of its event when it has one, else the batch's last.
+      if (t[0] === 'm.room.member') members.set(`${w.room.nid}:${t[1]}`, { room: w.room.nid, user: t[1], nid: e.eventNid, pos: lastPositions.get(w)! });
+    });
+  }
+  if (entries.size === 0) return;
+  const list = [...entries.values()];
+  const m = [...members.values()];
   await tx.query(
-    `INSERT INTO current_state (room_nid, type_nid, state_key_nid, event_nid)
-     SELECT $1, t, k, e FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u (t, k, e)
-     ON CONFLICT (room_nid, type_nid, state_key_nid) DO UPDATE SET event_nid = EXCLUDED.event_nid`,
-    [roomNid, entries.map((e) => e.typeNid), entries.map((e) => e.stateKeyNid), entries.map((e) => e.eventNid)],
-  );
-  const members = batch.currentStateChanges
-    .map((t, i) => ({ t, nid: entries[i]!.eventNid }))
-    .filter(({ t }) => t[0] === 'm.room.member');
-  if (members.length === 0) return;
-  // Membership from the stored event JSON (the batch's own events are stored by now); a
-  // membership change takes the stream position of its event when it has one.
-  await tx.query(
-    `INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_pos)
-     SELECT $1, u.user_id, COALESCE((e.json::jsonb -> 'content' ->> 'membership'), 'leave'), e.event_nid, COALESCE(e.stream_pos, $4)
-     FROM unnest($2::text[], $3::bigint[]) AS u (user_id, event_nid) JOIN events e ON e.event_nid = u.event_nid
+    `WITH cs AS (
+       INSERT INTO current_state (room_nid, type_nid, state_key_nid, event_nid)
+       SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+       ON CONFLICT (room_nid, type_nid, state_key_nid) DO UPDATE SET event_nid = EXCLUDED.event_nid
+     )
+     INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_pos)
+     SELECT u.room_nid, u.user_id, COALESCE((e.json::jsonb -> 'content' ->> 'membership'), 'leave'), e.event_nid, COALESCE(e.stream_pos, u.pos)
+     FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::bigint[]) AS u (room_nid, user_id, event_nid, pos) JOIN events e ON e.event_nid = u.event_nid
      ON CONFLICT (room_nid, user_id) DO UPDATE
        SET membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_pos = EXCLUDED.stream_pos`,
-    [roomNid, members.map((m) => m.t[1]), members.map((m) => m.nid), lastPosition],
+    [list.map((x) => x.room), list.map((x) => x.e.typeNid), list.map((x) => x.e.stateKeyNid), list.map((x) => x.e.eventNid),
+     m.map((x) => x.room), m.map((x) => x.user), m.map((x) => x.nid), m.map((x) => x.pos)],
   );
 }

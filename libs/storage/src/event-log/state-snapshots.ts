@@ -46,64 +46,122 @@ async function loadChainEntries(db: Queryable, from: number, stopAt: number): Pr
   return rows.map((r) => ({ typeNid: r.type_nid, stateKeyNid: r.state_key_nid, eventNid: r.event_nid }));
 }
 
-/** The base of the snapshot after `from`: the first snapshot along from's bases numbered <= target. */
-async function findBase(db: Queryable, from: number, target: number): Promise<number | null> {
-  const { rows } = await db.query<{ snapshot_nid: number }>(
-    `WITH RECURSIVE chain (snapshot_nid, parent_nid, chain_length) AS (
-       SELECT snapshot_nid, parent_nid, chain_length FROM state_snapshots WHERE snapshot_nid = $1
+/** A stored snapshot row with its own entries (its delta). Snapshots never change once written. */
+interface SnapshotNode {
+  parentNid: number | null;
+  chainLength: number;
+  entries: StateEntryNids[];
+}
+
+/**
+ * Snapshot nodes already read or written by this process, per Db (like the name caches). A node
+ * written by a transaction that rolled back stays here harmlessly: identity values are never
+ * reused, so nothing will ever cite its nid.
+ */
+const MAX_CACHED_NODES = 20_000;
+const nodeCaches = new WeakMap<object, Map<number, SnapshotNode>>();
+
+function nodeCache(key: object): Map<number, SnapshotNode> {
+  let c = nodeCaches.get(key);
+  if (!c) {
+    c = new Map();
+    nodeCaches.set(key, c);
+  }
+  return c;
+}
+
+function remember(cache: Map<number, SnapshotNode>, nid: number, node: SnapshotNode): void {
+  cache.delete(nid);
+  cache.set(nid, node);
+  if (cache.size > MAX_CACHED_NODES) cache.delete(cache.keys().next().value as number);
+}
+
+/** The chain of nodes from `from` down to its root, from the cache or in one query. */
+async function chainOf(db: Queryable, from: number, cache: Map<number, SnapshotNode>): Promise<Array<[number, SnapshotNode]>> {
+  const chain: Array<[number, SnapshotNode]> = [];
+  let nid: number | null = from;
+  while (nid !== null) {
+    const node = cache.get(nid);
+    if (!node) break;
+    chain.push([nid, node]);
+    nid = node.parentNid;
+  }
+  if (nid === null) return chain;
+  const { rows } = await db.query<{ snapshot_nid: number; parent_nid: number | null; chain_length: number; type_nid: number | null; state_key_nid: number | null; event_nid: number | null }>(
+    `WITH RECURSIVE chain (snapshot_nid, parent_nid, chain_length, lvl) AS (
+       SELECT snapshot_nid, parent_nid, chain_length, 0 FROM state_snapshots WHERE snapshot_nid = $1
        UNION ALL
-       SELECT s.snapshot_nid, s.parent_nid, s.chain_length FROM state_snapshots s JOIN chain c ON s.snapshot_nid = c.parent_nid
-       WHERE c.chain_length > $2
+       SELECT s.snapshot_nid, s.parent_nid, s.chain_length, c.lvl + 1 FROM state_snapshots s JOIN chain c ON s.snapshot_nid = c.parent_nid
      )
-     SELECT snapshot_nid FROM chain WHERE chain_length <= $2 LIMIT 1`,
-    [from, target],
+     SELECT c.snapshot_nid, c.parent_nid, c.chain_length, e.type_nid, e.state_key_nid, e.event_nid
+     FROM chain c LEFT JOIN state_snapshot_entries e ON e.snapshot_nid = c.snapshot_nid
+     ORDER BY c.lvl`,
+    [nid],
   );
-  return rows[0]?.snapshot_nid ?? null;
+  if (rows.length === 0) throw new Error(`state snapshot ${nid} does not exist`);
+  const loaded = new Map<number, SnapshotNode>();
+  for (const r of rows) {
+    let node = loaded.get(r.snapshot_nid);
+    if (!node) {
+      node = { parentNid: r.parent_nid, chainLength: r.chain_length, entries: [] };
+      loaded.set(r.snapshot_nid, node);
+      chain.push([r.snapshot_nid, node]);
+    }
+    if (r.type_nid !== null) node.entries.push({ typeNid: r.type_nid, stateKeyNid: r.state_key_nid!, eventNid: r.event_nid! });
+  }
+  for (const [n, node] of loaded) remember(cache, n, node);
+  return chain;
 }
 
 const lowbit = (n: number) => n & -n;
+const entryKey = (e: StateEntryNids) => `${e.typeNid}:${e.stateKeyNid}`;
 
 /**
  * Writes the snapshot of `from`'s state plus `changes`. With no changes it writes nothing
  * and returns `from` (which may be null: the empty state before a create event).
+ * One statement when `from`'s chain is cached (the usual case in persistence), two otherwise.
  */
 export async function writeSnapshot(
   tx: Queryable,
   roomNid: number,
   from: number | null,
   changes: StateEntryNids[],
+  cacheKey: object = tx,
 ): Promise<number | null> {
   if (changes.length === 0) return from;
+  const cache = nodeCache(cacheKey);
   let number = 1;
   let base: number | null = null;
-  let entries = changes;
+  const merged = new Map<string, StateEntryNids>();
   if (from !== null) {
-    const { rows } = await tx.query<{ chain_length: number }>('SELECT chain_length FROM state_snapshots WHERE snapshot_nid = $1', [from]);
-    if (rows.length === 0) throw new Error(`state snapshot ${from} does not exist`);
-    number = rows[0]!.chain_length + 1;
+    const chain = await chainOf(tx, from, cache);
+    number = chain[0]![1].chainLength + 1;
     const target = number - lowbit(number);
-    // The keys changed between the base and `from`, then this change on top.
-    const between = await loadChainEntries(tx, from, target);
-    base = await findBase(tx, from, target);
-    const merged = new Map<string, StateEntryNids>();
-    for (const e of between) merged.set(`${e.typeNid}:${e.stateKeyNid}`, e);
-    for (const e of changes) merged.set(`${e.typeNid}:${e.stateKeyNid}`, e);
-    entries = [...merged.values()];
+    // The keys changed between the base (the first ancestor numbered <= target) and `from`,
+    // nearest first, then this change on top.
+    for (const [nid, node] of chain) {
+      if (node.chainLength <= target) {
+        base = nid;
+        break;
+      }
+      for (const e of node.entries) if (!merged.has(entryKey(e))) merged.set(entryKey(e), e);
+    }
   }
+  // Last change wins when a key appears twice in `changes`.
+  for (const e of changes) merged.set(entryKey(e), e);
+  const list = [...merged.values()];
   const { rows } = await tx.query<{ snapshot_nid: number }>(
-    'INSERT INTO state_snapshots (room_nid, parent_nid, chain_length) VALUES ($1, $2, $3) RETURNING snapshot_nid',
-    [roomNid, base, number],
+    `WITH s AS (
+       INSERT INTO state_snapshots (room_nid, parent_nid, chain_length) VALUES ($1, $2, $3) RETURNING snapshot_nid
+     ), e AS (
+       INSERT INTO state_snapshot_entries (snapshot_nid, type_nid, state_key_nid, event_nid)
+       SELECT s.snapshot_nid, t, k, v FROM s, unnest($4::bigint[], $5::bigint[], $6::bigint[]) AS u (t, k, v)
+     )
+     SELECT snapshot_nid FROM s`,
+    [roomNid, base, number, list.map((e) => e.typeNid), list.map((e) => e.stateKeyNid), list.map((e) => e.eventNid)],
   );
   const snapshotNid = rows[0]!.snapshot_nid;
-  // Last change wins when a key appears twice in `changes`.
-  const dedup = new Map<string, StateEntryNids>();
-  for (const e of entries) dedup.set(`${e.typeNid}:${e.stateKeyNid}`, e);
-  const list = [...dedup.values()];
-  await tx.query(
-    `INSERT INTO state_snapshot_entries (snapshot_nid, type_nid, state_key_nid, event_nid)
-     SELECT $1, t, k, e FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u (t, k, e)`,
-    [snapshotNid, list.map((e) => e.typeNid), list.map((e) => e.stateKeyNid), list.map((e) => e.eventNid)],
-  );
+  remember(cache, snapshotNid, { parentNid: base, chainLength: number, entries: list });
   return snapshotNid;
 }
 

@@ -81,6 +81,21 @@ export async function beginJoinedServersChange(tx: Queryable, roomNid: number, b
   };
 }
 
+/**
+ * For local timeline events of rooms whose membership the batch does not change (joined
+ * servers before = after): their destinations, for any number of rooms, in one statement.
+ */
+export async function recordDestinations(tx: Queryable, events: Array<{ roomNid: number; streamPos: number; sender: string }>): Promise<void> {
+  if (events.length === 0) return;
+  await tx.query(
+    `INSERT INTO event_destinations (server_name, stream_pos, room_nid)
+     SELECT j.server_name, u.p, u.r FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u (r, p, own)
+     JOIN room_joined_servers j ON j.room_nid = u.r WHERE j.server_name <> u.own
+     ON CONFLICT DO NOTHING`,
+    [events.map((e) => e.roomNid), events.map((e) => e.streamPos), events.map((e) => serverOfUser(e.sender))],
+  );
+}
+
 async function joinedUsers(tx: Queryable, roomNid: number, users: string[]): Promise<string[]> {
   const { rows } = await tx.query<{ user_id: string }>(
     `SELECT user_id FROM room_memberships WHERE room_nid = $1 AND user_id = ANY($2::text[]) AND membership = 'join'`,
