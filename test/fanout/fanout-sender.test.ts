@@ -4,7 +4,7 @@
  * loopback with a test CA that authenticate every /send by its X-Matrix signature.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createNatsBus, publishOn, type BusTransport } from '@tessera/bus';
+import { createInProcessBus, createNatsBus, publishOn, type BusTransport } from '@tessera/bus';
 import { FederationClient } from '@tessera/federation-client';
 import { generateSigningKey } from '@tessera/protocol';
 import { createDb, eventLogMigrations, federationMigrations, fanoutSenderMigrations, migrate, shardLeaseOwners, type Db } from '@tessera/storage';
@@ -292,4 +292,44 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     // a keeps one member (v), b none after the ban; hs1 has alice.
     expect(kept.filter((r) => r.room_nid === room).map((r) => [r.server_name, r.joined_members])).toEqual([[a.name, 1], [HS, 1]].sort());
   });
+});
+
+/** The embedded default: PGlite and the in-process bus, the same sender and SQL. */
+describe('fanout-sender on the embedded runtime (PGlite, in-process bus)', () => {
+  it('delivers local events to the joined servers, survives a restart of the sender, and holds the leases alone', async () => {
+    const db = await createDb({});
+    const bus = createInProcessBus();
+    const hsKey = generateSigningKey('emb');
+    const crowd = await startRemoteCrowd(3, (o, k) => (o === HS && k === hsKey.keyId ? hsKey.publicKey : undefined), { prefix: 'e' });
+    const client = new FederationClient({ serverName: HS, signingKey: hsKey, ca: crowd.ca.certPem, resolver: crowd.resolver, allowedCidrs: LOOPBACK });
+    const settings: Partial<FanoutSenderSettings> = { leaseTtlMs: 1_000, backoffInitialMs: 50, backoffMaxMs: 200, pollIntervalMs: 200, shardCount: 8 };
+    const newSender = (replicaId: string) =>
+      new FanoutSender({ db, bus, serverName: HS, sender: new FederationTransactionSender(client, HS, 10_000), logger: quiet, settings: { ...settings, replicaId } });
+    try {
+      await migrate(db, [...eventLogMigrations, ...federationMigrations, ...fanoutSenderMigrations]);
+      const pipeline = await startPipeline(db, bus, HS, hsKey);
+      const servers = [...crowd.servers.values()];
+      const roomId = await pipeline.createRoom(`@alice:${HS}`);
+      for (const s of servers) await pipeline.remoteJoin(roomId, `@u:${s.name}`, generateSigningKey('x'));
+      const received = (s: RemoteServer) => s.txns.flatMap((t) => t.pdus.filter((p) => p.room_id === roomId).map((p) => pduId(p)));
+      let sender = newSender('embedded-1');
+      await sender.start();
+      expect(sender.ownedShards()).toHaveLength(8);
+      const sent = [await pipeline.send(roomId, `@alice:${HS}`, 'one'), await pipeline.send(roomId, `@alice:${HS}`, 'two')];
+      await eventually('every server has both', () => servers.every((s) => sent.every((id) => received(s).includes(id))));
+      await sender.stop();
+      sent.push(await pipeline.send(roomId, `@alice:${HS}`, 'while no sender runs'));
+      sender = newSender('embedded-2');
+      await sender.start();
+      await eventually('every server has all three', () => servers.every((s) => sent.every((id) => received(s).includes(id))));
+      for (const s of servers) expect(received(s)).toEqual(sent);
+      await sender.stop();
+      await pipeline.stop();
+    } finally {
+      client.close();
+      await crowd.close();
+      await bus.close();
+      await db.close();
+    }
+  }, 120_000);
 });
