@@ -72,6 +72,12 @@ export interface AppendedEventResult {
   stateAfterNid: number | null;
   /** Already stored before this request: nothing written for it. */
   duplicate: boolean;
+  /**
+   * Whether the event became one of the room's forward extremities. The decider moves its
+   * cached room view with this instead of reloading the room after each append (an event
+   * that arrived after events citing it does not become one).
+   */
+  extremity?: boolean;
 }
 
 export interface AppendReply {

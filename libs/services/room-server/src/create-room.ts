@@ -139,8 +139,17 @@ export async function createRoom(decider: Decider, req: CreateRoomRequest, serve
     const i = k.indexOf('\u0000');
     return [k.slice(0, i), k.slice(i + 1), id];
   });
-  await decider.locks.run(roomId!, () =>
+  const reply = await decider.locks.run(roomId!, () =>
     decider.append({ roomId: roomId!, roomVersion: rv.id, expectedSequence: 0, events: appendEvents, currentStateChanges }),
   );
+  // The room as just stored, so that its first sends read nothing back.
+  const last = appendEvents[appendEvents.length - 1]!;
+  const lastStored = reply.events[reply.events.length - 1]!;
+  appendEvents.forEach((e, i) => decider.cacheAppended(roomId!, e, events.get(e.eventId)!, reply.events[i]!));
+  decider.store.cacheSnapshot(lastStored.stateAfterNid, state);
+  decider.store.remember({
+    roomId: roomId!, roomVersion: rv, sequence: reply.sequence, state,
+    extremities: [{ eventId: last.eventId, depth: last.depth, stateAfterNid: lastStored.stateAfterNid }],
+  });
   return { roomId: roomId!, roomVersion: rv.id, eventIds: appendEvents.map((e) => e.eventId) };
 }

@@ -90,6 +90,16 @@ export class Decider {
     return this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, request, { timeoutMs: 5_000 });
   }
 
+  /** Caches an event this replica appended as it is now stored (not a duplicate: then the stored one stands). */
+  cacheAppended(roomId: string, e: AppendEvent, event: RoomEvent, r: AppendReply['events'][number]): void {
+    if (r.duplicate) return;
+    this.store.cacheEvent(event, {
+      eventNid: r.eventNid, eventId: e.eventId, roomId, type: e.type, stateKey: e.stateKey, sender: e.sender, depth: e.depth,
+      originServerTs: e.originServerTs, streamPos: r.streamPos, outlier: e.outlier ?? false, softFailed: e.softFailed ?? false,
+      rejectedReason: e.rejectedReason ?? null, stateBeforeNid: r.stateBeforeNid, stateAfterNid: r.stateAfterNid, redactedBy: null, json: e.json,
+    });
+  }
+
   /** Loads the events of some state keys of `state` for synchronous auth lookups. */
   async lookupFor(state: StateMap, keys: Array<[string, string]>, roomVersion: RoomVersion): Promise<(type: string, key: string) => RoomEvent | undefined> {
     const ids = keys.map(([t, k]) => state.get(stateKey(t, k))).filter((x): x is string => x !== undefined);
@@ -183,6 +193,9 @@ export class Decider {
             state: chain.state,
             extremities: [...view.extremities.filter((e) => !cited.has(e.eventId)), { eventId: last.eventId, depth: last.depth, stateAfterNid: lastAppended.stateAfterNid }],
           });
+          // What we just built is what is stored: the next send needs no read of it.
+          this.store.cacheSnapshot(lastAppended.stateAfterNid, chain.state);
+          chain.request.events.forEach((e, i) => this.cacheAppended(view.roomId, e, chain.builtEvents[i]!, reply.events[i]!));
           chain.included.forEach((inc, i) => {
             if (inc.redacts) this.store.evictEvent(inc.redacts);
             inc.item.resolve({ eventId: inc.eventId, streamPos: reply.events[i]!.streamPos });
@@ -265,9 +278,12 @@ export class Decider {
         }
         let redaction: AppendEvent['redaction'] = null;
         if (spec.type === 'm.room.redaction' && spec.redacts) redaction = await this.redactionFor(view, spec.sender, spec.redacts, lookup, true);
+        // Last, once the event is authorized: a hook may involve another server (a remote
+        // invitee's server signs its invite). Its refusal refuses this send alone.
+        const pdu = options.beforeAppend ? await runBeforeAppend(options.beforeAppend, b.pdu, rv) : b.pdu;
         events.push({
           eventId: b.eventId,
-          json: b.pdu as Record<string, unknown>,
+          json: pdu as Record<string, unknown>,
           type: spec.type,
           stateKey: spec.stateKey ?? null,
           sender: spec.sender,
@@ -306,7 +322,8 @@ export class Decider {
       currentStateChanges: [...currentStateChanges.values()],
       clientTxns: txns,
     };
-    return { request, included, aliases, refused, state, citedExtremities: included.length > 0 ? prevExtremities.map((p) => p.eventId) : [] };
+    const builtEvents = events.map((e) => built.get(e.eventId)!.event);
+    return { request, included, aliases, refused, state, builtEvents, citedExtremities: included.length > 0 ? prevExtremities.map((p) => p.eventId) : [] };
   }
 
   /**
@@ -451,9 +468,25 @@ export class Decider {
       rejectedReason,
     };
     const expectedSequence = view?.sequence ?? 0;
+    // After an append the cached view moves with the reply (no reload for the next PDU).
+    const moveView = (sent: AppendEvent, reply: AppendReply, newState?: StateMap) => {
+      const r = reply.events[0]!;
+      this.cacheAppended(roomId, sent, event, r);
+      if (!view || r.duplicate) {
+        this.store.forget(roomId);
+        return;
+      }
+      let extremities = view.extremities;
+      if (r.streamPos !== null) {
+        const cited = new Set(event.prev_events);
+        extremities = extremities.filter((x) => !cited.has(x.eventId));
+        if (r.extremity) extremities = [...extremities, { eventId: event.event_id, depth: sent.depth, stateAfterNid: r.stateAfterNid }];
+      }
+      this.store.remember({ ...view, sequence: reply.sequence, state: newState ?? view.state, extremities });
+    };
     if (outlier) {
-      await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [{ ...base, outlier: true }], currentStateChanges: [] });
-      this.store.forget(roomId);
+      const sent: AppendEvent = { ...base, outlier: true };
+      moveView(sent, await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [sent], currentStateChanges: [] }));
       return rejectedReason ? { accepted: false, error: rejectedReason } : { accepted: true };
     }
 
@@ -488,8 +521,8 @@ export class Decider {
       }
     }
     if (rejectedReason) {
-      await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [{ ...base, rejectedReason, stateBefore: stateRef }], currentStateChanges: [] });
-      this.store.forget(roomId);
+      const sent: AppendEvent = { ...base, rejectedReason, stateBefore: stateRef };
+      moveView(sent, await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [sent], currentStateChanges: [] }));
       return { accepted: false, error: rejectedReason };
     }
 
@@ -508,13 +541,14 @@ export class Decider {
     // 5. The room's new current state: the state after the event when it is the only
     // extremity, else the resolution of every extremity's state.
     let currentStateChanges: StateTriple[] = [];
+    let newCurrent: StateMap | undefined;
     let redaction: AppendEvent['redaction'] = null;
     const stateAfter = new Map(stateBefore);
     if (event.state_key !== undefined) stateAfter.set(stateKey(event.type, event.state_key), event.event_id);
     if (!softFailed) {
       const cited = new Set(event.prev_events);
       const others = (view?.extremities ?? []).filter((e) => !cited.has(e.eventId));
-      let newCurrent = stateAfter;
+      newCurrent = stateAfter;
       if (others.length > 0) {
         const otherStates = await Promise.all(others.map((o) => this.store.snapshot(o.stateAfterNid)));
         newCurrent = await this.resolve(roomVersion, [stateAfter, ...otherStates], [[event.event_id, event]]);
@@ -527,14 +561,16 @@ export class Decider {
         }
       }
     }
-    await this.append({
-      roomId,
-      roomVersion: roomVersion.id,
-      expectedSequence,
-      events: [{ ...base, softFailed, stateBefore: stateRef, redaction }],
-      currentStateChanges,
-    });
-    this.store.forget(roomId);
+    const sent: AppendEvent = { ...base, softFailed, stateBefore: stateRef, redaction };
+    const reply = await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [sent], currentStateChanges });
+    // The stored current state: the old one with the changes applied (diffStates never removes a key).
+    const storedCurrent = newCurrent ? new Map(current) : undefined;
+    for (const [t, k, id] of currentStateChanges) storedCurrent?.set(stateKey(t, k), id);
+    moveView(sent, reply, storedCurrent);
+    if (!reply.events[0]!.duplicate) {
+      this.store.cacheSnapshot(reply.events[0]!.stateBeforeNid, stateBefore);
+      this.store.cacheSnapshot(reply.events[0]!.stateAfterNid, stateAfter);
+    }
     if (redaction) this.store.evictEvent(redaction.targetEventId);
     return softFailed ? { accepted: true, softFailed: true } : { accepted: true };
   }
@@ -558,6 +594,20 @@ export class Decider {
     }
     return resolveState(rv, states, { get: (id) => events.get(id) }, { isRejected: (id) => rejected.has(id) });
   }
+}
+
+/** Runs a send's beforeAppend hook; any failure becomes a refusal of that send (M_UNKNOWN unless the hook says). */
+async function runBeforeAppend(hook: NonNullable<LocalSendOptions['beforeAppend']>, pdu: Pdu, rv: RoomVersion): Promise<Pdu> {
+  let out: Pdu;
+  try {
+    out = await hook(pdu, rv);
+  } catch (err) {
+    if (err instanceof BusError) throw err;
+    throw new BusError('M_UNKNOWN', `the event could not be completed before sending: ${(err as Error)?.message ?? String(err)}`);
+  }
+  // The hook may add signatures only: the event (and so its id) must stay the one authorized.
+  if (computeEventId(out, rv) !== computeEventId(pdu, rv)) throw new BusError('M_UNKNOWN', 'the event changed before sending');
+  return out;
 }
 
 function resultOf(stored: StoredEvent): PduResult {

@@ -6,7 +6,7 @@
  */
 import type { Pdu, RoomEvent, RoomVersion, StateMap } from '@tessera/protocol';
 import { getRoomVersion, pduToRoomEvent, stateKey } from '@tessera/protocol';
-import { getCurrentState, getEvents, getForwardExtremities, getRoom, getRoomSequence, loadSnapshot, type Db, type StoredEvent } from '@tessera/storage';
+import { getEvents, getRoomHead, getRoomSequences, loadSnapshot, type Db, type StoredEvent } from '@tessera/storage';
 
 export interface RoomExtremity {
   eventId: string;
@@ -51,7 +51,7 @@ export class Lru<K, V> {
 export class RoomStore {
   private readonly views = new Map<string, RoomView>();
   private readonly events = new Lru<string, { event: RoomEvent; stored: StoredEvent }>(50_000);
-  private readonly snapshots = new Lru<number, StateMap>(2_000);
+  private readonly snapshots = new Lru<number, StateMap>(5_000);
 
   constructor(readonly db: Db) {}
 
@@ -67,26 +67,60 @@ export class RoomStore {
    */
   async freshView(roomId: string): Promise<RoomView | null> {
     const cached = this.views.get(roomId);
-    if (cached && (await getRoomSequence(this.db, roomId)) === cached.sequence) return cached;
+    if (cached && (await this.sequenceOf(roomId)) === cached.sequence) return cached;
     return this.reload(roomId);
+  }
+
+  private pendingSequences = new Map<string, Array<{ resolve: (s: number | null) => void; reject: (e: unknown) => void }>>();
+  private readingSequences = false;
+
+  /**
+   * The room's stored sequence. Checks asked for while a read is in flight go together in the
+   * next read: one query for many busy rooms instead of one each (an answer read a little
+   * later is only fresher).
+   */
+  private sequenceOf(roomId: string): Promise<number | null> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.pendingSequences.get(roomId) ?? [];
+      waiting.push({ resolve, reject });
+      this.pendingSequences.set(roomId, waiting);
+      if (!this.readingSequences) void this.readSequences();
+    });
+  }
+
+  private async readSequences(): Promise<void> {
+    this.readingSequences = true;
+    try {
+      while (this.pendingSequences.size > 0) {
+        const batch = this.pendingSequences;
+        this.pendingSequences = new Map();
+        try {
+          const found = await getRoomSequences(this.db, [...batch.keys()]);
+          for (const [roomId, waiting] of batch) for (const w of waiting) w.resolve(found.get(roomId) ?? null);
+        } catch (err) {
+          for (const waiting of batch.values()) for (const w of waiting) w.reject(err);
+        }
+      }
+    } finally {
+      this.readingSequences = false;
+    }
   }
 
   async reload(roomId: string): Promise<RoomView | null> {
     this.views.delete(roomId);
-    const room = await getRoom(this.db, roomId);
-    if (!room) return null;
-    const [state, extremities] = await Promise.all([getCurrentState(this.db, roomId), getForwardExtremities(this.db, roomId)]);
+    // One statement: sequence, state and extremities from one snapshot of the database.
+    const head = await getRoomHead(this.db, roomId);
+    if (!head) return null;
     const view: RoomView = {
       roomId,
-      roomVersion: getRoomVersion(room.roomVersion),
-      sequence: room.sequence,
-      state: tripleMap(state),
-      extremities,
+      roomVersion: getRoomVersion(head.roomVersion),
+      sequence: head.sequence,
+      state: tripleMap(head.state),
+      extremities: head.extremities,
     };
-    // A concurrent append may have moved the room between the queries: a stale view is
-    // harmless (the append's sequence check refuses it) but must not be kept.
-    const again = await getRoom(this.db, roomId);
-    if (again?.sequence === room.sequence) this.views.set(roomId, view);
+    // A view this replica moved meanwhile with its own append is newer: keep that one.
+    const cached = this.views.get(roomId);
+    if (!cached || cached.sequence < view.sequence) this.views.set(roomId, view);
     return view;
   }
 
@@ -124,6 +158,11 @@ export class RoomStore {
 
   evictEvent(id: string): void {
     this.events.delete(id);
+  }
+
+  /** The state a snapshot holds, when the caller knows it (it built that state): no load later. */
+  cacheSnapshot(nid: number | null, state: StateMap): void {
+    if (nid !== null) this.snapshots.set(nid, state);
   }
 
   async snapshot(nid: number | null): Promise<StateMap> {

@@ -72,6 +72,8 @@ export interface AppendedEvent {
   stateAfterNid: number | null;
   /** The event was already stored; nothing was written for it. */
   duplicate: boolean;
+  /** It became a forward extremity of its room. */
+  extremity?: boolean;
 }
 
 export interface AppendBatchResult {
@@ -485,7 +487,12 @@ async function insertEvents(tx: Queryable, rows: Row[], inWave: Map<string, Row>
   const edges = (pick: (e: AppendEventInput) => string[]) => {
     const ids: string[] = [];
     const to: string[] = [];
-    for (const r of rows) for (const p of new Set(pick(r.e))) (ids.push(r.e.eventId), to.push(p));
+    for (const r of rows) {
+      for (const p of new Set(pick(r.e))) {
+        ids.push(r.e.eventId);
+        to.push(p);
+      }
+    }
     return [ids, to];
   };
   const [prevIds, prevTo] = edges((e) => e.prevEvents);
@@ -494,9 +501,13 @@ async function insertEvents(tx: Queryable, rows: Row[], inWave: Map<string, Row>
   const goneIds: string[] = [];
   for (const r of rows) {
     if (!r.timeline) continue;
-    for (const p of r.e.prevEvents) if (!inWave.has(p)) (goneRooms.push(r.roomNid), goneIds.push(p));
+    for (const p of r.e.prevEvents) {
+      if (inWave.has(p)) continue;
+      goneRooms.push(r.roomNid);
+      goneIds.push(p);
+    }
   }
-  const { rows: inserted } = await tx.query<{ event_id: string; event_nid: number }>(
+  const { rows: inserted } = await tx.query<{ event_id: string; event_nid: number; extremity: boolean }>(
     `WITH input AS (
        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
                             $9::boolean[], $10::boolean[], $11::text[], $12::bigint[], $13::bigint[], $14::text[])
@@ -522,8 +533,9 @@ async function insertEvents(tx: Queryable, rows: Row[], inWave: Map<string, Row>
        INSERT INTO forward_extremities (room_nid, event_nid)
        SELECT ev.room_nid, ev.event_nid FROM ev
        WHERE ev.event_id = ANY($21::text[]) AND NOT EXISTS (SELECT 1 FROM event_prev_edges WHERE prev_event_id = ev.event_id)
+       RETURNING event_nid
      )
-     SELECT event_id, event_nid FROM ev`,
+     SELECT ev.event_id, ev.event_nid, EXISTS (SELECT 1 FROM ext WHERE ext.event_nid = ev.event_nid) AS extremity FROM ev`,
     [
       rows.map((r) => r.e.eventId), rows.map((r) => r.roomNid), rows.map((r) => r.typeNid), rows.map((r) => r.stateKeyNid),
       rows.map((r) => r.e.sender), rows.map((r) => r.e.depth), rows.map((r) => r.e.originServerTs), rows.map((r) => r.streamPos),
@@ -534,8 +546,10 @@ async function insertEvents(tx: Queryable, rows: Row[], inWave: Map<string, Row>
     ],
   );
   const nids = new Map(inserted.map((r) => [r.event_id, r.event_nid]));
+  const extremities = new Set(inserted.filter((r) => r.extremity).map((r) => r.event_id));
   for (const r of rows) {
     const nid = nids.get(r.e.eventId);
+    r.out.extremity = extremities.has(r.e.eventId);
     // The duplicates were found under the stream counter lock: a conflict here means another
     // writer ignored that lock. Abort rather than guess.
     if (nid === undefined) throw new Error(`event ${r.e.eventId} was stored by another writer during the append`);
