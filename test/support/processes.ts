@@ -7,7 +7,6 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const TSX = `${REPO_ROOT}node_modules/.bin/tsx`;
 
 /** Variables that would silently change which database, bus or config a child uses. */
 const INHERITED_OVERRIDES = [
@@ -28,7 +27,9 @@ export function startApp(app: string, env: Record<string, string>): AppProcess {
   const childEnv: Record<string, string | undefined> = { ...process.env };
   for (const name of INHERITED_OVERRIDES) delete childEnv[name];
   Object.assign(childEnv, { LOG_LEVEL: 'warn' }, env);
-  const child = spawn(TSX, [`apps/${app}/src/main.ts`], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // node --import tsx, not the tsx CLI: the CLI relays SIGTERM and, when the child does not
+  // acknowledge within 30 ms (a loaded machine), SIGKILLs it and exits 143.
+  const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
