@@ -373,9 +373,20 @@ export class Decider {
         const id = await this.inputOne(req, rv, pdu, true, undefined, results);
         void id;
       }
+      // Which of the new PDUs are stored already, in one query for the whole list (found ones
+      // are cached; the others need no second look under this room lock).
+      const ids = req.pdus.map((p) => {
+        try {
+          return computeEventId(p, rv);
+        } catch {
+          return undefined;
+        }
+      }).filter((id): id is string => id !== undefined);
+      const found = await this.store.getEvents(ids, rv);
+      const absent = new Set(ids.filter((id) => !found.has(id)));
       let first = true;
       for (const pdu of req.pdus) {
-        await this.inputOne(req, rv, pdu, false, first ? req.stateBeforeFirst : undefined, results);
+        await this.inputOne(req, rv, pdu, false, first ? req.stateBeforeFirst : undefined, results, absent);
         first = false;
       }
       return { results };
@@ -389,6 +400,7 @@ export class Decider {
     outlier: boolean,
     stateBeforeIds: string[] | undefined,
     results: Record<string, PduResult>,
+    absent?: Set<string>,
   ): Promise<void> {
     let event: RoomEvent;
     try {
@@ -409,7 +421,7 @@ export class Decider {
     }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
-        results[id] = await this.decideRemote(req.roomId, rv, pdu, event, outlier, stateBeforeIds, attempt > 0);
+        results[id] = await this.decideRemote(req.roomId, rv, pdu, event, outlier, stateBeforeIds, attempt > 0, attempt === 0 && absent?.has(id));
         return;
       } catch (err) {
         if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
@@ -432,8 +444,9 @@ export class Decider {
     outlier: boolean,
     stateBeforeIds: string[] | undefined,
     reload: boolean,
+    knownAbsent = false,
   ): Promise<PduResult> {
-    const existing = (await this.store.getEvents([event.event_id], rv)).get(event.event_id);
+    const existing = knownAbsent ? undefined : (await this.store.getEvents([event.event_id], rv)).get(event.event_id);
     if (existing && (outlier || !existing.stored.outlier)) return resultOf(existing.stored);
 
     const view = reload ? await this.store.reload(roomId) : await this.store.view(roomId);

@@ -373,24 +373,51 @@ export class RoomFederation {
     if (!isKnownRoomVersion(req.roomVersion)) throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(req.roomVersion)} is not supported`);
     const rv = getRoomVersion(req.roomVersion);
     const results: InputPdusReply['results'] = {};
+    // PDUs whose prev events are known (stored, or earlier in the run) go to the decider
+    // together, in order: one call, one room lock and the cached room view for the run.
+    let run: Pdu[] = [];
+    const inRun = new Set<string>();
+    const flush = async () => {
+      if (run.length === 0) return;
+      const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: run });
+      Object.assign(results, reply.results);
+      run = [];
+      inRun.clear();
+    };
     for (const pdu of req.pdus) {
       let stateBeforeFirst: string[] | undefined;
+      let gap = false;
+      let eventId: string | undefined;
       try {
         const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
-        if ((await this.unusable(event.prev_events, rv)).length > 0) stateBeforeFirst = await this.fillGap(req.origin, req.roomId, rv, event);
+        eventId = event.event_id;
+        gap = (await this.unusable(event.prev_events.filter((p) => !inRun.has(p)), rv)).length > 0;
+        if (gap) {
+          await flush();
+          stateBeforeFirst = await this.fillGap(req.origin, req.roomId, rv, event);
+        }
       } catch (err) {
         if (!(err instanceof EventFormatError || err instanceof FederationError || err instanceof InvalidStateResponseError)) throw err;
         this.o.log?.('could not fill a gap before a federated event', { roomId: req.roomId, origin: req.origin, error: err.message });
       }
-      const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: [pdu], stateBeforeFirst });
-      Object.assign(results, reply.results);
+      if (gap || eventId === undefined) {
+        await flush();
+        const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: [pdu], stateBeforeFirst });
+        Object.assign(results, reply.results);
+        continue;
+      }
+      run.push(pdu);
+      inRun.add(eventId);
     }
+    await flush();
     return { results };
   }
 
   /** Prev events that are not stored as accepted timeline events. */
-  private async unusable(ids: string[], _rv: RoomVersion): Promise<string[]> {
-    const stored = await getEvents(this.o.db, ids);
+  private async unusable(ids: string[], rv: RoomVersion): Promise<string[]> {
+    // Through the decider's event cache: an event it holds as accepted stays so.
+    const held = await this.o.decider.store.getEvents(ids, rv);
+    const stored = new Map([...held].map(([id, h]) => [id, h.stored]));
     return ids.filter((id) => {
       const s = stored.get(id);
       return !s || s.outlier || s.rejectedReason !== null;
