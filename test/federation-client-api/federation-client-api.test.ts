@@ -116,14 +116,7 @@ describe.skipIf(!services.postgres || !services.nats)('the client API over feder
     expect(await joinedRooms(hs2, dan)).toEqual(expect.arrayContaining([first, second]));
   }, TEST_TIMEOUT);
 
-  /**
-   * MISSING PIECE (room-server decider, not client-api): hs1 refuses the send_join of a room
-   * version 12 room with "auth events: no m.room.create event in the auth state": Decider
-   * decideRemote authorizes an incoming PDU against its cited auth events only, and in room
-   * version 12 the create event is never cited (the room id names it). Remove `.skip` once the
-   * decider adds the room's create event to the auth lookup for such rooms.
-   */
-  it.skip('joins a room version 12 room (whose id names no server) with a via hint [skipped: decider does not look up the uncited create event]', async () => {
+  it('joins a room version 12 room (whose id names no server) with a via hint', async () => {
     const roomId = await createRoom({ preset: 'public_chat', room_version: '12' });
     const joined = await hs2.ok<{ room_id: string }>('POST', v3(`join/${enc(roomId)}?via=${enc(hs1.serverName)}`), { token: hs2.token(dan), body: {} });
     expect(joined.room_id).toBe(roomId);

@@ -452,13 +452,20 @@ export class Decider {
     const view = reload ? await this.store.reload(roomId) : await this.store.view(roomId);
     const roomVersion = view?.roomVersion ?? rv;
 
-    // 1. The event's own auth events.
-    const authEvents = await this.store.getEvents(event.auth_events, roomVersion);
-    const missingAuth = event.auth_events.filter((a) => !authEvents.has(a));
+    // 1. The event's own auth events. From room v12 the create event is never cited: the room id
+    // names it (`!` + its reference hash), so it joins the auth state without being an auth event.
+    const createId =
+      roomVersion.roomIdIsCreateEventHash && event.type !== 'm.room.create' && typeof event.room_id === 'string'
+        ? `$${event.room_id.slice(1)}`
+        : undefined;
+    const authIds = createId ? [...event.auth_events, createId] : event.auth_events;
+    const authEvents = await this.store.getEvents(authIds, roomVersion);
+    const missingAuth = authIds.filter((a) => !authEvents.has(a));
     if (missingAuth.length > 0) return { accepted: false, error: `auth events not known here: ${missingAuth.join(', ')}` };
     let rejectedReason: string | null = null;
     try {
-      checkAuthEvents(event, [...authEvents.values()].map((a) => a.event), roomVersion, {
+      const cited = event.auth_events.map((a) => authEvents.get(a)!);
+      checkAuthEvents(event, cited.map((a) => a.event), roomVersion, {
         isRejected: (a) => authEvents.get(a)?.stored.rejectedReason != null,
       });
       const byKey = new Map([...authEvents.values()].map((a) => [stateKey(a.event.type, a.event.state_key ?? ''), a.event]));

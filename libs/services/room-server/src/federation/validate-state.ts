@@ -59,6 +59,11 @@ export async function validateStateAndAuthChain(
     if (i < statePdus.length) stateIds.add(c.eventId);
   });
 
+  // From room v12 the create event is never cited: the room id names it, and every other event
+  // depends on it as if it were an auth event.
+  const createId = roomVersion.roomIdIsCreateEventHash ? `$${roomId.slice(1)}` : undefined;
+  const authIdsOf = (e: RoomEvent): string[] => (createId && e.type !== 'm.room.create' ? [...e.auth_events, createId] : e.auth_events);
+
   // Auth order: an event after every auth event it cites (Kahn over the auth DAG).
   const ordered: ValidatedEvent[] = [];
   const done = new Set<string>(known.keys());
@@ -66,9 +71,10 @@ export async function validateStateAndAuthChain(
   while (pending.size > 0) {
     let progressed = false;
     for (const [id, v] of pending) {
-      const missing = v.event.auth_events.filter((a) => !done.has(a) && !byId.has(a));
+      const authIds = authIdsOf(v.event);
+      const missing = authIds.filter((a) => !done.has(a) && !byId.has(a));
       if (missing.length > 0) throw new InvalidStateResponseError(`event ${id} cites auth events the response does not hold: ${missing.join(', ')}`);
-      if (v.event.auth_events.every((a) => done.has(a))) {
+      if (authIds.every((a) => done.has(a))) {
         ordered.push(v);
         done.add(id);
         pending.delete(id);
@@ -83,7 +89,8 @@ export async function validateStateAndAuthChain(
     const authEvents = v.event.auth_events.map((a) => eventOf(a)!);
     try {
       checkAuthEvents(v.event, authEvents, roomVersion);
-      const byKey = new Map(authEvents.map((a) => [stateKey(a.type, a.state_key ?? ''), a]));
+      const authState = authIdsOf(v.event).map((a) => eventOf(a)!);
+      const byKey = new Map(authState.map((a) => [stateKey(a.type, a.state_key ?? ''), a]));
       authorize(v.event, (t, k) => byKey.get(stateKey(t, k)), roomVersion);
     } catch (err) {
       if (err instanceof AuthError) throw new InvalidStateResponseError(`event ${v.eventId} (${v.event.type}) is not authorized by its auth events: ${err.message}`);
