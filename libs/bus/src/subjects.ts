@@ -24,14 +24,15 @@ export const Subjects = {
    */
   persistenceAppend: PERSISTENCE_APPEND,
   /**
-   * Publish/subscribe, from persistence after commit: StreamEventNotification. client-api
-   * subscribes without a queue group (every replica has its own /sync waiters); fanout-sender
-   * with QueueGroups.fanoutSender.
+   * Publish/subscribe, from persistence after commit: StreamEventNotification. Subscribed
+   * without a queue group: every client-api replica has its own /sync waiters, and every
+   * fanout-sender replica acts only on the destinations of the shards it leases (with a queue
+   * group, a notification handed to a replica that does not own the destination would be lost).
    */
   streamEvents: STREAM_EVENTS,
   /** Publish/subscribe, from federation-ingress: InboundEdu, consumed by client-api. */
   eduInbound: EDU_INBOUND,
-  /** Publish/subscribe, from client-api: OutboundEdu, consumed by fanout-sender (QueueGroups.fanoutSender). */
+  /** Publish/subscribe, from client-api: OutboundEdu, consumed by every fanout-sender replica (no queue group: each sends only for its own shards). */
   eduOutbound: EDU_OUTBOUND,
 } as const;
 
