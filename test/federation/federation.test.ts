@@ -161,6 +161,29 @@ describe.skipIf(!services.postgres)('federation between two homeservers over HTT
     expect((await getEvent(hs1.db, first.eventId))?.streamPos).not.toBeNull();
   });
 
+  it('fills a gap of 300 events by paging get_missing_events backwards, and stores them oldest first', async () => {
+    // hs2 accepts a chain of 301 of bob's events; hs1 receives only the last: the 300 before
+    // it are more than one get_missing_events answer holds (at most 100 here).
+    const chain: string[] = [];
+    for (let i = 0; i <= 300; i++) {
+      const e = await buildRemotePdu(hs2.db, roomId, { type: 'm.room.message', sender: bob, content: { msgtype: 'm.text', body: `gap ${i}` } }, hs2.serverName, hs2.signingKey);
+      const r = await hs2.bus.request<object, { results: Record<string, { accepted: boolean }> }>(ROOMSERVER_FEDERATION, { op: 'inputFederatedPdus', roomId, roomVersion: '10', origin: hs2.serverName, pdus: [e.pdu] });
+      expect(r.results[e.eventId]?.accepted).toBe(true);
+      chain.push(e.eventId);
+      if (i === 300) {
+        const res = await as2.put<any>(hs1.serverName, '/_matrix/federation/v1/send/txn-long-gap', { origin: hs2.serverName, origin_server_ts: Date.now(), pdus: [e.pdu] });
+        expect(res.pdus[e.eventId]).toEqual({});
+      }
+    }
+    // Every event of the gap is in hs1's timeline (not an outlier bridged by fetched state), in chain order.
+    const stored = await Promise.all(chain.map((id) => getEvent(hs1.db, id)));
+    const missing = chain.filter((_, i) => !stored[i] || stored[i]!.outlier || stored[i]!.rejectedReason || stored[i]!.streamPos === null);
+    expect(missing).toEqual([]);
+    const positions = stored.map((e) => Number(e!.streamPos));
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    expect(new Set(positions).size).toBe(positions.length);
+  });
+
   it('answers state, state_ids, event, event_auth, backfill and get_missing_events as the spec says', async () => {
     const latest = (await getCurrentState(hs1.db, roomId)).find(([t, k]) => t === 'm.room.member' && k === bob)![2];
     const stateIds = await as2.get<any>(hs1.serverName, `/_matrix/federation/v1/state_ids/${enc(roomId)}`, { query: { event_id: latest } });

@@ -26,6 +26,12 @@ import { InvalidStateResponseError, validateStateAndAuthChain, type ValidatedEve
 
 /** Outliers per append request: keeps a bus message well under NATS's payload limit. */
 const OUTLIER_BATCH = 250;
+/** Events asked for per get_missing_events request (our servers answer at most 100). */
+const MISSING_EVENTS_PAGE = 100;
+/** The longest gap filled event by event; beyond it the state at the gap's edge is fetched. */
+const MISSING_EVENTS_TOTAL = 3000;
+/** Fetched events per decider call: the room lock is released between batches. */
+const GAP_INPUT_BATCH = 100;
 const SUPPORTED_VERSIONS = [...ROOM_VERSIONS.keys()];
 /** Stripped state sent with invites and knocks (spec: "Stripped state"). */
 export const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
@@ -426,24 +432,15 @@ export class RoomFederation {
 
   /**
    * Fetches what the room misses before `event`: first the events themselves
-   * (get_missing_events, decided in order), then, if a gap remains, the state at each missing
-   * prev event. Returns the state before `event` when it had to be computed from fetched state.
+   * (get_missing_events, paged backwards, decided oldest first), then, if a gap remains, the
+   * state at each missing prev event. Returns the state before `event` when it had to be
+   * computed from fetched state.
    */
   private async fillGap(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<string[] | undefined> {
-    const view = await this.o.decider.store.view(roomId);
-    const earliest = (view?.extremities ?? []).map((e) => e.eventId);
     try {
-      const res = await this.o.client.post<{ events?: unknown }>(origin, `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`, {
-        // min_depth 0: a fork may start below our extremities' depth.
-        earliest_events: earliest, latest_events: [event.event_id], limit: 50, min_depth: 0,
-      });
-      const fetched = Array.isArray(res.events) ? res.events : [];
-      const checks = await this.verifier.verifyAll(fetched, rv);
-      const good = checks
-        .filter((c): c is Extract<typeof c, { ok: true }> => c.ok && c.pdu.room_id === roomId)
-        .sort((a, b) => (a.pdu.depth ?? 0) - (b.pdu.depth ?? 0));
-      for (const c of good) {
-        await this.o.decider.inputPdus({ op: 'inputPdus', roomId, roomVersion: rv.id, origin, pdus: [c.pdu] });
+      const events = await this.fetchMissingEvents(origin, roomId, rv, event);
+      for (let i = 0; i < events.length; i += GAP_INPUT_BATCH) {
+        await this.o.decider.inputPdus({ op: 'inputPdus', roomId, roomVersion: rv.id, origin, pdus: events.slice(i, i + GAP_INPUT_BATCH) });
       }
     } catch (err) {
       if (!(err instanceof FederationError)) throw err;
@@ -479,6 +476,69 @@ export class RoomFederation {
     return [...before.values()];
   }
 
+  /**
+   * The events between this room's extremities and `event`, oldest first, as far as they
+   * connect to events held here. get_missing_events answers at most a page (100 events on our
+   * servers, often fewer elsewhere): it is asked again with the earliest fetched events whose
+   * prev events are still missing as the new latest_events, until the gap is closed or
+   * MISSING_EVENTS_TOTAL events are fetched. Events that do not connect are left out: a gap
+   * that long is bridged with the state at its edge instead (fillGap).
+   */
+  private async fetchMissingEvents(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<Pdu[]> {
+    const view = await this.o.decider.store.view(roomId);
+    const earliest = new Set((view?.extremities ?? []).map((e) => e.eventId));
+    const fetched = new Map<string, Pdu>();
+    /** Prev events held here as accepted timeline events, and those that are not. */
+    const held = new Set<string>();
+    const missing = new Set<string>();
+    const classify = async (ids: Iterable<string>) => {
+      const open = [...new Set(ids)].filter((id) => !fetched.has(id) && !held.has(id) && !missing.has(id));
+      if (open.length === 0) return;
+      const unusable = new Set(await this.unusable(open, rv));
+      for (const id of open) {
+        if (unusable.has(id)) missing.add(id);
+        else held.add(id);
+      }
+    };
+    await classify(event.prev_events);
+    const asked = new Set<string>();
+    let latest = [event.event_id];
+    let received = 0;
+    while (latest.length > 0 && received < MISSING_EVENTS_TOTAL) {
+      latest.forEach((id) => asked.add(id));
+      const res = await this.o.client.post<{ events?: unknown }>(origin, `/_matrix/federation/v1/get_missing_events/${enc(roomId)}`, {
+        // min_depth 0: a fork may start below our extremities' depth.
+        earliest_events: [...earliest], latest_events: latest, limit: Math.min(MISSING_EVENTS_PAGE, MISSING_EVENTS_TOTAL - received), min_depth: 0,
+      });
+      const checks = await this.verifier.verifyAll(Array.isArray(res.events) ? res.events : [], rv);
+      const page: string[] = [];
+      for (const c of checks) {
+        if (!c.ok || c.pdu.room_id !== roomId || fetched.has(c.eventId) || c.eventId === event.event_id) continue;
+        fetched.set(c.eventId, c.pdu);
+        page.push(c.eventId);
+      }
+      if (page.length === 0) break;
+      received += page.length;
+      // Events of the page held here already are not fetched events but known ones.
+      const pageUnusable = new Set(await this.unusable(page, rv));
+      for (const id of page.filter((p) => !pageUnusable.has(p))) {
+        fetched.delete(id);
+        held.add(id);
+        missing.delete(id);
+        earliest.add(id);
+      }
+      for (const id of page) missing.delete(id);
+      await classify([...fetched.values()].flatMap((p) => prevIds(p)));
+      // Ask next from the fetched events that cite something neither fetched nor held here.
+      latest = [...fetched].filter(([id, p]) => !asked.has(id) && prevIds(p).some((prev) => missing.has(prev))).map(([id]) => id);
+    }
+    const ordered = orderConnected(fetched, held);
+    if (ordered.length < fetched.size) {
+      this.o.log?.('a gap was not closed by get_missing_events', { origin, roomId, fetched: fetched.size, connected: ordered.length });
+    }
+    return ordered;
+  }
+
   private checkRoomAndUser(roomId: unknown, userId: unknown): { roomId: string; userId: string } {
     if (typeof roomId !== 'string' || !isValidRoomId(roomId)) throw bad('roomId must be a room id');
     if (typeof userId !== 'string' || !isValidUserId(userId)) throw bad('userId must be a user id');
@@ -508,4 +568,35 @@ function appendFields(pdu: Pdu, event: RoomEvent): AppendEvent {
     prevEvents: event.prev_events,
     authEvents: event.auth_events,
   };
+}
+
+function prevIds(pdu: Pdu): string[] {
+  const prevs: unknown[] = Array.isArray(pdu.prev_events) ? pdu.prev_events : [];
+  // Room versions 1 and 2 cite [event_id, hashes] pairs.
+  return prevs.map((p) => (Array.isArray(p) ? p[0] : p)).filter((p): p is string => typeof p === 'string');
+}
+
+/**
+ * The fetched events whose prev events are all held here or fetched and connected themselves,
+ * in an order where each comes after its prev events (by depth, then as the chain needs).
+ */
+function orderConnected(fetched: ReadonlyMap<string, Pdu>, held: ReadonlySet<string>): Pdu[] {
+  let pending = [...fetched].sort((a, b) => (a[1].depth ?? 0) - (b[1].depth ?? 0));
+  const connected = new Set<string>();
+  const out: Pdu[] = [];
+  for (let progress = true; progress && pending.length > 0;) {
+    progress = false;
+    const rest: typeof pending = [];
+    for (const [id, pdu] of pending) {
+      if (prevIds(pdu).every((p) => held.has(p) || connected.has(p))) {
+        connected.add(id);
+        out.push(pdu);
+        progress = true;
+      } else {
+        rest.push([id, pdu]);
+      }
+    }
+    pending = rest;
+  }
+  return out;
 }
