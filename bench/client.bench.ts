@@ -39,7 +39,7 @@ const rssMb = () => process.memoryUsage().rss / (1024 * 1024);
 export async function main(): Promise<void> {
   const backend = process.env.BENCH_BACKEND === 'postgres' ? 'postgres' : 'embedded';
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
-  const db = backend === 'postgres' ? await createTestDatabase() : undefined;
+  const testDb = backend === 'postgres' ? await createTestDatabase() : undefined;
   const port = await freePort();
   const config = buildConfig(
     {
@@ -47,14 +47,15 @@ export async function main(): Promise<void> {
       data_dir: dir,
       enable_registration: true,
       log_level: 'warn',
+      // The measurement is of the server, not of its limits.
+      rate_limits: { enabled: false },
       listeners: { client: { bind_address: '127.0.0.1', port }, federation: { bind_address: '127.0.0.1', port: await freePort() } },
-      ...(db ? { database: { url: db.url }, nats: { url: NATS_URL, prefix: uniqueName('bus') }, redis: { url: REDIS_URL } } : {}),
+      ...(testDb ? { database: { url: testDb.url }, nats: { url: NATS_URL, prefix: uniqueName('bus') }, redis: { url: REDIS_URL } } : {}),
     },
     { env: {}, cwd: dir },
   );
-  const off = { perSecond: 0, burst: 0 };
   @Global()
-  @Module({ providers: [{ provide: CLIENT_API_SETTINGS_OVERRIDES, useValue: { passwordScryptCost: 1024, rateLimit: { perUser: off, perIp: off } } }], exports: [CLIENT_API_SETTINGS_OVERRIDES] })
+  @Module({ providers: [{ provide: CLIENT_API_SETTINGS_OVERRIDES, useValue: { passwordScryptCost: 1024 } }], exports: [CLIENT_API_SETTINGS_OVERRIDES] })
   class BenchOverrides {}
   @Module({ imports: [BenchOverrides, ClientApiModule] })
   class BenchClientApi {}
@@ -64,6 +65,16 @@ export async function main(): Promise<void> {
   );
   const running = await startServices(services, { mode: 'embedded', name: 'bench', config });
   const base = `http://127.0.0.1:${port}`;
+  // Counts the queries outside transactions (the reads of /sync and auth), to see what a delivery costs.
+  const db = running.runtime.db;
+  const query = db.query.bind(db);
+  let queries = 0;
+  const byText = new Map<string, number>();
+  db.query = ((...args: Parameters<typeof query>) => {
+    queries++;
+    if (process.env.BENCH_QUERY_LOG) byText.set(String(args[0]).slice(0, 90), (byText.get(String(args[0]).slice(0, 90)) ?? 0) + 1);
+    return query(...args);
+  }) as typeof db.query;
 
   const call = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
     const res = await fetch(`${base}/_matrix/client/v3/${path}`, {
@@ -112,6 +123,8 @@ export async function main(): Promise<void> {
       }
     });
     await new Promise((r) => setTimeout(r, 1000));
+    const queriesBefore = queries;
+    byText.clear();
     for (let i = 0; i < LATENCY_MESSAGES; i++) {
       const text = `latency ${i}`;
       sentAt.set(text, performance.now());
@@ -122,6 +135,8 @@ export async function main(): Promise<void> {
       maxRss = Math.max(maxRss, rssMb());
     }
     running_ = false;
+    const queriesPerDelivery = (queries - queriesBefore) / Math.max(1, latencies.length);
+    if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
     // Wake the long polls so they end.
     await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/stop`, sender.access_token, { msgtype: 'm.text', body: 'stop' });
     await Promise.allSettled(loops);
@@ -129,6 +144,7 @@ export async function main(): Promise<void> {
     console.log(`BENCH client_send_to_sync_p50 ${percentile(latencies, 50).toFixed(1)} ms`);
     console.log(`BENCH client_send_to_sync_p99 ${percentile(latencies, 99).toFixed(1)} ms`);
     console.log(`BENCH client_send_to_sync_deliveries ${latencies.length} count`);
+    console.log(`BENCH client_queries_per_delivery ${queriesPerDelivery.toFixed(2)} queries`);
     console.log(`BENCH client_rss_during_latency ${maxRss.toFixed(1)} MB`);
 
     // ---- sends per second ----
@@ -153,7 +169,7 @@ export async function main(): Promise<void> {
     console.log(`BENCH client_sends_per_second ${(sent / seconds).toFixed(0)} sends/s`);
   } finally {
     await running.close();
-    await db?.drop();
+    await testDb?.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

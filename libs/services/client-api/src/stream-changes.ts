@@ -10,6 +10,12 @@ export type StreamChange =
   | { stream: 'typing'; position: number; roomId: string }
   | { stream: 'presence'; position: number; userId: string };
 
+/** A device's one-time or fallback keys changed (uploaded or claimed): its /sync key counts are stale. */
+export interface KeyCountsChange {
+  userId: string;
+  deviceId: string;
+}
+
 /**
  * In-process wake-up for long-polling /sync: each writer here emits after its commit. Carries
  * positions, never the only copy of data (DESIGN): a /sync that missed one catches up by
@@ -33,5 +39,24 @@ export class StreamChanges {
   listen(listener: (change: StreamChange) => void): () => void {
     this.emitter.on('change', listener);
     return () => this.emitter.off('change', listener);
+  }
+
+  /** Access tokens (by key) are being revoked: every replica stops trusting its cached copy. */
+  emitTokensRevoked(tokenKeys: string[]): void {
+    this.emitter.emit('tokens-revoked', tokenKeys);
+  }
+
+  listenTokensRevoked(listener: (tokenKeys: string[]) => void): () => void {
+    this.emitter.on('tokens-revoked', listener);
+    return () => this.emitter.off('tokens-revoked', listener);
+  }
+
+  emitKeyCounts(change: KeyCountsChange): void {
+    this.emitter.emit('key-counts', change);
+  }
+
+  listenKeyCounts(listener: (change: KeyCountsChange) => void): () => void {
+    this.emitter.on('key-counts', listener);
+    return () => this.emitter.off('key-counts', listener);
   }
 }

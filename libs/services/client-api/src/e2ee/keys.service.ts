@@ -58,6 +58,9 @@ export interface DeviceListChanges {
  */
 @Injectable()
 export class KeysService {
+  /** /sync's key counts per device, until its keys change (here or, relayed, on another replica). */
+  private readonly syncCounts = new Map<string, Promise<{ oneTimeKeys: Record<string, number>; unusedFallbackTypes: string[] }>>();
+
   constructor(
     @Inject(CLIENT_API_DB) private readonly db: Db,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
@@ -65,7 +68,28 @@ export class KeysService {
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
     @Inject(RemoteQueries) private readonly remote: RemoteQueries,
     @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
-  ) {}
+  ) {
+    changes.listenKeyCounts((c) => this.syncCounts.delete(`${c.userId}|${c.deviceId}`));
+  }
+
+  /**
+   * device_one_time_keys_count and device_unused_fallback_key_types for /sync: read once,
+   * then from memory until an upload or a claim changes them (StreamChanges.emitKeyCounts).
+   */
+  keyCountsForSync(userId: string, deviceId: string): Promise<{ oneTimeKeys: Record<string, number>; unusedFallbackTypes: string[] }> {
+    const key = `${userId}|${deviceId}`;
+    let counts = this.syncCounts.get(key);
+    if (!counts) {
+      counts = Promise.all([this.oneTimeKeyCounts(userId, deviceId), this.unusedFallbackKeyTypes(userId, deviceId)]).then(([oneTimeKeys, unusedFallbackTypes]) => ({
+        oneTimeKeys,
+        unusedFallbackTypes,
+      }));
+      counts.catch(() => this.syncCounts.delete(key));
+      if (this.syncCounts.size >= 100_000) this.syncCounts.clear();
+      this.syncCounts.set(key, counts);
+    }
+    return counts;
+  }
 
   /** POST /keys/upload. */
   async upload(requester: Requester, body: JsonBody): Promise<{ one_time_key_counts: Record<string, number> }> {
@@ -117,6 +141,7 @@ export class KeysService {
       return position;
     });
     if (changedAt !== undefined) this.changes.emit({ stream: 'device_lists', position: changedAt, userId });
+    if (oneTimeKeys.length > 0 || fallbackKeys.length > 0) this.changes.emitKeyCounts({ userId, deviceId });
     return { one_time_key_counts: await this.oneTimeKeyCounts(userId, deviceId) };
   }
 
@@ -248,6 +273,12 @@ export class KeysService {
   }
 
   private async claimOne(userId: string, deviceId: string, algorithm: string): Promise<Json | undefined> {
+    const claimed = await this.claimOneInDb(userId, deviceId, algorithm);
+    if (claimed) this.changes.emitKeyCounts({ userId, deviceId });
+    return claimed;
+  }
+
+  private async claimOneInDb(userId: string, deviceId: string, algorithm: string): Promise<Json | undefined> {
     return this.db.transaction(async (tx) => {
       // SKIP LOCKED: two claimers never get the same key and never wait for each other.
       const { rows } = await tx.query<{ key_id: string; key_json: unknown }>(

@@ -10,6 +10,8 @@ import { StreamChanges, type StreamChange } from '../stream-changes.js';
 import { SYNC_STREAMS, type SyncPositions, type SyncStream } from '../sync-token.js';
 import { AccountDataService } from '../user-data/account-data.service.js';
 import { ReceiptsService } from '../user-data/receipts.service.js';
+import { RecentTimeline } from './recent-timeline.js';
+import { UnreadCounts } from './unread-counts.js';
 
 /** A long-polling /sync: woken by anything about its user or one of its rooms. */
 interface Waiter {
@@ -29,7 +31,9 @@ interface Waiter {
  * requests that would report it.
  *
  * It also keeps the latest position it has heard of per stream, so a sync can skip asking a
- * store that has nothing new (the store is still the source of truth; see SyncService).
+ * store that has nothing new (the store is still the source of truth; see SyncService), and
+ * the recent stream itself (RecentTimeline) and unread counts, so that a woken /sync answers
+ * from memory.
  */
 @Injectable()
 export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
@@ -38,6 +42,8 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
   private readonly known: SyncPositions = Object.fromEntries(SYNC_STREAMS.map((s) => [s, 0])) as SyncPositions;
   private subscription: Subscription | undefined;
   private stopListening: (() => void) | undefined;
+  readonly recent: RecentTimeline;
+  readonly unread = new UnreadCounts();
 
   constructor(
     @Inject(BUS) private readonly bus: BusTransport,
@@ -49,15 +55,20 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
     @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
     @Inject(TypingService) private readonly typing: TypingService,
     @Inject(PresenceService) private readonly presence: PresenceService,
-  ) {}
+  ) {
+    this.recent = new RecentTimeline(db);
+  }
 
   async onModuleInit(): Promise<void> {
     this.stopListening = this.changes.listen((change) => this.onStreamChange(change));
+    // The copy of the stream starts before listening: a notification in between is a gap it heals.
+    this.recent.start(await getCurrentStreamPosition(this.db));
     this.subscription = await subscribeOn(this.bus, Subjects.streamEvents, (n) => this.onEvent(n));
     await this.refreshKnown();
   }
 
   async onModuleDestroy(): Promise<void> {
+    this.recent.stop();
     this.stopListening?.();
     await this.subscription?.unsubscribe();
     // Let waiting requests answer now rather than hold the shutdown.
@@ -146,6 +157,7 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
   }
 
   onEvent(n: StreamEventNotification): void {
+    this.recent.add(n);
     this.observe('events', n.position);
     this.wakeRoom(n.roomId);
     if (n.membership) this.wakeUser(n.membership.userId);
@@ -159,6 +171,9 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
         this.wakeUser(change.userId);
         break;
       case 'receipts':
+        this.unread.forgetRoom(change.roomId);
+        this.wakeRoom(change.roomId);
+        break;
       case 'typing':
         this.wakeRoom(change.roomId);
         break;

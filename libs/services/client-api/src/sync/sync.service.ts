@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import {
-  countRoomEventsAfter, getCurrentStateEvents, getCurrentStreamPosition, getEvent, getEvents, getLastRoomEventAtOrBefore, getRoomMembers,
+  getCurrentStateEvents, getCurrentStreamPosition, getEvent, getEvents, getLastRoomEventAtOrBefore, getRoomMembers,
   getRoomsWithEventsBetween, getRoomTimeline, getStateAfterEvent, getStateBeforeEvent, getUserMembershipHistory, getUserMemberships,
   getUsersSharingRooms, type Db, type StateTriple, type StoredEvent, type UserMembership,
 } from '@tessera/storage';
@@ -12,7 +12,7 @@ import { PresenceService, type PresenceEvent } from '../ephemeral/presence.servi
 import { TypingService } from '../ephemeral/typing.service.js';
 import { invalidParam } from '../errors.js';
 import type { ClientEvent } from '../rooms/client-event.js';
-import { toStrippedState, type StrippedStateEvent } from '../rooms/client-event.js';
+import { toClientEvent, toStrippedState, type StrippedStateEvent } from '../rooms/client-event.js';
 import { eventPasses, filterLimit, roomPasses, type RoomEventFilter, type SyncFilter } from '../rooms/event-filter.js';
 import { encodePaginationToken } from '../rooms/pagination-token.js';
 import { RoomReads } from '../rooms/room-reads.js';
@@ -20,11 +20,10 @@ import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } fr
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
 import { SyncNotifier } from './sync-notifier.js';
+import { NOTIFYING_TYPES } from './unread-counts.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
-/** Types counted as notifications when no push rule evaluation is available (the default rules notify for these). */
-const NOTIFYING_TYPES = ['m.room.message', 'm.room.encrypted', 'm.sticker'];
 /** Stripped state given to invited and knocking users (spec "Stripped state", the recommended set). */
 const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
@@ -61,6 +60,10 @@ interface JoinedRoomPlan {
  */
 @Injectable()
 export class SyncService {
+  /** The read of the stream position in flight, and the one queued after it (see currentPosition). */
+  private positionRead: Promise<number> | undefined;
+  private nextPositionRead: Promise<number> | undefined;
+
   constructor(
     @Inject(DB) private readonly db: Db,
     @Inject(RoomReads) private readonly reads: RoomReads,
@@ -82,7 +85,10 @@ export class SyncService {
     const deadline = Date.now() + Math.max(0, req.timeoutMs);
     // A token from another replica (or from before a restart) may be ahead of what we heard of.
     if (since && SYNC_STREAMS.some((s) => since![s] > this.notifier.positions()[s])) await this.notifier.refreshKnown();
-    this.notifier.observe('events', await getCurrentStreamPosition(this.db));
+    // A sync that answers at once reads the log's position, so it sees what its client just
+    // wrote even if the notification is still on its way. A long poll needs no read: that
+    // notification wakes it.
+    if (!since || req.timeoutMs <= 0) this.notifier.observe('events', await this.currentPosition());
     for (;;) {
       const { response, hasNews, joinedRooms } = await this.compute(req, since);
       const remaining = deadline - Date.now();
@@ -99,12 +105,31 @@ export class SyncService {
     }
   }
 
+  /**
+   * The log's stream position, read after this call began (so a sync sees what its client
+   * wrote before asking). Concurrent callers share reads: while one is in flight, the next
+   * callers share the one queued after it, so 500 syncs arriving at once cost two queries.
+   */
+  private currentPosition(): Promise<number> {
+    if (!this.positionRead) {
+      this.positionRead = getCurrentStreamPosition(this.db).finally(() => {
+        this.positionRead = this.nextPositionRead;
+        this.nextPositionRead = undefined;
+      });
+      return this.positionRead;
+    }
+    this.nextPositionRead ??= this.positionRead.catch(() => undefined).then(() => getCurrentStreamPosition(this.db));
+    return this.nextPositionRead;
+  }
+
   /** One pass: the response from `since` to the positions known now. */
   private async compute(req: SyncRequest, since: SyncPositions | undefined): Promise<{ response: Json; hasNews: boolean; joinedRooms: string[] }> {
     const { userId, deviceId, filter } = req;
     const known = this.notifier.positions();
     const upTo: SyncPositions = { ...known };
-    const memberships = await getUserMemberships(this.db, userId);
+    const recent = this.notifier.recent;
+    // The cached memberships are those as of the last notification: usable when nothing newer is known.
+    const memberships = (recent.isCurrentAt(upTo.events) ? await recent.membershipsOf(userId) : undefined) ?? (await getUserMemberships(this.db, userId));
     // Memberships committed after the position we read: everything up to them is committed too.
     for (const m of memberships) if (m.streamPos > upTo.events) upTo.events = m.streamPos;
     const window: Window = { since, upTo };
@@ -145,7 +170,9 @@ export class SyncService {
       if (receiptContent) ephemeral.push({ type: 'm.receipt', content: receiptContent });
       room.ephemeral = { events: ephemeral.filter((e) => eventPasses(roomFilter?.ephemeral, { type: e.type as string })) };
       room.account_data = { events: filterAccountData(accountData?.rooms[plan.roomId] ?? [], roomFilter?.account_data) };
-      if (!plan.joinedThroughout || !since || room.hasOwnNews || receiptContent) room.unread_notifications = await this.unreadCounts(userId, plan.roomId);
+      if (!plan.joinedThroughout || !since || room.hasOwnNews || receiptContent) {
+        room.unread_notifications = await this.unreadCounts(userId, plan.roomId, upTo.events, receiptContent !== undefined);
+      }
       delete room.hasOwnNews;
       rooms.join[plan.roomId] = room;
     }
@@ -168,7 +195,7 @@ export class SyncService {
     const changedDevices = new Set(deviceLists?.changed ?? []);
     for (const roomId of newlyShared) for (const u of await getRoomMembers(this.db, roomId, 'join')) if (u !== userId) changedDevices.add(u);
 
-    const [otkCounts, fallbackTypes] = await Promise.all([this.keys.oneTimeKeyCounts(userId, deviceId), this.keys.unusedFallbackKeyTypes(userId, deviceId)]);
+    const { oneTimeKeys: otkCounts, unusedFallbackTypes: fallbackTypes } = await this.keys.keyCountsForSync(userId, deviceId);
 
     const roomsOut: Json = {};
     for (const kind of ['join', 'invite', 'leave', 'knock'] as const) if (Object.keys(rooms[kind]).length > 0) roomsOut[kind] = rooms[kind];
@@ -233,7 +260,9 @@ export class SyncService {
       else if (m.membership === 'ban' && before !== 'ban') plan.left.push(m);
     }
     if (!fullState) {
-      for (const roomId of await getRoomsWithEventsBetween(this.db, unchangedJoined, since.events, upTo.events)) {
+      const recent = this.notifier.recent.eventsBetween(since.events, upTo.events, new Set(unchangedJoined));
+      const withEvents = recent ? new Set(recent.map((n) => n.roomId)) : await getRoomsWithEventsBetween(this.db, unchangedJoined, since.events, upTo.events);
+      for (const roomId of withEvents) {
         plan.joined.push({ roomId, timelineAfter: since.events, fullState: false, joinedThroughout: true });
       }
     }
@@ -250,8 +279,36 @@ export class SyncService {
   private async joinedRoom(req: SyncRequest, plan: JoinedRoomPlan, window: Window): Promise<Json & { hasOwnNews?: boolean }> {
     const timelineFilter = req.filter.room?.timeline;
     const limit = filterLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
-    const fetched = await getRoomTimeline(this.db, plan.roomId, { direction: 'b', from: window.upTo.events + 1, to: plan.timelineAfter, limit: limit + 1 });
+    const fetched =
+      (await this.recentTimeline(plan.roomId, plan.timelineAfter, window.upTo.events, limit + 1)) ??
+      (await getRoomTimeline(this.db, plan.roomId, { direction: 'b', from: window.upTo.events + 1, to: plan.timelineAfter, limit: limit + 1 }));
     return this.roomSection(req, plan.roomId, fetched, limit, plan.timelineAfter, plan.fullState, plan.joinedThroughout, window, true);
+  }
+
+  /** The room's events in (after, upTo], newest first, at most `count`, from the in-memory stream; undefined when it does not cover them. */
+  private async recentTimeline(roomId: string, after: number | undefined, upTo: number, count: number): Promise<StoredEvent[] | undefined> {
+    if (after === undefined) return undefined;
+    const notes = this.notifier.recent.eventsBetween(after, upTo, new Set([roomId]));
+    if (!notes) return undefined;
+    const events = await this.notifier.recent.storedEvents(notes.slice(-count));
+    return events?.reverse();
+  }
+
+  /**
+   * ClientEvents for the requesting device, from memory when the notifications tell the
+   * transaction ids and nothing was redacted; else through RoomReads (the database).
+   */
+  private async clientEvents(events: StoredEvent[], requester: { userId: string; deviceId: string }): Promise<ClientEvent[]> {
+    const txnIds = new Map<string, string>();
+    for (const e of events) {
+      if (e.redactedBy) return this.reads.toClientEvents(events, requester);
+      if (e.sender !== requester.userId) continue;
+      const n = this.notifier.recent.notification(e.eventId);
+      if (!n) return this.reads.toClientEvents(events, requester);
+      if (n.transactionId && n.transactionId.userId === requester.userId && n.transactionId.deviceId === requester.deviceId) txnIds.set(e.eventId, n.transactionId.txnId);
+    }
+    const now = Date.now();
+    return events.map((e) => toClientEvent(e, { txnIds, now }));
   }
 
   private async leftRoom(req: SyncRequest, m: UserMembership, window: Window): Promise<Json> {
@@ -311,7 +368,7 @@ export class SyncService {
 
     const requester = { userId, deviceId: req.deviceId };
     const section: Json & { hasOwnNews?: boolean } = {
-      timeline: { events: await this.reads.toClientEvents(shown, requester), limited, prev_batch: prevBatch },
+      timeline: { events: await this.clientEvents(shown, requester), limited, prev_batch: prevBatch },
       state: { events: await this.reads.toClientEvents(stateEvents, requester) },
     };
     if (joined) {
@@ -339,23 +396,32 @@ export class SyncService {
   }
 
   /**
-   * Unread counts: messages from others after the user's read receipt. Without push rule
+   * Unread counts: messages from others after the user's read receipt or their own latest
+   * event, whichever is later (writing in a room means having read it). Without push rule
    * evaluation this is what the default rules notify for; highlights are not detected.
+   * Carried forward in memory from the notifications (UnreadCounts); counted in the database
+   * when no count is known or a receipt of the room is in this response.
    */
-  private async unreadCounts(userId: string, roomId: string): Promise<Json> {
-    const { rows } = await this.db.query<{ event_id: string }>(
-      `SELECT event_id FROM receipts WHERE room_id = $1 AND user_id = $2 AND receipt_type IN ('m.read', 'm.read.private') AND thread_id = ''`,
-      [roomId, userId],
+  private async unreadCounts(userId: string, roomId: string, upTo: number, receiptMoved: boolean): Promise<Json> {
+    const counts = this.notifier.unread;
+    const recent = this.notifier.recent;
+    const carried = receiptMoved ? undefined : counts.carryForward(userId, roomId, upTo, (after) => recent.eventsBetween(after, upTo, new Set([roomId])));
+    if (carried !== undefined) return { notification_count: carried, highlight_count: 0 };
+    const { rows } = await this.db.query<{ n: string | number }>(
+      `WITH room AS (SELECT room_nid FROM rooms WHERE room_id = $1),
+            read_up_to AS (
+              SELECT GREATEST(
+                (SELECT MAX(e.stream_pos) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
+                  WHERE rc.room_id = $1 AND rc.user_id = $2 AND rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id = ''),
+                (SELECT MAX(e.stream_pos) FROM events e WHERE e.room_nid = (SELECT room_nid FROM room) AND e.sender = $2 AND e.stream_pos <= $3),
+                0) AS pos)
+       SELECT COUNT(*) AS n FROM events e JOIN event_types t ON t.type_nid = e.type_nid
+        WHERE e.room_nid = (SELECT room_nid FROM room) AND e.stream_pos > (SELECT pos FROM read_up_to) AND e.stream_pos <= $3
+          AND t.event_type = ANY($4::text[]) AND e.sender <> $2`,
+      [roomId, userId, upTo, NOTIFYING_TYPES],
     );
-    let after = 0;
-    for (const r of rows) {
-      const e = await getEvent(this.db, r.event_id);
-      if (e?.streamPos && e.streamPos > after) after = e.streamPos;
-    }
-    // The user's own last message counts as read too.
-    const [own] = await getRoomTimeline(this.db, roomId, { direction: 'b', limit: 1 });
-    if (own && own.sender === userId && own.streamPos! > after) after = own.streamPos!;
-    const count = await countRoomEventsAfter(this.db, roomId, after, NOTIFYING_TYPES, userId);
+    const count = Number(rows[0]?.n ?? 0);
+    counts.remember(userId, roomId, upTo, count);
     return { notification_count: count, highlight_count: 0 };
   }
 

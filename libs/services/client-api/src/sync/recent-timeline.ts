@@ -1,0 +1,230 @@
+import type { StreamEventNotification } from '@tessera/bus';
+import { getEvents, getUserMemberships, type Db, type StoredEvent, type UserMembership } from '@tessera/storage';
+
+/** How many recent stream.events notifications are kept (each with its event once loaded). */
+const CAPACITY = 4096;
+/** Out-of-order notifications held while waiting for the one before them; beyond this the chain is restarted. */
+const MAX_PENDING = 256;
+/** Users whose joined rooms are kept (least recently used dropped first). */
+const MAX_USERS = 50_000;
+/** How long a notification waits for the one before it; then that one is taken as lost. */
+const GAP_WAIT_MS = 2000;
+
+interface Entry {
+  n: StreamEventNotification;
+  /** Loaded once, shared by every /sync that needs it; dropped when the event is redacted. */
+  event?: Promise<StoredEvent | undefined>;
+}
+
+/**
+ * An in-memory copy of the recent event stream, so that a woken /sync answers without the
+ * database (DESIGN step 5: the notification carries what changed).
+ *
+ * It holds the last notifications in position order and knows the range it is complete for:
+ * every announced event with a position in (floor, complete] is here. The chain of
+ * `previousPosition` links proves completeness; a notification that does not follow is held
+ * until the missing one arrives, and if it never does, the copy restarts after it. A /sync
+ * whose window is not inside (floor, complete] reads the database, as before; so the cache
+ * is never the only copy of anything.
+ *
+ * It also keeps each user's memberships current from the membership notifications (the
+ * user's joined rooms without a query per /sync).
+ */
+export class RecentTimeline {
+  private readonly entries: Entry[] = [];
+  private readonly byEventId = new Map<string, Entry>();
+  private readonly pending = new Map<number, StreamEventNotification>();
+  private floor = 0;
+  private complete = 0;
+  private started = false;
+  /** user -> room -> membership, as of `complete`. */
+  private readonly memberships = new Map<string, Map<string, UserMembership>>();
+  private readonly loadingMemberships = new Map<string, Promise<Map<string, UserMembership>>>();
+  private readonly missing = new Set<string>();
+  private batch: Promise<Map<string, StoredEvent>> | undefined;
+  private gapTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  /** Starts the chain at the log's current position (on start, before any notification). */
+  start(position: number): void {
+    if (this.started) return;
+    this.started = true;
+    this.floor = this.complete = position;
+  }
+
+  /** The range this copy is complete for: (floor, complete]. */
+  range(): { floor: number; complete: number } {
+    return { floor: this.floor, complete: this.complete };
+  }
+
+  covers(after: number, upTo: number): boolean {
+    return this.started && after >= this.floor && upTo <= this.complete;
+  }
+
+  add(n: StreamEventNotification): void {
+    if (!this.started) return;
+    if (n.position <= this.complete) return; // a repeat
+    if (n.previousPosition > this.complete) {
+      // Another writer's earlier notification may still be on its way: hold this one a while.
+      this.pending.set(n.previousPosition, n);
+      if (this.pending.size > MAX_PENDING) this.restartAfterGap();
+      else this.gapTimer ??= setTimeout(() => this.restartAfterGap(), GAP_WAIT_MS).unref();
+      return;
+    }
+    this.append(n);
+    this.appendPending();
+  }
+
+  private appendPending(): void {
+    for (let next = this.pending.get(this.complete); next; next = this.pending.get(this.complete)) {
+      this.pending.delete(next.previousPosition);
+      this.append(next);
+    }
+    if (this.pending.size === 0 && this.gapTimer) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = undefined;
+    }
+  }
+
+  private append(n: StreamEventNotification): void {
+    const entry: Entry = { n };
+    this.entries.push(entry);
+    this.byEventId.set(n.eventId, entry);
+    this.complete = n.position;
+    if (n.redacts) {
+      const redacted = this.byEventId.get(n.redacts);
+      if (redacted) redacted.event = undefined;
+    }
+    if (n.membership) {
+      const rooms = this.memberships.get(n.membership.userId);
+      rooms?.set(n.roomId, { roomId: n.roomId, userId: n.membership.userId, membership: n.membership.membership, eventId: n.eventId, streamPos: n.position });
+    }
+    if (this.entries.length > CAPACITY) {
+      const dropped = this.entries.splice(0, this.entries.length - CAPACITY);
+      for (const d of dropped) this.byEventId.delete(d.n.eventId);
+      this.floor = dropped[dropped.length - 1]!.n.position;
+    }
+  }
+
+  /**
+   * A notification was lost (or never came): what came before the held ones is unknown, so
+   * the copy starts again at the first held one. Memberships may have missed a change: dropped.
+   */
+  private restartAfterGap(): void {
+    clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+    if (this.pending.size === 0) return;
+    const first = Math.min(...this.pending.keys());
+    this.entries.length = 0;
+    this.byEventId.clear();
+    this.memberships.clear();
+    this.floor = this.complete = first;
+    this.appendPending();
+    // Held ones after another hole wait their turn (a new timer).
+    if (this.pending.size > 0) this.gapTimer = setTimeout(() => this.restartAfterGap(), GAP_WAIT_MS).unref();
+  }
+
+  stop(): void {
+    clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+  }
+
+  /** Whether the copy is current up to this position (so a /sync at it may use it). */
+  isCurrentAt(position: number): boolean {
+    return this.started && position <= this.complete;
+  }
+
+  /** Notifications of these rooms in (after, upTo], oldest first; undefined when not covered. */
+  eventsBetween(after: number, upTo: number, rooms?: ReadonlySet<string>): StreamEventNotification[] | undefined {
+    if (!this.covers(after, upTo)) return undefined;
+    const out: StreamEventNotification[] = [];
+    for (let i = this.firstAfter(after); i < this.entries.length; i++) {
+      const n = this.entries[i]!.n;
+      if (n.position > upTo) break;
+      if (!rooms || rooms.has(n.roomId)) out.push(n);
+    }
+    return out;
+  }
+
+  private firstAfter(position: number): number {
+    let lo = 0;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.entries[mid]!.n.position <= position) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  notification(eventId: string): StreamEventNotification | undefined {
+    return this.byEventId.get(eventId)?.n;
+  }
+
+  /** The stored events of these notifications (one query for all the /syncs asking at once). */
+  async storedEvents(notifications: readonly StreamEventNotification[]): Promise<StoredEvent[] | undefined> {
+    const loads: Array<Promise<StoredEvent | undefined>> = [];
+    for (const n of notifications) {
+      const entry = this.byEventId.get(n.eventId);
+      if (!entry) return undefined;
+      entry.event ??= this.load(n.eventId);
+      loads.push(entry.event);
+    }
+    const events = await Promise.all(loads);
+    return events.every((e): e is StoredEvent => e !== undefined) ? events : undefined;
+  }
+
+  /** Loads events in batches: the ids asked for while a batch is being read go in the next one. */
+  private load(eventId: string): Promise<StoredEvent | undefined> {
+    this.missing.add(eventId);
+    this.batch ??= Promise.resolve().then(() => {
+      const ids = [...this.missing];
+      this.missing.clear();
+      this.batch = undefined;
+      return getEvents(this.db, ids);
+    });
+    return this.batch.then((found) => found.get(eventId));
+  }
+
+  /**
+   * The user's memberships as of `complete` (loaded once, then kept current from the
+   * notifications). Undefined while the copy cannot vouch for them.
+   */
+  async membershipsOf(userId: string): Promise<UserMembership[] | undefined> {
+    let rooms = this.memberships.get(userId);
+    if (!rooms) {
+      const loading = this.loadingMemberships.get(userId) ?? this.loadMemberships(userId);
+      rooms = await loading;
+    } else {
+      // Least recently used goes first when the map is full.
+      this.memberships.delete(userId);
+      this.memberships.set(userId, rooms);
+    }
+    return [...rooms.values()].sort((a, b) => a.streamPos - b.streamPos);
+  }
+
+  private loadMemberships(userId: string): Promise<Map<string, UserMembership>> {
+    const from = this.complete;
+    const promise = getUserMemberships(this.db, userId)
+      .then((list) => {
+        const rooms = new Map(list.map((m) => [m.roomId, m]));
+        // Changes announced while the query ran may or may not be in its answer: apply them.
+        for (const n of this.eventsBetween(from, this.complete) ?? []) {
+          if (n.membership?.userId !== userId) continue;
+          const known = rooms.get(n.roomId);
+          if (!known || known.streamPos < n.position) {
+            rooms.set(n.roomId, { roomId: n.roomId, userId, membership: n.membership.membership, eventId: n.eventId, streamPos: n.position });
+          }
+        }
+        if (this.covers(from, this.complete)) {
+          this.memberships.set(userId, rooms);
+          if (this.memberships.size > MAX_USERS) this.memberships.delete(this.memberships.keys().next().value!);
+        }
+        return rooms;
+      })
+      .finally(() => this.loadingMemberships.delete(userId));
+    this.loadingMemberships.set(userId, promise);
+    return promise;
+  }
+}
