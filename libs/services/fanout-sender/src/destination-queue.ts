@@ -5,9 +5,10 @@
  * (only the latest PDU per room) when too much piled up during an outage.
  */
 import {
-  countPendingPdus, lastPendingPosition, latestPduPerRoom, loadDestinationState, markDelivered, markFailed, nextPdus,
+  countPendingPdus, lastPendingPosition, latestPduPerRoom, loadDestinationState, markFailed,
   type Db, type DestinationState, type QueuedPdu,
 } from '@tessera/storage';
+import type { QueueStore } from './batched-queue-store.js';
 import { backoffDelayMs, type FanoutSenderSettings } from './options.js';
 import type { TransactionSender } from './transaction-sender.js';
 
@@ -43,6 +44,8 @@ export class DestinationQueue {
   constructor(
     readonly serverName: string,
     private readonly db: Db,
+    /** The per-transaction reads and writes, gathered across queues (see BatchedQueueStore). */
+    private readonly store: QueueStore,
     private readonly sender: TransactionSender,
     private readonly settings: FanoutSenderSettings,
     private readonly logger: QueueLogger,
@@ -111,6 +114,9 @@ export class DestinationQueue {
           const batch = await this.nextBatch(this.state);
           if (!batch) break;
           if (!(await this.send(this.state, batch))) return;
+          // A short batch was the whole backlog: what arrived since woke this queue (wakeAgain),
+          // so reading the queue again now would only find it empty.
+          if (batch.pdus.length < this.settings.maxPdusPerTransaction && !this.catchUp && this.edus.length === 0) break;
         }
       } catch (err) {
         // A database error: try again later like a failed transaction.
@@ -133,7 +139,7 @@ export class DestinationQueue {
   private async nextBatch(state: DestinationState): Promise<Batch | undefined> {
     const edus = this.edus.slice(0, this.settings.maxEdusPerTransaction);
     if (!this.catchUp) {
-      const pdus = await nextPdus(this.db, this.serverName, state.sentPosition, this.settings.maxPdusPerTransaction);
+      const pdus = await this.store.nextPdus(this.serverName, state.sentPosition, this.settings.maxPdusPerTransaction);
       // Fewer than a full transaction and not above the threshold: that is the whole backlog.
       // Otherwise count it (after a load or a failure) to decide on catch-up.
       const check = this.checkBacklog && (pdus.length === this.settings.maxPdusPerTransaction || pdus.length > this.settings.catchUpAfter);
@@ -193,9 +199,9 @@ export class DestinationQueue {
     state.retryAtMs = 0;
     if (batch.deliveredUpTo !== null) {
       state.sentPosition = Math.max(state.sentPosition, batch.deliveredUpTo);
-      await markDelivered(this.db, this.serverName, state.sentPosition, Date.now());
+      await this.store.markDelivered(this.serverName, state.sentPosition, Date.now());
     } else if (recovered) {
-      await markDelivered(this.db, this.serverName, state.sentPosition, Date.now());
+      await this.store.markDelivered(this.serverName, state.sentPosition, Date.now());
     }
     return true;
   }

@@ -17,6 +17,7 @@ import {
 } from '@tessera/bus';
 import { isValidServerName } from '@tessera/protocol';
 import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, loadDestinationStates, serverOfUser, type Db } from '@tessera/storage';
+import { BatchedQueueStore } from './batched-queue-store.js';
 import { DestinationQueue, type QueueLogger } from './destination-queue.js';
 import { resolveSettings, type FanoutSenderSettings } from './options.js';
 import { ShardOwnership, type ShardChange } from './shard-ownership.js';
@@ -41,6 +42,7 @@ export class FanoutSender {
   readonly settings: FanoutSenderSettings;
   private readonly queues = new Map<string, DestinationQueue>();
   private readonly shards: ShardOwnership;
+  private readonly store: BatchedQueueStore;
   private subscriptions: Subscription[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   /** Every event at or below this position has had its destinations woken. */
@@ -53,6 +55,7 @@ export class FanoutSender {
 
   constructor(private readonly options: FanoutSenderOptions) {
     this.settings = resolveSettings(options.settings);
+    this.store = new BatchedQueueStore(options.db);
     this.shards = new ShardOwnership({
       db: options.db,
       replicaId: this.settings.replicaId,
@@ -164,7 +167,7 @@ export class FanoutSender {
     if (serverName === this.options.serverName || !this.owns(serverName)) return undefined;
     let q = this.queues.get(serverName);
     if (!q) {
-      q = new DestinationQueue(serverName, this.options.db, this.options.sender, this.settings, this.options.logger);
+      q = new DestinationQueue(serverName, this.options.db, this.store, this.options.sender, this.settings, this.options.logger);
       this.queues.set(serverName, q);
     }
     return q;

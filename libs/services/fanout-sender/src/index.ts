@@ -19,3 +19,4 @@ export const fanoutSenderService: ServiceDefinition = {
   // It reads the event log (and its event_destinations) persistence writes; either may start first.
   migrations: [...eventLogMigrations, ...fanoutSenderMigrations],
 };
+export { BatchedQueueStore, Coalescer, type QueueStore } from './batched-queue-store.js';

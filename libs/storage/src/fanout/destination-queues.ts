@@ -65,6 +65,41 @@ export async function nextPdus(db: Queryable, serverName: string, after: number,
   return rows.map((r) => ({ streamPos: r.stream_pos, roomNid: r.room_nid, pdu: JSON.parse(r.json) as Record<string, unknown> }));
 }
 
+export interface NextPdusRequest {
+  serverName: string;
+  /** Read PDUs above this stream position. */
+  after: number;
+  limit: number;
+}
+
+/**
+ * nextPdus for many servers in one query (a fanout wakes hundreds of queues at once). An event
+ * queued for several servers is read and parsed once; the servers' lists share its object.
+ */
+export async function nextPdusForMany(db: Queryable, requests: readonly NextPdusRequest[]): Promise<Map<string, QueuedPdu[]>> {
+  const out = new Map<string, QueuedPdu[]>(requests.map((r) => [r.serverName, []]));
+  if (requests.length === 0) return out;
+  const { rows } = await db.query<{ server_name: string; stream_pos: number; room_nid: number }>(
+    `SELECT q.server_name, d.stream_pos, d.room_nid
+     FROM unnest($1::text[], $2::bigint[], $3::int[]) AS q(server_name, after, lim)
+     CROSS JOIN LATERAL (
+       SELECT stream_pos, room_nid FROM event_destinations
+       WHERE server_name = q.server_name AND stream_pos > q.after ORDER BY stream_pos LIMIT q.lim
+     ) d`,
+    [requests.map((r) => r.serverName), requests.map((r) => r.after), requests.map((r) => r.limit)],
+  );
+  if (rows.length === 0) return out;
+  const positions = [...new Set(rows.map((r) => Number(r.stream_pos)))];
+  const events = await db.query<{ stream_pos: number; json: string }>('SELECT stream_pos, json FROM events WHERE stream_pos = ANY($1::bigint[])', [positions]);
+  const pdus = new Map(events.rows.map((e) => [Number(e.stream_pos), JSON.parse(e.json) as Record<string, unknown>]));
+  for (const r of rows) {
+    const pdu = pdus.get(Number(r.stream_pos));
+    if (pdu) out.get(r.server_name)!.push({ streamPos: Number(r.stream_pos), roomNid: r.room_nid, pdu });
+  }
+  for (const list of out.values()) list.sort((a, b) => a.streamPos - b.streamPos);
+  return out;
+}
+
 /** How many PDUs wait for a server, counting at most `cap` (enough to decide on catch-up). */
 export async function countPendingPdus(db: Queryable, serverName: string, after: number, cap: number): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
@@ -105,6 +140,25 @@ export async function markDelivered(db: Queryable, serverName: string, position:
      ON CONFLICT (server_name) DO UPDATE SET sent_position = GREATEST(fanout_destinations.sent_position, EXCLUDED.sent_position),
        failures = 0, retry_at_ms = 0, last_error = NULL, last_success_ms = EXCLUDED.last_success_ms`,
     [serverName, position, nowMs],
+  );
+}
+
+/**
+ * markDelivered for many servers in one statement (the deliveries of a fanout end at about
+ * the same time). A server named twice keeps its highest position.
+ */
+export async function markDeliveredMany(db: Queryable, deliveries: ReadonlyArray<{ serverName: string; position: number }>, nowMs: number): Promise<void> {
+  const highest = new Map<string, number>();
+  for (const d of deliveries) highest.set(d.serverName, Math.max(highest.get(d.serverName) ?? d.position, d.position));
+  if (highest.size === 0) return;
+  await db.query(
+    `WITH input AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS t(server_name, position)),
+     delivered AS (DELETE FROM event_destinations d USING input i WHERE d.server_name = i.server_name AND d.stream_pos <= i.position)
+     INSERT INTO fanout_destinations (server_name, sent_position, failures, retry_at_ms, last_error, last_success_ms)
+     SELECT server_name, position, 0, 0, NULL, $3 FROM input
+     ON CONFLICT (server_name) DO UPDATE SET sent_position = GREATEST(fanout_destinations.sent_position, EXCLUDED.sent_position),
+       failures = 0, retry_at_ms = 0, last_error = NULL, last_success_ms = EXCLUDED.last_success_ms`,
+    [[...highest.keys()], [...highest.values()], nowMs],
   );
 }
 
