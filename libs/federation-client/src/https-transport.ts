@@ -74,7 +74,9 @@ export class HttpsTransport {
     this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
     const extra = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca];
     const ca = extra === undefined ? undefined : options.includeSystemCas ? [...rootCertificates, ...extra] : extra;
-    this.agent = new https.Agent({ keepAlive: true, ca, lookup: this.lookup, maxSockets: 8 });
+    // Keep-alive connections per peer, and TLS sessions kept for resumption: a fanout talks to
+    // hundreds of servers, more than Node's default cache of 100 sessions holds.
+    this.agent = new https.Agent({ keepAlive: true, ca, lookup: this.lookup, maxSockets: 8, maxCachedSessions: 2000 });
   }
 
   /** Closes idle keep-alive connections (call on shutdown, and in tests). */
