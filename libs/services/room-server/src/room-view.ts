@@ -6,7 +6,7 @@
  */
 import type { Pdu, RoomEvent, RoomVersion, StateMap } from '@tessera/protocol';
 import { getRoomVersion, pduToRoomEvent, stateKey } from '@tessera/protocol';
-import { getEvents, getRoomHead, getRoomSequences, loadSnapshot, type Db, type StoredEvent } from '@tessera/storage';
+import { getEvents, getRoomHeads, loadSnapshot, type Db, type RoomHead, type StoredEvent } from '@tessera/storage';
 
 export interface RoomExtremity {
   eventId: string;
@@ -48,6 +48,52 @@ export class Lru<K, V> {
   }
 }
 
+/**
+ * Collects the keys asked for while a read is in flight and reads them together in the next
+ * one, so that many concurrent callers cost one query instead of one each. Each key carries an
+ * argument; `merge` combines the arguments of one key asked for twice in one batch.
+ */
+export class BatchLoader<K, A, V> {
+  private pending = new Map<K, { arg: A; waiting: Array<{ resolve: (v: V | undefined) => void; reject: (e: unknown) => void }> }>();
+  private reading = false;
+
+  constructor(
+    private readonly merge: (key: K, a: A, b: A) => A,
+    private readonly read: (batch: Map<K, A>) => Promise<Map<K, V>>,
+  ) {}
+
+  load(key: K, arg: A): Promise<V | undefined> {
+    return new Promise((resolve, reject) => {
+      const entry = this.pending.get(key);
+      if (entry) {
+        entry.arg = this.merge(key, entry.arg, arg);
+        entry.waiting.push({ resolve, reject });
+      } else {
+        this.pending.set(key, { arg, waiting: [{ resolve, reject }] });
+      }
+      if (!this.reading) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.reading = true;
+    try {
+      while (this.pending.size > 0) {
+        const batch = this.pending;
+        this.pending = new Map();
+        try {
+          const found = await this.read(new Map([...batch].map(([k, e]) => [k, e.arg])));
+          for (const [k, e] of batch) for (const w of e.waiting) w.resolve(found.get(k));
+        } catch (err) {
+          for (const e of batch.values()) for (const w of e.waiting) w.reject(err);
+        }
+      }
+    } finally {
+      this.reading = false;
+    }
+  }
+}
+
 export class RoomStore {
   private readonly views = new Map<string, RoomView>();
   private readonly events = new Lru<string, { event: RoomEvent; stored: StoredEvent }>(50_000);
@@ -61,56 +107,39 @@ export class RoomStore {
   }
 
   /**
-   * The cached view if the room has not moved since (one cheap query), else a fresh one.
-   * Another replica's append makes a cached view stale; finding out here costs one query,
-   * finding out from persistence's sequence guard costs a whole append round trip.
+   * The cached view if the room has not moved since, else a fresh one: one statement either
+   * way (the head is only read when the sequence moved). Another replica's append makes a
+   * cached view stale; finding out here costs one query, finding out from persistence's
+   * sequence guard costs a whole append round trip.
    */
   async freshView(roomId: string): Promise<RoomView | null> {
     const cached = this.views.get(roomId);
-    if (cached && (await this.sequenceOf(roomId)) === cached.sequence) return cached;
-    return this.reload(roomId);
-  }
-
-  private pendingSequences = new Map<string, Array<{ resolve: (s: number | null) => void; reject: (e: unknown) => void }>>();
-  private readingSequences = false;
-
-  /**
-   * The room's stored sequence. Checks asked for while a read is in flight go together in the
-   * next read: one query for many busy rooms instead of one each (an answer read a little
-   * later is only fresher).
-   */
-  private sequenceOf(roomId: string): Promise<number | null> {
-    return new Promise((resolve, reject) => {
-      const waiting = this.pendingSequences.get(roomId) ?? [];
-      waiting.push({ resolve, reject });
-      this.pendingSequences.set(roomId, waiting);
-      if (!this.readingSequences) void this.readSequences();
-    });
-  }
-
-  private async readSequences(): Promise<void> {
-    this.readingSequences = true;
-    try {
-      while (this.pendingSequences.size > 0) {
-        const batch = this.pendingSequences;
-        this.pendingSequences = new Map();
-        try {
-          const found = await getRoomSequences(this.db, [...batch.keys()]);
-          for (const [roomId, waiting] of batch) for (const w of waiting) w.resolve(found.get(roomId) ?? null);
-        } catch (err) {
-          for (const waiting of batch.values()) for (const w of waiting) w.reject(err);
-        }
-      }
-    } finally {
-      this.readingSequences = false;
-    }
+    const head = await this.heads.load(roomId, cached?.sequence ?? null);
+    if (head && 'unchanged' in head && cached) return cached;
+    return this.viewFromHead(roomId, head);
   }
 
   async reload(roomId: string): Promise<RoomView | null> {
     this.views.delete(roomId);
-    // One statement: sequence, state and extremities from one snapshot of the database.
-    const head = await getRoomHead(this.db, roomId);
-    if (!head) return null;
+    return this.viewFromHead(roomId, await this.heads.load(roomId, null));
+  }
+
+  /**
+   * Heads asked for while a read is in flight go together in the next read: one statement for
+   * many busy rooms instead of one or two each (an answer read a little later is only fresher).
+   * A room asked for with two different known sequences is read in full.
+   */
+  private readonly heads = new BatchLoader<string, number | null, RoomHead | { unchanged: true; sequence: number }>(
+    (known, a, b) => (a === b ? a : null),
+    (batch) => getRoomHeads(this.db, [...batch].map(([roomId, knownSequence]) => ({ roomId, knownSequence }))),
+  );
+
+  private async viewFromHead(roomId: string, head: RoomHead | { unchanged: true; sequence: number } | undefined): Promise<RoomView | null> {
+    if (head && 'unchanged' in head) return this.reload(roomId);
+    if (!head) {
+      this.views.delete(roomId);
+      return null;
+    }
     const view: RoomView = {
       roomId,
       roomVersion: getRoomVersion(head.roomVersion),
