@@ -3,6 +3,7 @@
  * types, documented field by field, are in ./contracts. A transport puts its prefix in front
  * (`<prefix>.roomserver.input`); code always uses these constants, never a string literal.
  */
+import { CLIENT_CHANGES, type ClientChangeMessage } from './contracts/client-changes.js';
 import { EDU_INBOUND, EDU_OUTBOUND, type InboundEdu, type OutboundEdu } from './contracts/edu.js';
 import type { HealthReply, HealthRequest } from './contracts/health.js';
 import { PERSISTENCE_APPEND, type AppendReply, type AppendRequest } from './contracts/persistence.js';
@@ -34,6 +35,12 @@ export const Subjects = {
   eduInbound: EDU_INBOUND,
   /** Publish/subscribe, from client-api: OutboundEdu, consumed by every fanout-sender replica (no queue group: each sends only for its own shards). */
   eduOutbound: EDU_OUTBOUND,
+  /**
+   * Publish/subscribe among client-api replicas: ClientChangeMessage (a stream of client-api
+   * moved, tokens revoked, key counts changed). No queue group: every replica has its own
+   * /sync waiters and caches.
+   */
+  clientChanges: CLIENT_CHANGES,
 } as const;
 
 export type ServiceName = 'client-api' | 'federation-ingress' | 'room-server' | 'persistence' | 'fanout-sender';
@@ -62,6 +69,7 @@ export interface NotificationContracts {
   'stream.events': StreamEventNotification;
   'edu.inbound': InboundEdu;
   'edu.outbound': OutboundEdu;
+  'client.changes': ClientChangeMessage;
 }
 
 /** Typed request: the compiler checks the payload and the reply against the catalog. */

@@ -10,6 +10,7 @@ import { AccessTokenGuard } from './auth/auth.guard.js';
 import { PasswordCheck } from './auth/password-check.js';
 import { RateLimitGuard } from './auth/rate-limit.guard.js';
 import { UserInteractiveAuthService } from './auth/user-interactive-auth.service.js';
+import { ClientChangesRelay } from './client-changes-relay.js';
 import { EduBridge } from './federation/edu-bridge.js';
 import { RemoteQueries } from './federation/remote-queries.js';
 import { E2eeController } from './e2ee/e2ee.controller.js';
@@ -116,6 +117,7 @@ const services = [
     },
     EphemeralStoreCloser,
     EduBridge,
+    ClientChangesRelay,
     ...services,
   ],
   exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],
