@@ -6,7 +6,7 @@
  */
 import type { Pdu, RoomEvent, RoomVersion, StateMap } from '@tessera/protocol';
 import { getRoomVersion, pduToRoomEvent, stateKey } from '@tessera/protocol';
-import { getEvents, getRoomHeads, loadSnapshot, type Db, type RoomHead, type StoredEvent } from '@tessera/storage';
+import { getEvents, getRoomHeads, loadSnapshots, type Db, type RoomHead, type StoredEvent } from '@tessera/storage';
 
 export interface RoomExtremity {
   eventId: string;
@@ -134,6 +134,10 @@ export class RoomStore {
     (batch) => getRoomHeads(this.db, [...batch].map(([roomId, knownSequence]) => ({ roomId, knownSequence }))),
   );
 
+  /** Stored events and snapshots read for many concurrent sends together (see BatchLoader). */
+  private readonly storedEvents = new BatchLoader<string, null, StoredEvent>(() => null, (batch) => getEvents(this.db, [...batch.keys()]));
+  private readonly snapshotTriples = new BatchLoader<number, null, [string, string, string][]>(() => null, (batch) => loadSnapshots(this.db, [...batch.keys()]));
+
   private async viewFromHead(roomId: string, head: RoomHead | { unchanged: true; sequence: number } | undefined): Promise<RoomView | null> {
     if (head && 'unchanged' in head) return this.reload(roomId);
     if (!head) {
@@ -171,7 +175,10 @@ export class RoomStore {
       else missing.push(id);
     }
     if (missing.length > 0) {
-      for (const [id, stored] of await getEvents(this.db, missing)) {
+      const loaded = await Promise.all(missing.map((id) => this.storedEvents.load(id, null)));
+      for (const stored of loaded) {
+        if (!stored) continue;
+        const id = stored.eventId;
         const event = { ...pduToRoomEvent(stored.json as Pdu, roomVersion), event_id: id };
         const entry = { event, stored };
         this.events.set(id, entry);
@@ -198,7 +205,7 @@ export class RoomStore {
     if (nid === null) return new Map();
     const hit = this.snapshots.get(nid);
     if (hit) return hit;
-    const state = tripleMap(await loadSnapshot(this.db, nid));
+    const state = tripleMap((await this.snapshotTriples.load(nid, null)) ?? []);
     this.snapshots.set(nid, state);
     return state;
   }

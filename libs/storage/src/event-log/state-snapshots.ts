@@ -193,3 +193,34 @@ export async function loadSnapshot(db: Queryable, snapshotNid: number | null, ca
   if (snapshotNid === null) return [];
   return entriesToTriples(db, await loadSnapshotNids(db, snapshotNid), cacheKey);
 }
+
+/**
+ * Loads several snapshots as triples in one statement (chains walked, names and event ids
+ * resolved in the database): a reader serving many rooms at once pays one round trip.
+ * A snapshot without entries (the empty state, as loadSnapshot says) or unknown is absent.
+ */
+export async function loadSnapshots(db: Queryable, snapshotNids: readonly number[]): Promise<Map<number, StateTriple[]>> {
+  const out = new Map<number, StateTriple[]>();
+  if (snapshotNids.length === 0) return out;
+  const { rows } = await db.query<{ root: number; event_type: string; state_key: string; event_id: string }>(
+    `WITH RECURSIVE chain (root, snapshot_nid, parent_nid, lvl) AS (
+       SELECT snapshot_nid, snapshot_nid, parent_nid, 0 FROM state_snapshots WHERE snapshot_nid = ANY($1::bigint[])
+       UNION ALL
+       SELECT c.root, s.snapshot_nid, s.parent_nid, c.lvl + 1 FROM state_snapshots s JOIN chain c ON s.snapshot_nid = c.parent_nid
+     ), entries AS (
+       SELECT DISTINCT ON (c.root, e.type_nid, e.state_key_nid) c.root, e.type_nid, e.state_key_nid, e.event_nid
+       FROM chain c JOIN state_snapshot_entries e ON e.snapshot_nid = c.snapshot_nid
+       ORDER BY c.root, e.type_nid, e.state_key_nid, c.lvl
+     )
+     SELECT x.root, t.event_type, k.state_key, ev.event_id
+     FROM entries x JOIN event_types t ON t.type_nid = x.type_nid
+       JOIN event_state_keys k ON k.state_key_nid = x.state_key_nid JOIN events ev ON ev.event_nid = x.event_nid`,
+    [[...new Set(snapshotNids)]],
+  );
+  for (const r of rows) {
+    const triples = out.get(r.root) ?? [];
+    triples.push([r.event_type, r.state_key, r.event_id]);
+    out.set(r.root, triples);
+  }
+  return out;
+}
