@@ -89,4 +89,31 @@ describe.skipIf(!services.nats)('NATS bus specifics', () => {
       await nc.close();
     }
   });
+  it('a handler running when close() begins may still make its own requests before it replies', async () => {
+    const prefix = newPrefix();
+    const [front, back, client] = await Promise.all(
+      ['front', 'back', 'client'].map((name) => createNatsBus({ url: NATS_URL, prefix, name: `close-${name}` })),
+    );
+    try {
+      await back.handle<{ n: number }, number>('inner', async ({ n }) => n * 2);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let started = false;
+      // As room-server does: the reply depends on a request of its own (an append to persistence).
+      await front.handle<{ n: number }, number>('outer', async ({ n }) => {
+        started = true;
+        await gate;
+        return front.request<{ n: number }, number>('inner', { n });
+      });
+      const pending = client.request<{ n: number }, number>('outer', { n: 21 });
+      await waitFor(() => started);
+      const closing = front.close();
+      release();
+      await closing;
+      await expect(pending).resolves.toBe(42);
+      await expect(front.request('inner', { n: 1 })).rejects.toMatchObject({ code: 'BUS_CLOSED' });
+    } finally {
+      await Promise.all([front.close(), back.close(), client.close()]);
+    }
+  });
 });

@@ -45,6 +45,7 @@ class NatsBus implements BusTransport {
   private readonly subscriptions = new Set<{ stop(): Promise<void> }>();
   private readonly running = new Set<Promise<unknown>>();
   private closed = false;
+  private closing?: Promise<void>;
   private jsm?: Promise<JetStreamManager>;
   private js?: JetStreamClient;
   private readonly streamsReady = new Map<string, Promise<string>>();
@@ -245,14 +246,18 @@ class NatsBus implements BusTransport {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    // Stop taking messages, let running handlers finish and reply, then flush and disconnect.
-    await Promise.allSettled([...this.subscriptions].map((s) => s.stop()));
-    this.subscriptions.clear();
-    while (this.running.size > 0) await Promise.allSettled([...this.running]);
-    if (!this.nc.isClosed()) await this.nc.drain();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Stop taking messages, let running handlers finish and reply, then flush and disconnect.
+      await Promise.allSettled([...this.subscriptions].map((s) => s.stop()));
+      this.subscriptions.clear();
+      // New work is refused only once they are done: a running handler may still need the bus
+      // (a room-server's append to persistence), and a refusal would fail its request.
+      while (this.running.size > 0) await Promise.allSettled([...this.running]);
+      this.closed = true;
+      if (!this.nc.isClosed()) await this.nc.drain();
+    })();
+    return this.closing;
   }
 }
 
