@@ -155,6 +155,8 @@ export async function main(): Promise<void> {
       senders.push({ login, roomId: room_id });
     }
     let sent = 0;
+    const queriesBeforeSends = queries;
+    byText.clear();
     const until = performance.now() + SEND_SECONDS * 1000;
     const started = performance.now();
     await Promise.all(
@@ -167,6 +169,8 @@ export async function main(): Promise<void> {
     );
     const seconds = (performance.now() - started) / 1000;
     console.log(`BENCH client_sends_per_second ${(sent / seconds).toFixed(0)} sends/s`);
+    console.log(`BENCH client_queries_per_send ${((queries - queriesBeforeSends) / Math.max(1, sent)).toFixed(2)} queries`);
+    if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
   } finally {
     await running.close();
     await testDb?.drop();
