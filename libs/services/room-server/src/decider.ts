@@ -242,7 +242,9 @@ export class Decider {
     const currentStateChanges = new Map<string, StateTriple>();
     const txns: NonNullable<AppendRequest['clientTxns']> = [];
     const base = prevExtremities[0];
-    const baseState = base ? await this.store.snapshot(base.stateAfterNid) : new Map();
+    // Read while the first event's auth events load (it is needed only for that event's state delta).
+    const baseStateLoad: Promise<StateMap> = base ? this.store.snapshot(base.stateAfterNid) : Promise.resolve(new Map());
+    baseStateLoad.catch(() => undefined);
 
     const byTxn = new Map<string, string>();
     const aliases: Array<{ item: QueuedSend; eventId: string }> = [];
@@ -257,7 +259,11 @@ export class Decider {
       const previous = events[events.length - 1];
       const prevList: Array<{ eventId: string; depth: number }> = previous ? [{ eventId: previous.eventId, depth: previous.depth }] : prevExtremities;
       const authIds = chooseAuthEvents(spec, state, rv);
-      const loaded = await this.store.getEvents([...prevList.map((p) => p.eventId), ...authIds].filter((id) => !built.has(id)), rv);
+      // The events the auth rules will consult are read in the same query as prev and auth
+      // events (one round trip, not two); the lookup below finds them in the cache.
+      const ruleIds = this.authKeys({ type: spec.type, sender: spec.sender, state_key: spec.stateKey, content: spec.content })
+        .map(([t, k]) => state.get(stateKey(t, k))).filter((id): id is string => id !== undefined);
+      const loaded = await this.store.getEvents([...prevList.map((p) => p.eventId), ...authIds, ...ruleIds].filter((id) => !built.has(id)), rv);
       const eventOf = (id: string) => built.get(id)?.event ?? loaded.get(id)?.event;
       const edge = (id: string, depth: number): PrevEvent => ({ eventId: id, depth, sha256: eventOf(id)?.hashes?.sha256 });
       try {
@@ -296,7 +302,7 @@ export class Decider {
           // extremity's state; each next one builds on the state after the one before.
           stateBefore: previous
             ? { base: { afterEvent: previous.eventId }, changes: [] }
-            : { base: base ? { snapshotNid: base.stateAfterNid } : null, changes: diffStates(baseState, view.state) },
+            : { base: base ? { snapshotNid: base.stateAfterNid } : null, changes: diffStates(await baseStateLoad, view.state) },
           redaction,
         });
         built.set(b.eventId, { event: b.event, depth: b.pdu.depth });
