@@ -14,7 +14,7 @@ import {
   type AppendReply, type AppendRequest, type BusTransport, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import {
-  appendGroup, DuplicateClientTxnError, internBatchNames, lockStreamCounter, saveStreamCounter, StaleSequenceError,
+  appendGroup, DuplicateClientTxnError, internBatchNames, lockStreamCounter, StaleSequenceError,
   type AppendBatchResult, type Db, type GroupOutcome,
 } from '@tessera/storage';
 
@@ -102,8 +102,8 @@ export class EventWriter {
       for (const p of group) await internBatchNames(this.db, p.request, this.db);
       ({ outcomes, previous } = await this.db.transaction(async (tx) => {
         const start = await lockStreamCounter(tx);
-        const done = await appendGroup(tx, group.map((p) => p.request), start + 1, this.db);
-        if (done.nextPosition - 1 !== start) await saveStreamCounter(tx, done.nextPosition - 1);
+        // The counter is saved by the group's last statement (nothing to save when nothing went in).
+        const done = await appendGroup(tx, group.map((p) => p.request), start + 1, this.db, { saveStreamCounter: true });
         return { outcomes: done.outcomes, previous: start };
       }));
     } catch (error) {

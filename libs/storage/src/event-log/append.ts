@@ -164,6 +164,8 @@ export async function appendGroup(
   batches: AppendBatchInput[],
   nextPosition: number,
   cacheKey: object,
+  /** Also store the new stream counter (what saveStreamCounter does) in the group's last statement: one round trip less. */
+  options: { saveStreamCounter?: boolean } = {},
 ): Promise<{ outcomes: GroupOutcome[]; nextPosition: number }> {
   const roomIds = [...new Set(batches.map((b) => b.roomId))];
   const { rows: roomRows } = await tx.query<{ room_nid: number; room_id: string; sequence: number }>(
@@ -238,11 +240,14 @@ export async function appendGroup(
   await tx.query(
     `WITH seq AS (
        UPDATE rooms SET sequence = u.s FROM unnest($1::bigint[], $2::bigint[]) AS u (n, s) WHERE rooms.room_nid = u.n
+     ), counter AS (
+       UPDATE stream_counter SET position = $7::bigint WHERE id = 1 AND $7::bigint IS NOT NULL
      )
      INSERT INTO client_txns (user_id, device_id, txn_id, event_id)
      SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[])`,
     [moved.map((r) => r.nid), moved.map((r) => r.sequence),
-     newTxns.map((t) => t.userId), newTxns.map((t) => t.deviceId), newTxns.map((t) => t.txnId), newTxns.map((t) => t.eventId)],
+     newTxns.map((t) => t.userId), newTxns.map((t) => t.deviceId), newTxns.map((t) => t.txnId), newTxns.map((t) => t.eventId),
+     options.saveStreamCounter ? position - 1 : null],
   );
   return { outcomes: outcomes as GroupOutcome[], nextPosition: position };
 }
