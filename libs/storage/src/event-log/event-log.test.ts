@@ -11,7 +11,8 @@ import { eventLogMigrations } from './migrations.js';
 import { getCurrentState, getMembershipChangesSince, getRoomMembers, getUserMemberships } from './current-state.js';
 import { getEvent, getEventsSince, getRoomMessagesTopological, getRoomTimeline, getStateAfterEvent, getStateBeforeEvent } from './events.js';
 import { getForwardExtremities } from './forward-extremities.js';
-import { getRoom } from './rooms.js';
+import { getRoom, getRoomHead, getRoomHeads } from './rooms.js';
+import { loadSnapshot, loadSnapshots } from './state-snapshots.js';
 import { findClientTxn } from './client-txns.js';
 import { getMaxStreamPosition } from './consumer-cursors.js';
 
@@ -131,6 +132,26 @@ function suite(name: string, open: () => Promise<{ db: Db; cleanup: () => Promis
       expect((await getStateAfterEvent(db, '$s41'))?.length).toBe(43);
       expect((await getStateBeforeEvent(db, '$s64'))?.length).toBe(65);
       expect((await getRoomMembers(db, room)).length).toBe(n);
+
+      // Several snapshots at once (deep chains, shallow ones) equal the one-at-a-time loads.
+      const nids = (await db.query<{ nid: number }>(
+        "SELECT state_after_nid AS nid FROM events WHERE event_id = ANY($1::text[])", [['$cc', '$s0', '$s41', prev]],
+      )).rows.map((r) => r.nid);
+      const many = await loadSnapshots(db, [...nids, 999_999_999]);
+      expect(many.has(999_999_999)).toBe(false);
+      for (const nid of nids) expect(new Set(many.get(nid))).toEqual(new Set(await loadSnapshot(db, nid)));
+      expect(many.get(rows[0]!.nid)?.length).toBe(n + 1);
+
+      // Room heads: in full when the known sequence is stale or absent, only the sequence when it is current.
+      const head = await getRoomHead(db, room);
+      const heads = await getRoomHeads(db, [
+        { roomId: room, knownSequence: head!.sequence }, { roomId: '!r:x', knownSequence: null }, { roomId: '!none:x', knownSequence: 1 },
+      ]);
+      expect(heads.get(room)).toEqual({ unchanged: true, sequence: n + 1 });
+      expect(heads.get('!r:x')).toEqual(await getRoomHead(db, '!r:x'));
+      expect(heads.has('!none:x')).toBe(false);
+      const stale = await getRoomHeads(db, [{ roomId: room, knownSequence: n }]);
+      expect(stale.get(room)).toEqual(head);
     });
   });
 }
