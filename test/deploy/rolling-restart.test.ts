@@ -303,6 +303,19 @@ describe.skipIf(!services.postgres || !services.nats || !services.redis)('rollin
     expect((await getForwardExtremities(db, roomId)).map((e) => e.eventId).sort()).toEqual(childless);
   }
 
+  /** What our fanout and the remote hold, for a failure message. */
+  async function federationDiagnosis(ids: string[]): Promise<string> {
+    const destinations = await db.query('SELECT * FROM fanout_destinations');
+    const leases = await db.query('SELECT owner, count(*)::int AS n FROM fanout_shard_leases GROUP BY owner');
+    const queued = await db.query('SELECT server_name, count(*)::int AS n, max(stream_pos) AS max FROM event_destinations GROUP BY server_name');
+    const atRemote = await remote.db.query(
+      'SELECT outlier, soft_failed, rejected_reason, count(*)::int AS n FROM events WHERE event_id = ANY($1) GROUP BY 1, 2, 3',
+      [ids],
+    );
+    const logs = replicas.filter((r) => r.app === 'fanout-sender').map((r) => `${r.id}: ${r.proc.output().slice(-1500)}`);
+    return JSON.stringify({ destinations: destinations.rows, leases: leases.rows, queued: queued.rows, atRemote: atRemote.rows }) + `\n${logs.join('\n')}`;
+  }
+
   /** Sends while `during` runs, then checks every acknowledged send: once in our log, at the remote. */
   async function sendingThrough(label: string, during: (progress: () => Promise<void>, senders: Sender[]) => Promise<void>): Promise<Sender[]> {
     const senders = [new Sender(`${label}-alice`, alice, roomId, () => clientBases), new Sender(`${label}-bob`, bob, roomId, () => clientBases)];
@@ -339,12 +352,14 @@ describe.skipIf(!services.postgres || !services.nats || !services.redis)('rollin
 
     const ids = acked.map((a) => a.eventId);
     let missing = ids.length;
-    await eventually(() => `the remote server has all ${ids.length} events (${missing} missing)`, async () => {
+    let diagnosis = '';
+    await eventually(() => `the remote server has all ${ids.length} events (${missing} missing)\n${diagnosis}`, async () => {
       const { rows } = await remote.db.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM events WHERE event_id = ANY($1) AND NOT outlier AND rejected_reason IS NULL',
         [ids],
       );
       missing = ids.length - rows[0]!.n;
+      if (missing > 0) diagnosis = await federationDiagnosis(ids);
       return missing === 0;
     }, 60_000);
     // dan reads the last of them through the remote's client API.
