@@ -16,12 +16,19 @@ const files = readdirSync(here)
 let failed = 0;
 for (const file of files) {
   console.log(`# ${file}`);
+  // Each bench gets the environment it started with: a bench that sets variables for the
+  // processes it spawns (e.g. FEDERATION_CA_FILE of a test PKI it deletes afterwards) must not
+  // leak them into the next bench's processes.
+  const env = { ...process.env };
   try {
     const mod = (await import(pathToFileURL(join(here, file)).href)) as { main?: () => unknown };
     if (typeof mod.main === 'function') await mod.main();
   } catch (e) {
     failed++;
     console.error(`# ${file} failed: ${(e as Error).stack ?? e}`);
+  } finally {
+    for (const name of Object.keys(process.env)) if (!(name in env)) delete process.env[name];
+    Object.assign(process.env, env);
   }
 }
 if (files.length === 0) console.log('# no bench files matched');

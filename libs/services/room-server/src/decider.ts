@@ -14,6 +14,7 @@ import {
   pduToRoomEvent, PowerContext, redactEvent, resolveState, splitStateKey, stateKey,
   type Pdu, type RoomEvent, type RoomVersion, type StateMap,
 } from '@tessera/protocol';
+import { appendFields } from './append-fields.js';
 import {
   BUS_NO_RESPONDERS, BUS_TIMEOUT, BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
   type AppendEvent, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
@@ -481,18 +482,7 @@ export class Decider {
       rejectedReason = err.message;
     }
 
-    const base: AppendEvent = {
-      eventId: event.event_id,
-      json: pdu as Record<string, unknown>,
-      type: event.type,
-      stateKey: event.state_key ?? null,
-      sender: event.sender,
-      depth: typeof pdu.depth === 'number' ? pdu.depth : 0,
-      originServerTs: event.origin_server_ts,
-      prevEvents: event.prev_events,
-      authEvents: event.auth_events,
-      rejectedReason,
-    };
+    const base: AppendEvent = { ...appendFields(pdu, event), rejectedReason };
     const expectedSequence = view?.sequence ?? 0;
     // After an append the cached view moves with the reply (no reload for the next PDU).
     const moveView = (sent: AppendEvent, reply: AppendReply, newState?: StateMap) => {

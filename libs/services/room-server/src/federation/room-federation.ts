@@ -13,7 +13,7 @@ import {
 import {
   BusError, ROOMSERVER_QUEUE, STALE_SEQUENCE, STREAM_EVENTS,
   ROOMSERVER_FEDERATION,
-  type AppendEvent, type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type JoinRemoteRequest, type KnockRemoteRequest,
+  type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type JoinRemoteRequest, type KnockRemoteRequest,
   type LeaveRemoteRequest, type ReceiveInviteRequest, type RemoteMembershipReply, type RoomServerFederationReply,
   type RoomServerFederationRequest, type StateTriple, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
@@ -22,6 +22,7 @@ import {
   getCurrentStateEvents, getEvents, getRoom, getUserMemberships, isRoomHeld, recordOutOfBandMembership, type Db,
 } from '@tessera/storage';
 import type { Decider } from '../decider.js';
+import { appendFields } from '../append-fields.js';
 import { InvalidStateResponseError, validateStateAndAuthChain, type ValidatedEvent } from './validate-state.js';
 
 /** Outliers per append request: keeps a bus message well under NATS's payload limit. */
@@ -555,20 +556,6 @@ function safeEventId(pdu: Pdu, rv: RoomVersion): string | undefined {
   }
 }
 
-/** The append fields every stored event has. */
-function appendFields(pdu: Pdu, event: RoomEvent): AppendEvent {
-  return {
-    eventId: event.event_id,
-    json: pdu as Record<string, unknown>,
-    type: event.type,
-    stateKey: event.state_key ?? null,
-    sender: event.sender,
-    depth: typeof pdu.depth === 'number' ? pdu.depth : 0,
-    originServerTs: event.origin_server_ts,
-    prevEvents: event.prev_events,
-    authEvents: event.auth_events,
-  };
-}
 
 function prevIds(pdu: Pdu): string[] {
   const prevs: unknown[] = Array.isArray(pdu.prev_events) ? pdu.prev_events : [];
