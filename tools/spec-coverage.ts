@@ -49,15 +49,15 @@ function specOperations(): Operation[] {
 /**
  * Whether the router has a route for this spec operation. `{param}` becomes a Fastify
  * parameter (names do not matter to the router). Nest drops a trailing slash from route paths,
- * so a spec path ending in `/` counts when the app serves it through a wildcard route.
+ * so some operations are served through a wildcard route at a folder above them: those count.
  * M counts distinct operations: the two duplicated path keys count once.
  */
 function served(fastify: FastifyInstance, op: Operation): boolean {
   const url = op.path.replace(/\{([^}]+)\}/g, ':$1');
   const method = op.method as HTTPMethods;
   if (fastify.hasRoute({ method, url })) return true;
-  if (!url.endsWith('/')) return false;
-  // A wildcard at this folder or above it (e.g. /pushrules/* serves /pushrules/global/).
+  // A wildcard at a folder above it (e.g. /pushrules/* serves /pushrules/global/, and
+  // /rooms/:roomId/state/* serves /state/{eventType}/{stateKey} with an empty state key too).
   const segments = url.split('/');
   for (let end = segments.length - 1; end > 1; end--) {
     if (fastify.hasRoute({ method, url: `${segments.slice(0, end).join('/')}/*` })) return true;
