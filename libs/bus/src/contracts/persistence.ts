@@ -38,7 +38,7 @@ export interface AppendEvent {
   softFailed?: boolean;
   /** Why it was rejected: stored so the event is never fetched, cited or accepted again. */
   rejectedReason?: string | null;
-  /** Built here for a local user (not received over federation): announced as `local` on stream.events. */
+  /** Built here for a local user (not received over federation): announced as `local` on stream.events and queued for the remote servers joined at it (event_destinations). */
   local?: boolean;
   /** The state before the event (absent for outliers). */
   stateBefore?: StateRef;

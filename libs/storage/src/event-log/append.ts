@@ -1,3 +1,4 @@
+import type { AppendEvent, AppendRequest, StateRef } from '@tessera/bus';
 import type { Queryable } from '../db.js';
 import { internEventTypes, internStateKeys } from './names.js';
 import { writeSnapshot, type StateEntryNids, type StateTriple } from './state-snapshots.js';
@@ -13,51 +14,13 @@ import { beginJoinedServersChange, recordDestinations, type JoinedServersChange 
  * writers from deadlocking and makes commit order equal position order.
  */
 
-/** The state an event is built on: a stored snapshot, the state after an event, or empty. */
-export interface StateRefInput {
-  base: { snapshotNid: number | null } | { afterEvent: string } | null;
-  /** Entries that differ from the base. */
-  changes: StateTriple[];
-}
-
-export interface AppendEventInput {
-  eventId: string;
-  /** The event JSON as it is to be stored (the PDU, with event_id for v1/v2 rooms). */
-  json: Record<string, unknown>;
-  type: string;
-  stateKey: string | null;
-  sender: string;
-  depth: number;
-  originServerTs: number;
-  prevEvents: string[];
-  authEvents: string[];
-  /** Known only through another event's auth chain or a state response: no state, no timeline. */
-  outlier?: boolean;
-  /** Authorized by its auth events and the state before it, but not by the current state. */
-  softFailed?: boolean;
-  /** Failed authorization; stored so it is never fetched or accepted again. */
-  rejectedReason?: string | null;
-  /** State before the event; absent for outliers. */
-  stateBefore?: StateRefInput;
-  /** For an accepted redaction whose target is stored: the target's redacted JSON to store. */
-  redaction?: { targetEventId: string; redactedJson: Record<string, unknown> } | null;
-  /** Built by this server for a local user: queued for the remote servers joined at it (event_destinations). */
-  local?: boolean;
-}
-
-export interface AppendBatchInput {
-  roomId: string;
-  roomVersion: string;
-  /** The room sequence the decider decided against; 0 for a room not yet stored. */
-  expectedSequence: number;
-  events: AppendEventInput[];
-  /** Changes to the room's current state, applied after the events. */
-  currentStateChanges: StateTriple[];
-  /** Idempotent client send: recorded with the event in this transaction. */
-  clientTxn?: { userId: string; deviceId: string; txnId: string; eventId: string } | null;
-  /** The same for a batch of several client sends (the decider batches a busy room's sends). */
-  clientTxns?: { userId: string; deviceId: string; txnId: string; eventId: string }[] | null;
-}
+/**
+ * What is written is what the decider sends on persistence.append: the wire contract, documented
+ * field by field in libs/bus/src/contracts/persistence.ts, is the one definition of these shapes.
+ */
+export type StateRefInput = StateRef;
+export type AppendEventInput = AppendEvent;
+export type AppendBatchInput = Omit<AppendRequest, 'transactionId'>;
 
 function txnsOf(batch: AppendBatchInput): NonNullable<AppendBatchInput['clientTxn']>[] {
   return [...(batch.clientTxn ? [batch.clientTxn] : []), ...(batch.clientTxns ?? [])];
