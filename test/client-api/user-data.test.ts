@@ -113,7 +113,7 @@ for (const setup of setups) {
       expect(body.override.map((r: { rule_id: string }) => r.rule_id)).toEqual([
         '.m.rule.master', '.m.rule.suppress_notices', '.m.rule.invite_for_me', '.m.rule.member_event', '.m.rule.is_user_mention',
         '.m.rule.contains_display_name', '.m.rule.is_room_mention', '.m.rule.roomnotif', '.m.rule.tombstone', '.m.rule.reaction',
-        '.m.rule.server_acl', '.m.rule.suppress_edits',
+        '.m.rule.room.server_acl', '.m.rule.suppress_edits',
       ]);
       expect(body.underride.map((r: { rule_id: string }) => r.rule_id)).toEqual([
         '.m.rule.call', '.m.rule.encrypted_room_one_to_one', '.m.rule.room_one_to_one', '.m.rule.message', '.m.rule.encrypted',

@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './identifiers.js';
 export * from './auth/index.js';
 export * from './state-res/index.js';
+export * from './push/index.js';
