@@ -1,14 +1,18 @@
 /**
  * Client-Server API figures on the embedded homeserver (every service in this process, PGlite,
- * in-process bus), over real HTTP:
+ * in-process bus), over real HTTP from clients in another process (client-load.worker.ts):
  * - send-to-sync latency with SYNC_CLIENTS users long-polling /sync in one room and one sender;
  * - sends per second through PUT /send, SEND_USERS users each in their own room;
- * - resident memory idle and during the latency run.
+ * - resident memory idle and during the latency run;
+ * - the server process's CPU time per delivery and per send, and its queries per delivery and per send.
+ * Profile the server with NODE_OPTIONS='--cpu-prof' (the worker does not inherit it).
  * `BENCH_BACKEND=postgres` runs the same on PostgreSQL + NATS + Redis (the services must be up).
  */
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Global, Module } from '@nestjs/common';
 import { buildConfig } from '@tessera/config';
 import { startServices, type ServiceDefinition } from '@tessera/http';
@@ -24,15 +28,6 @@ const SYNC_CLIENTS = Number(process.env.BENCH_SYNC_CLIENTS ?? 500);
 const LATENCY_MESSAGES = Number(process.env.BENCH_LATENCY_MESSAGES ?? 30);
 const SEND_USERS = 50;
 const SEND_SECONDS = Number(process.env.BENCH_SEND_SECONDS ?? 5);
-
-interface Login {
-  user_id: string;
-  access_token: string;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 const rssMb = () => process.memoryUsage().rss / (1024 * 1024);
 
@@ -76,102 +71,71 @@ export async function main(): Promise<void> {
     return query(...args);
   }) as typeof db.query;
 
-  const call = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
-    const res = await fetch(`${base}/_matrix/client/v3/${path}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = await res.json();
-    if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const register = async (username: string): Promise<Login> => {
-    const first = await fetch(`${base}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ username, password: 'bench password 1' }), headers: { 'content-type': 'application/json' } });
-    const { session } = (await first.json()) as { session: string };
-    return call('POST', 'register', undefined, { username, password: 'bench password 1', auth: { type: 'm.login.dummy', session } });
-  };
+  // The clients run in a process of their own (bench/client-load.worker.ts); this process is the
+  // server alone, as deployed. At each phase boundary the worker asks for a snapshot of the
+  // server's query count and CPU time, so the figures per delivery and per send are the server's.
+  const snapshot = () => ({ queries, cpu: process.cpuUsage(), at: performance.now() });
+  const marks = new Map<string, ReturnType<typeof snapshot>>();
+  let maxRss = rssMb();
+  let sampling: ReturnType<typeof setInterval> | undefined;
+  const worker = fork(fileURLToPath(new URL('./client-load.worker.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    // The parent's NODE_OPTIONS (e.g. --cpu-prof to profile the server) are the server's only.
+    env: { ...process.env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
 
   try {
     await new Promise((r) => setTimeout(r, 2000));
     global.gc?.();
     console.log(`BENCH client_rss_idle ${rssMb().toFixed(1)} MB`);
 
-    // ---- send-to-sync latency ----
-    const sender = await register('sender');
-    const { room_id: roomId } = await call('POST', 'createRoom', sender.access_token, { preset: 'public_chat' });
-    const listeners: Login[] = [];
-    for (let i = 0; i < SYNC_CLIENTS; i++) listeners.push(await register(`listener${i}`));
-    for (const l of listeners) await call('POST', `join/${encodeURIComponent(roomId)}`, l.access_token, {});
-    const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 5 } } }));
-    const tokens = await Promise.all(listeners.map(async (l) => (await call('GET', `sync?filter=${filter}`, l.access_token)).next_batch as string));
-
-    const sentAt = new Map<string, number>();
-    const latencies: number[] = [];
-    let maxRss = rssMb();
-    let running_ = true;
-    const loops = listeners.map(async (l, i) => {
-      let since = tokens[i]!;
-      while (running_) {
-        const body = await call('GET', `sync?filter=${filter}&timeout=30000&since=${since}`, l.access_token);
-        const now = performance.now();
-        since = body.next_batch;
-        for (const e of body.rooms?.join?.[roomId]?.timeline?.events ?? []) {
-          const t = sentAt.get(e.content?.body);
-          if (t !== undefined) latencies.push(now - t);
+    const result = await new Promise<{ p50: number; p99: number; deliveries: number; sent: number; seconds: number }>((resolve, reject) => {
+      worker.on('message', (m: { mark?: string; result?: { p50: number; p99: number; deliveries: number; sent: number; seconds: number } }) => {
+        if (m.mark) {
+          marks.set(m.mark, snapshot());
+          if (m.mark === 'latency-start') {
+            byText.clear();
+            maxRss = rssMb();
+            sampling = setInterval(() => (maxRss = Math.max(maxRss, rssMb())), 100);
+          } else if (m.mark === 'latency-end') {
+            clearInterval(sampling);
+            if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
+          } else if (m.mark === 'sends-start') byText.clear();
+          else if (m.mark === 'sends-end' && process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
+          worker.send({ marked: m.mark });
         }
-      }
+        if (m.result) resolve(m.result);
+      });
+      void exited.then((code) => reject(new Error(`the client load worker exited (${code}) before its result`)));
+      worker.send({ setup: { base, syncClients: SYNC_CLIENTS, latencyMessages: LATENCY_MESSAGES, sendUsers: SEND_USERS, sendSeconds: SEND_SECONDS } });
     });
-    await new Promise((r) => setTimeout(r, 1000));
-    const queriesBefore = queries;
-    byText.clear();
-    for (let i = 0; i < LATENCY_MESSAGES; i++) {
-      const text = `latency ${i}`;
-      sentAt.set(text, performance.now());
-      await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/lat${i}`, sender.access_token, { msgtype: 'm.text', body: text });
-      // Let every listener receive it before the next one, so each figure is one send's fan-out.
-      const want = (i + 1) * SYNC_CLIENTS;
-      for (let w = 0; w < 400 && latencies.length < want; w++) await new Promise((r) => setTimeout(r, 25));
-      maxRss = Math.max(maxRss, rssMb());
-    }
-    running_ = false;
-    const queriesPerDelivery = (queries - queriesBefore) / Math.max(1, latencies.length);
-    if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
-    // Wake the long polls so they end.
-    await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/stop`, sender.access_token, { msgtype: 'm.text', body: 'stop' });
-    await Promise.allSettled(loops);
-    latencies.sort((a, b) => a - b);
-    console.log(`BENCH client_send_to_sync_p50 ${percentile(latencies, 50).toFixed(1)} ms`);
-    console.log(`BENCH client_send_to_sync_p99 ${percentile(latencies, 99).toFixed(1)} ms`);
-    console.log(`BENCH client_send_to_sync_deliveries ${latencies.length} count`);
-    console.log(`BENCH client_queries_per_delivery ${queriesPerDelivery.toFixed(2)} queries`);
+    const between = (from: string, to: string) => {
+      const a = marks.get(from)!;
+      const b = marks.get(to)!;
+      return { queries: b.queries - a.queries, cpuMs: (b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / 1000, ms: b.at - a.at };
+    };
+    const latency = between('latency-start', 'latency-end');
+    const sends = between('sends-start', 'sends-end');
+    const perDelivery = Math.max(1, result.deliveries);
+    const perSend = Math.max(1, result.sent);
+    console.log(`BENCH client_send_to_sync_p50 ${result.p50.toFixed(1)} ms`);
+    console.log(`BENCH client_send_to_sync_p99 ${result.p99.toFixed(1)} ms`);
+    console.log(`BENCH client_send_to_sync_deliveries ${result.deliveries} count`);
+    console.log(`BENCH client_queries_per_delivery ${(latency.queries / perDelivery).toFixed(2)} queries`);
+    // The server process's CPU time (user + system) per delivered event and per send: what the
+    // server spends, whatever the machine's other load does to the wall-clock figures.
+    console.log(`BENCH client_server_cpu_per_delivery ${((latency.cpuMs * 1000) / perDelivery).toFixed(0)} us`);
+    console.log(`BENCH client_server_cpu_busy_latency ${((100 * latency.cpuMs) / Math.max(1, latency.ms)).toFixed(0)} %`);
     console.log(`BENCH client_rss_during_latency ${maxRss.toFixed(1)} MB`);
-
-    // ---- sends per second ----
-    const senders: Array<{ login: Login; roomId: string }> = [];
-    for (let i = 0; i < SEND_USERS; i++) {
-      const login = await register(`writer${i}`);
-      const { room_id } = await call('POST', 'createRoom', login.access_token, {});
-      senders.push({ login, roomId: room_id });
-    }
-    let sent = 0;
-    const queriesBeforeSends = queries;
-    byText.clear();
-    const until = performance.now() + SEND_SECONDS * 1000;
-    const started = performance.now();
-    await Promise.all(
-      senders.map(async ({ login, roomId: r }, u) => {
-        for (let n = 0; performance.now() < until; n++) {
-          await call('PUT', `rooms/${encodeURIComponent(r)}/send/m.room.message/w${u}-${n}`, login.access_token, { msgtype: 'm.text', body: `m${n}` });
-          sent++;
-        }
-      }),
-    );
-    const seconds = (performance.now() - started) / 1000;
-    console.log(`BENCH client_sends_per_second ${(sent / seconds).toFixed(0)} sends/s`);
-    console.log(`BENCH client_queries_per_send ${((queries - queriesBeforeSends) / Math.max(1, sent)).toFixed(2)} queries`);
-    if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
+    console.log(`BENCH client_sends_per_second ${(result.sent / result.seconds).toFixed(0)} sends/s`);
+    console.log(`BENCH client_queries_per_send ${(sends.queries / perSend).toFixed(2)} queries`);
+    console.log(`BENCH client_server_cpu_per_send ${((sends.cpuMs * 1000) / perSend).toFixed(0)} us`);
+    console.log(`BENCH client_server_cpu_busy_sends ${((100 * sends.cpuMs) / Math.max(1, sends.ms)).toFixed(0)} %`);
   } finally {
+    clearInterval(sampling);
+    if (worker.exitCode === null && worker.signalCode === null) worker.kill();
     await running.close();
     await testDb?.drop();
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,150 @@
+/**
+ * The clients of bench/client.bench.ts, in a process of their own (spawned with
+ * `node --import tsx`), so that their fetch and JSON work does not share the server's event loop
+ * and is not counted as server latency: a deployed server's clients run elsewhere.
+ *
+ * Talks to the parent over IPC. It receives { base, syncClients, latencyMessages, sendUsers,
+ * sendSeconds }, and at each phase boundary sends { mark: name } and waits for the parent's
+ * { marked: name } (the parent snapshots its query count and CPU time there). It ends with
+ * { result: {...} } carrying the figures measured on the client side.
+ */
+import process from 'node:process';
+
+interface Setup {
+  base: string;
+  syncClients: number;
+  latencyMessages: number;
+  sendUsers: number;
+  sendSeconds: number;
+}
+
+interface Login {
+  user_id: string;
+  access_token: string;
+}
+
+const send = (m: unknown) => process.send!(m);
+const replies = new Map<string, () => void>();
+let setupResolve!: (s: Setup) => void;
+const setupReceived = new Promise<Setup>((r) => (setupResolve = r));
+process.on('message', (m: { setup?: Setup; marked?: string }) => {
+  if (m.setup) setupResolve(m.setup);
+  if (m.marked) replies.get(m.marked)?.();
+});
+
+/** Tells the parent a phase boundary is reached and waits until it has taken its snapshot. */
+function mark(name: string): Promise<void> {
+  return new Promise((resolve) => {
+    replies.set(name, resolve);
+    send({ mark: name });
+  });
+}
+
+/** Runs `fn` over `items` with at most `width` at a time (setup only: the server is not being measured). */
+async function pool<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+const setup = await setupReceived;
+const { base } = setup;
+
+const call = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
+  const res = await fetch(`${base}/_matrix/client/v3/${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+};
+const register = async (username: string): Promise<Login> => {
+  const first = await fetch(`${base}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ username, password: 'bench password 1' }), headers: { 'content-type': 'application/json' } });
+  const { session } = (await first.json()) as { session: string };
+  return call('POST', 'register', undefined, { username, password: 'bench password 1', auth: { type: 'm.login.dummy', session } });
+};
+
+// ---- send-to-sync latency ----
+const sender = await register('sender');
+const { room_id: roomId } = await call('POST', 'createRoom', sender.access_token, { preset: 'public_chat' });
+const listeners = await pool(
+  Array.from({ length: setup.syncClients }, (_, i) => i),
+  8,
+  (i) => register(`listener${i}`),
+);
+await pool(listeners, 8, (l) => call('POST', `join/${encodeURIComponent(roomId)}`, l.access_token, {}));
+const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 5 } } }));
+const tokens = await pool(listeners, 16, async (l) => (await call('GET', `sync?filter=${filter}`, l.access_token)).next_batch as string);
+
+const sentAt = new Map<string, number>();
+const latencies: number[] = [];
+let polling = true;
+const loops = listeners.map(async (l, i) => {
+  let since = tokens[i]!;
+  while (polling) {
+    const body = await call('GET', `sync?filter=${filter}&timeout=30000&since=${since}`, l.access_token);
+    const now = performance.now();
+    since = body.next_batch;
+    for (const e of body.rooms?.join?.[roomId]?.timeline?.events ?? []) {
+      const t = sentAt.get(e.content?.body);
+      if (t !== undefined) latencies.push(now - t);
+    }
+  }
+});
+// Every listener is waiting in its long poll before the first send.
+await new Promise((r) => setTimeout(r, 1000));
+await mark('latency-start');
+for (let i = 0; i < setup.latencyMessages; i++) {
+  const text = `latency ${i}`;
+  sentAt.set(text, performance.now());
+  await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/lat${i}`, sender.access_token, { msgtype: 'm.text', body: text });
+  // Let every listener receive it before the next one, so each figure is one send's fan-out.
+  const want = (i + 1) * setup.syncClients;
+  for (let w = 0; w < 400 && latencies.length < want; w++) await new Promise((r) => setTimeout(r, 25));
+}
+await mark('latency-end');
+polling = false;
+// Wake the long polls so they end.
+await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/stop`, sender.access_token, { msgtype: 'm.text', body: 'stop' });
+await Promise.allSettled(loops);
+const deliveries = latencies.length;
+latencies.sort((a, b) => a - b);
+const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+
+// ---- sends per second ----
+const senders = await pool(
+  Array.from({ length: setup.sendUsers }, (_, i) => i),
+  8,
+  async (i) => {
+    const login = await register(`writer${i}`);
+    const { room_id } = await call('POST', 'createRoom', login.access_token, {});
+    return { login, roomId: room_id as string };
+  },
+);
+let sent = 0;
+await mark('sends-start');
+const started = performance.now();
+const until = started + setup.sendSeconds * 1000;
+await Promise.all(
+  senders.map(async ({ login, roomId: r }, u) => {
+    for (let n = 0; performance.now() < until; n++) {
+      await call('PUT', `rooms/${encodeURIComponent(r)}/send/m.room.message/w${u}-${n}`, login.access_token, { msgtype: 'm.text', body: `m${n}` });
+      sent++;
+    }
+  }),
+);
+const seconds = (performance.now() - started) / 1000;
+await mark('sends-end');
+
+send({ result: { p50: percentile(50), p99: percentile(99), deliveries, sent, seconds } });
+process.disconnect();
