@@ -77,7 +77,10 @@ export async function embeddedPipeline(): Promise<Pipeline> {
 }
 
 function startProcess(app: 'persistence' | 'room-server', env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], {
+  // CHILD_NODE_ARGS: extra node flags for the service processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`
+  // to profile a bench; node refuses --cpu-prof in NODE_OPTIONS).
+  const extra = process.env.CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...extra, '--import', 'tsx', `apps/${app}/src/main.ts`], {
     cwd: join(import.meta.dirname, '../..'),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -109,6 +112,14 @@ function kill9(child: ChildProcess | undefined): Promise<void> {
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
+  });
+}
+
+function terminate(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
   });
 }
 
@@ -174,8 +185,10 @@ export async function distributedPipeline(): Promise<Pipeline> {
     },
     startPersistence,
     async close() {
-      await kill9(persistence);
-      for (const r of replicas) await kill9(r);
+      // Graceful stop when profiling, so --cpu-prof can write its file; kill -9 otherwise (fast).
+      const stop = process.env.CHILD_NODE_ARGS ? terminate : kill9;
+      await stop(persistence);
+      for (const r of replicas) await stop(r);
       await bus.close();
       await db.close();
       await database.drop();
