@@ -12,7 +12,8 @@ export type ClientStreamChange =
   | { stream: 'account_data'; position: number; userId: string }
   | { stream: 'to_device'; position: number; userId: string; deviceIds: string[] }
   | { stream: 'device_lists'; position: number; userId: string }
-  | { stream: 'receipts'; position: number; roomId: string }
+  /** userId: whose receipt moved (their unread counts start over); absent from older senders. */
+  | { stream: 'receipts'; position: number; roomId: string; userId?: string }
   | { stream: 'typing'; position: number; roomId: string }
   | { stream: 'presence'; position: number; userId: string };
 

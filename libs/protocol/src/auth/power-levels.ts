@@ -126,6 +126,11 @@ export class PowerContext {
     return this.pl.levels[key] ?? DEFAULTS[key];
   }
 
+  /** The level `notifications[key]` asks to notify the room (push rules' sender_notification_permission); 50 when absent. */
+  notificationLevel(key: string): number {
+    return this.pl?.notifications.get(key) ?? 50;
+  }
+
   /** The level an event of this type needs (events[type], else state_default / events_default). */
   eventLevel(type: string, isState: boolean): number {
     const specific = this.pl?.events.get(type);

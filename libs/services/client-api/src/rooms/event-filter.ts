@@ -13,6 +13,8 @@ export interface RoomEventFilter {
   contains_url?: boolean;
   lazy_load_members?: boolean;
   include_redundant_members?: boolean;
+  /** /sync only: per-thread counts in unread_thread_notifications. */
+  unread_thread_notifications?: boolean;
 }
 
 export interface SyncFilter {

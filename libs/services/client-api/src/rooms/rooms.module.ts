@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ClientApiCoreModule } from '../client-api-core.module.js';
 import { DirectoryController, PublicDirectoryController } from '../directory/directory.controller.js';
 import { DirectoryService } from '../directory/directory.service.js';
+import { NotificationCounter } from '../sync/notification-counter.js';
 import { SyncNotifier } from '../sync/sync-notifier.js';
 import { SyncController } from '../sync/sync.controller.js';
 import { SyncService } from '../sync/sync.service.js';
@@ -20,7 +21,7 @@ import { RoomsService } from './rooms.service.js';
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [RoomsController, RoomReadsController, DirectoryController, PublicDirectoryController, SyncController],
-  providers: [RoomsMigrator, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, SyncService],
+  providers: [RoomsMigrator, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}

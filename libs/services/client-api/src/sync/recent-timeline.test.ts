@@ -2,7 +2,7 @@ import type { StreamEventNotification } from '@tessera/bus';
 import type { Db } from '@tessera/storage';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RecentTimeline } from './recent-timeline.js';
-import { UnreadCounts } from './unread-counts.js';
+import { RoomTally, tallyEvents, UnreadCounts } from './unread-counts.js';
 
 // The chain logic never reads the database; the loaders that do are covered by the /sync tests.
 const noDb = {} as Db;
@@ -78,21 +78,40 @@ describe('RecentTimeline', () => {
 });
 
 describe('UnreadCounts', () => {
-  it('carries a count forward: others\' messages add, the user\'s own event resets', () => {
-    const counts = new UnreadCounts();
-    counts.remember('@me:hs', '!r:hs', 10, 2);
-    const events = [note(11, 10, { sender: '@b:hs' }), note(12, 11, { sender: '@b:hs', type: 'm.room.topic', stateKey: '' }), note(13, 12, { sender: '@b:hs' })];
-    expect(counts.carryForward('@me:hs', '!r:hs', 13, (after) => events.filter((e) => e.position > after))).toBe(4);
-    const mine = [note(14, 13, { sender: '@me:hs' }), note(15, 14, { sender: '@b:hs', type: 'm.room.encrypted' })];
-    expect(counts.carryForward('@me:hs', '!r:hs', 15, (after) => mine.filter((e) => e.position > after))).toBe(1);
+  const ev = (streamPos: number, sender: string, content: Record<string, unknown> = {}) => ({ streamPos, sender, json: { type: 'm.room.message', sender, content } });
+  const notifyAll = () => ({ notify: true, highlight: false });
+  const thread = (root: string) => ({ 'm.relates_to': { rel_type: 'm.thread', event_id: root } });
+
+  it('tallies by the evaluation, per thread; the user\'s own event resets every partition', () => {
+    const tally = tallyEvents(new RoomTally(13), '@me:hs', [ev(11, '@b:hs'), ev(12, '@b:hs', thread('$root')), ev(13, '@b:hs')], (e) => ({
+      notify: true,
+      highlight: (e.content as Record<string, unknown>).body === 'hi me',
+    }));
+    expect(tally.total()).toEqual({ notification_count: 3, highlight_count: 0 });
+    expect(tally.main()).toEqual({ notification_count: 2, highlight_count: 0 });
+    expect(tally.threads()).toEqual({ $root: { notification_count: 1, highlight_count: 0 } });
+    const next = tallyEvents(tally.copy(15), '@me:hs', [ev(14, '@me:hs'), ev(15, '@b:hs', { body: 'hi me' })], (e) => ({ notify: false, highlight: (e.content as Record<string, unknown>).body === 'hi me' }));
+    expect(next.main()).toEqual({ notification_count: 0, highlight_count: 1 });
+    expect(next.threads()).toEqual({});
+    expect(tally.total()).toEqual({ notification_count: 3, highlight_count: 0 }); // the copy left the original alone
   });
 
-  it('knows nothing without a counted start, when the events are not at hand, or after a receipt', () => {
+  it('skips what the receipts cover per partition', () => {
+    const tally = tallyEvents(new RoomTally(4), '@me:hs', [ev(1, '@b:hs'), ev(2, '@b:hs', thread('$t')), ev(3, '@b:hs'), ev(4, '@b:hs', thread('$t'))], notifyAll, (t) => (t === 'main' ? 1 : 3));
+    expect(tally.main().notification_count).toBe(1);
+    expect(tally.threads()).toEqual({ $t: { notification_count: 1, highlight_count: 0 } });
+  });
+
+  it('remembers per user and room; a receipt forgets its user\'s counts and outdates counts begun before it', () => {
     const counts = new UnreadCounts();
-    expect(counts.carryForward('@me:hs', '!r:hs', 5, () => [])).toBeUndefined();
-    counts.remember('@me:hs', '!r:hs', 5, 1);
-    expect(counts.carryForward('@me:hs', '!r:hs', 6, () => undefined)).toBeUndefined();
-    counts.forgetRoom('!r:hs');
-    expect(counts.carryForward('@me:hs', '!r:hs', 5, () => [])).toBeUndefined();
+    const stamp = counts.stamp('!r:hs');
+    counts.remember('@me:hs', '!r:hs', new RoomTally(5), stamp);
+    expect(counts.get('@me:hs', '!r:hs')?.position).toBe(5);
+    counts.forget('!r:hs', '@other:hs');
+    expect(counts.get('@me:hs', '!r:hs')?.position).toBe(5);
+    counts.forget('!r:hs', '@me:hs');
+    expect(counts.get('@me:hs', '!r:hs')).toBeUndefined();
+    counts.remember('@me:hs', '!r:hs', new RoomTally(6), stamp);
+    expect(counts.get('@me:hs', '!r:hs')).toBeUndefined();
   });
 });

@@ -171,7 +171,7 @@ export class SyncNotifier implements OnModuleInit, OnModuleDestroy {
         this.wakeUser(change.userId);
         break;
       case 'receipts':
-        this.unread.forgetRoom(change.roomId);
+        this.unread.forget(change.roomId, change.userId);
         this.wakeRoom(change.roomId);
         break;
       case 'typing':

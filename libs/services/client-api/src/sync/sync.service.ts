@@ -20,7 +20,7 @@ import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } fr
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
 import { SyncNotifier } from './sync-notifier.js';
-import { NOTIFYING_TYPES } from './unread-counts.js';
+import { NotificationCounter } from './notification-counter.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
@@ -74,6 +74,7 @@ export class SyncService {
     @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
     @Inject(TypingService) private readonly typing: TypingService,
     @Inject(PresenceService) private readonly presence: PresenceService,
+    @Inject(NotificationCounter) private readonly counter: NotificationCounter,
   ) {}
 
   async sync(req: SyncRequest): Promise<Json> {
@@ -171,7 +172,8 @@ export class SyncService {
       room.ephemeral = { events: ephemeral.filter((e) => eventPasses(roomFilter?.ephemeral, { type: e.type as string })) };
       room.account_data = { events: filterAccountData(accountData?.rooms[plan.roomId] ?? [], roomFilter?.account_data) };
       if (!plan.joinedThroughout || !since || room.hasOwnNews || receiptContent) {
-        room.unread_notifications = await this.unreadCounts(userId, plan.roomId, upTo.events, receiptContent !== undefined);
+        const ownReceipt = receiptContent !== undefined && Object.values(receiptContent).some((types) => Object.values(types).some((users) => userId in users));
+        Object.assign(room, await this.unreadCounts(userId, plan.roomId, upTo.events, ownReceipt, roomFilter?.timeline?.unread_thread_notifications === true));
       }
       delete room.hasOwnNews;
       rooms.join[plan.roomId] = room;
@@ -396,33 +398,13 @@ export class SyncService {
   }
 
   /**
-   * Unread counts: messages from others after the user's read receipt or their own latest
-   * event, whichever is later (writing in a room means having read it). Without push rule
-   * evaluation this is what the default rules notify for; highlights are not detected.
-   * Carried forward in memory from the notifications (UnreadCounts); counted in the database
-   * when no count is known or a receipt of the room is in this response.
+   * unread_notifications by the user's push rules (NotificationCounter); with the timeline
+   * filter's unread_thread_notifications, the main timeline's counts and each thread's apart.
    */
-  private async unreadCounts(userId: string, roomId: string, upTo: number, receiptMoved: boolean): Promise<Json> {
-    const counts = this.notifier.unread;
-    const recent = this.notifier.recent;
-    const carried = receiptMoved ? undefined : counts.carryForward(userId, roomId, upTo, (after) => recent.eventsBetween(after, upTo, new Set([roomId])));
-    if (carried !== undefined) return { notification_count: carried, highlight_count: 0 };
-    const { rows } = await this.db.query<{ n: string | number }>(
-      `WITH room AS (SELECT room_nid FROM rooms WHERE room_id = $1),
-            read_up_to AS (
-              SELECT GREATEST(
-                (SELECT MAX(e.stream_pos) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
-                  WHERE rc.room_id = $1 AND rc.user_id = $2 AND rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id = ''),
-                (SELECT MAX(e.stream_pos) FROM events e WHERE e.room_nid = (SELECT room_nid FROM room) AND e.sender = $2 AND e.stream_pos <= $3),
-                0) AS pos)
-       SELECT COUNT(*) AS n FROM events e JOIN event_types t ON t.type_nid = e.type_nid
-        WHERE e.room_nid = (SELECT room_nid FROM room) AND e.stream_pos > (SELECT pos FROM read_up_to) AND e.stream_pos <= $3
-          AND t.event_type = ANY($4::text[]) AND e.sender <> $2`,
-      [roomId, userId, upTo, NOTIFYING_TYPES],
-    );
-    const count = Number(rows[0]?.n ?? 0);
-    counts.remember(userId, roomId, upTo, count);
-    return { notification_count: count, highlight_count: 0 };
+  private async unreadCounts(userId: string, roomId: string, upTo: number, receiptMoved: boolean, threaded: boolean): Promise<Json> {
+    const tally = await this.counter.counts(userId, roomId, upTo, receiptMoved);
+    if (!threaded) return { unread_notifications: tally.total() };
+    return { unread_notifications: tally.main(), unread_thread_notifications: tally.threads() };
   }
 
   /** Stripped state for an invite or knock: from the event's invite_room_state when a remote server sent one, else the room's current state here. */

@@ -88,7 +88,7 @@ export class ReceiptsService {
       );
       return position;
     });
-    this.changes.emit({ stream: 'receipts', position, roomId });
+    this.changes.emit({ stream: 'receipts', position, roomId, userId });
     if (receiptType === 'm.read' && this.outbound) await this.outbound(userId, roomId, eventId, ts, threadId);
   }
 
