@@ -88,5 +88,69 @@ for (const { backend, available } of backends) {
       expect(t2.rooms.join[roomId].unread_notifications).toEqual({ notification_count: 1, highlight_count: 0 });
       expect(t2.rooms.join[roomId].unread_thread_notifications).toEqual({});
     });
+
+    it('reports in device_lists.left the users who no longer share any room since the token', async () => {
+      const alice = await hs.register('leftalice');
+      const bob = await hs.register('leftbob');
+      const carol = await hs.register('leftcarol');
+      const dave = await hs.register('leftdave');
+      const eve = await hs.register('lefteve');
+      const create = async (owner: Login) => (await hs.ok('POST', v3('createRoom'), { ...as(owner), body: { preset: 'public_chat' } })).room_id as string;
+      const join = (who: Login, roomId: string) => hs.ok('POST', v3(`rooms/${enc(roomId)}/join`), { ...as(who), body: {} });
+      const leave = (who: Login, roomId: string) => hs.ok('POST', v3(`rooms/${enc(roomId)}/leave`), { ...as(who), body: {} });
+      const r1 = await create(alice);
+      await join(bob, r1);
+      await join(carol, r1);
+      const r2 = await create(carol);
+      await join(alice, r2);
+      const r3 = await create(dave);
+      await join(alice, r3);
+      await hs.ok('POST', v3(`rooms/${enc(r1)}/invite`), { ...as(alice), body: { user_id: eve.user_id } });
+      const s0 = await sync(alice);
+
+      await leave(bob, r1); // shares nothing with alice any more
+      await leave(carol, r1); // still shares r2
+      await leave(alice, r3); // dave shared only r3
+      await leave(eve, r1); // a rejected invite: never shared a room
+      const s1 = await sync(alice, s0.next_batch);
+      expect(s1.device_lists.left).toEqual([bob.user_id, dave.user_id].sort());
+      expect(s1.device_lists.changed).not.toContain(bob.user_id);
+      const changes = await hs.ok('GET', v3(`keys/changes?from=${enc(s0.next_batch)}&to=${enc(s1.next_batch)}`), as(alice));
+      expect(changes.left).toEqual([bob.user_id, dave.user_id].sort());
+
+      // Nothing left since s1: no left entries; a rejoin is not a leave.
+      await join(bob, r1);
+      const s2 = await sync(alice, s1.next_batch);
+      expect(s2.device_lists?.left ?? []).toEqual([]);
+      expect(s2.device_lists?.changed ?? []).toContain(bob.user_id);
+    });
+
+    it('gives timeline state events unsigned.prev_content, prev_sender and replaces_state (sync, messages, event, context)', async () => {
+      const alice = await hs.register('prevalice');
+      const bob = await hs.register('prevbob');
+      const power = { users: { [alice.user_id]: 100, [bob.user_id]: 50 } };
+      const { room_id: roomId } = await hs.ok('POST', v3('createRoom'), { ...as(alice), body: { preset: 'public_chat', power_level_content_override: power } });
+      await hs.ok('POST', v3(`rooms/${enc(roomId)}/join`), { ...as(bob), body: {} });
+      const setTopic = (who: Login, topic: string) => hs.ok<{ event_id: string }>('PUT', v3(`rooms/${enc(roomId)}/state/m.room.topic/`), { ...as(who), body: { topic } });
+      const first = await setTopic(alice, 'one');
+      const s0 = await sync(alice);
+      const second = await setTopic(bob, 'two');
+      const expectReplaces = (e: any) => {
+        expect(e.event_id).toBe(second.event_id);
+        expect(e.unsigned).toMatchObject({ prev_content: { topic: 'one' }, prev_sender: alice.user_id, replaces_state: first.event_id });
+      };
+      const inSync = (await sync(alice, s0.next_batch)).rooms.join[roomId].timeline.events;
+      expectReplaces(inSync.find((e: any) => e.event_id === second.event_id));
+      expectReplaces(await hs.ok('GET', v3(`rooms/${enc(roomId)}/event/${enc(second.event_id)}`), as(alice)));
+      const messages = await hs.ok('GET', v3(`rooms/${enc(roomId)}/messages?dir=b&limit=5`), as(alice));
+      expectReplaces(messages.chunk.find((e: any) => e.event_id === second.event_id));
+      const firstInMessages = messages.chunk.find((e: any) => e.event_id === first.event_id);
+      expect(firstInMessages.unsigned.prev_content).toBeUndefined(); // the room had no topic before
+      const context = await hs.ok('GET', v3(`rooms/${enc(roomId)}/context/${enc(second.event_id)}?limit=2`), as(alice));
+      expectReplaces(context.event);
+      // bob's join replaced nothing of his; his member event in a fresh sync's timeline says so.
+      const joinEvent = (await sync(bob)).rooms.join[roomId].timeline.events.find((e: any) => e.type === 'm.room.member' && e.state_key === bob.user_id);
+      expect(joinEvent?.unsigned?.prev_content).toBeUndefined();
+    });
   });
 }

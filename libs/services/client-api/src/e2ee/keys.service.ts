@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import type { Db, Queryable } from '@tessera/storage';
+import { getUserMemberships, type Db, type Queryable } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
 import { badJson, invalidParam, MatrixError } from '../errors.js';
@@ -10,6 +10,7 @@ import { recordDeviceListChange } from '../storage/accounts-store.js';
 import { currentStreamPosition } from '../storage/streams.js';
 import { StreamChanges } from '../stream-changes.js';
 import { decodeSyncToken } from '../sync-token.js';
+import { usersNoLongerSharing } from '../sync/device-lists-left.js';
 import { CLIENT_API_DB } from '../tokens.js';
 import { isPlainObject, isUserId, serverNameOf, type JsonBody } from '../validation.js';
 
@@ -305,8 +306,13 @@ export class KeysService {
     const toPositions = decodeSyncToken(to);
     if (!fromPositions) throw invalidParam('"from" is not a sync token');
     if (!toPositions) throw invalidParam('"to" is not a sync token');
-    const { changed, left } = await this.changesInRange(requester.userId, fromPositions.device_lists, toPositions.device_lists);
-    return { changed, left };
+    const { changed } = await this.changesInRange(requester.userId, fromPositions.device_lists, toPositions.device_lists);
+    // `left` needs the event log's memberships (absent when client-api runs without the rooms read model).
+    if (!this.membership?.usersSharingRoomsWith) return { changed, left: [] };
+    const memberships = await getUserMemberships(this.db, requester.userId);
+    const joined = memberships.filter((m) => m.membership === 'join').map((m) => m.roomId);
+    const sharing = await usersNoLongerSharing(this.db, undefined, requester.userId, memberships, joined, fromPositions.events, toPositions.events);
+    return { changed: [...new Set([...changed, ...sharing.joined])].sort(), left: sharing.left };
   }
 
   /** For /sync: device list changes the user should hear of, after `since`. */

@@ -27,6 +27,8 @@ export interface FormatOptions {
   txnIds?: Map<string, string>;
   /** Redaction events that redacted some of these events, by id (unsigned.redacted_because). */
   redactions?: Map<string, StoredEvent>;
+  /** State events by id: the state event each replaced (unsigned.prev_content, prev_sender, replaces_state). */
+  replaced?: Map<string, StoredEvent>;
   now?: number;
 }
 
@@ -47,6 +49,12 @@ export function toClientEvent(event: StoredEvent, options: FormatOptions = {}): 
   const unsigned: Record<string, unknown> = { age: Math.max(0, now - event.originServerTs) };
   const txnId = options.txnIds?.get(event.eventId);
   if (txnId !== undefined) unsigned.transaction_id = txnId;
+  const previous = options.replaced?.get(event.eventId);
+  if (previous) {
+    unsigned.prev_content = previous.json.content ?? {};
+    unsigned.prev_sender = previous.sender;
+    unsigned.replaces_state = previous.eventId;
+  }
   if (event.redactedBy) {
     const redaction = options.redactions?.get(event.redactedBy);
     if (redaction) unsigned.redacted_because = toClientEvent(redaction, { now });

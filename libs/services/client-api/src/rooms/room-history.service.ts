@@ -65,7 +65,7 @@ export class RoomHistoryService {
     const view = await this.stateView(viewer.userId, roomId);
     const event = (await this.stateEvents(view, roomId)).find((e) => e.type === type && e.stateKey === stateKey);
     if (!event) throw notFound(`The room has no state event of type ${type} and state key ${JSON.stringify(stateKey)}`);
-    if (format === 'event') return (await this.reads.toClientEvents([event], viewer))[0];
+    if (format === 'event') return (await this.reads.toClientEvents([event], viewer, true))[0];
     return event.json.content ?? {};
   }
 
@@ -77,7 +77,7 @@ export class RoomHistoryService {
     }
     const [visible] = await this.reads.visibleEvents(viewer.userId, roomId, [event]);
     if (!visible) throw notFound(`Event ${eventId} not found in ${roomId}`);
-    return (await this.reads.toClientEvents([event], viewer))[0]!;
+    return (await this.reads.toClientEvents([event], viewer, true))[0]!;
   }
 
   /** GET /rooms/{roomId}/members with at, membership and not_membership. */
@@ -182,7 +182,7 @@ export class RoomHistoryService {
     const { events, next } = limit === 0 ? { events: [], next: from } : await this.page(viewer.userId, roomId, { dir: q.dir, from, to, limit: Math.min(limit, MAX_MESSAGES_LIMIT), filter: q.filter });
     const result: Record<string, unknown> = {
       start: q.from ?? encodePaginationToken(from === Number.MAX_SAFE_INTEGER - 1 ? (events[0]?.streamPos ?? 0) : from),
-      chunk: await this.reads.toClientEvents(events, viewer),
+      chunk: await this.reads.toClientEvents(events, viewer, true),
     };
     if (next !== null) result.end = encodePaginationToken(next);
     if (q.filter?.lazy_load_members) result.state = await this.memberStateFor(viewer, roomId, events, q.filter.include_redundant_members);
@@ -212,9 +212,9 @@ export class RoomHistoryService {
     return {
       start: encodePaginationToken(before.next ?? (before.events[before.events.length - 1]?.streamPos ?? event.streamPos) - 1),
       end: encodePaginationToken(after.next ?? lastShown.streamPos ?? event.streamPos),
-      events_before: await this.reads.toClientEvents(before.events, viewer),
-      event: (await this.reads.toClientEvents([event], viewer))[0],
-      events_after: await this.reads.toClientEvents(after.events, viewer),
+      events_before: await this.reads.toClientEvents(before.events, viewer, true),
+      event: (await this.reads.toClientEvents([event], viewer, true))[0],
+      events_after: await this.reads.toClientEvents(after.events, viewer, true),
       state: await this.reads.toClientEvents(state, viewer),
     };
   }

@@ -83,16 +83,37 @@ export class RoomReads implements RoomMembership {
   }
 
   /** Events as ClientEvents for one device: its transaction ids, and what redacted them. */
-  async toClientEvents(events: StoredEvent[], requester?: { userId: string; deviceId: string }): Promise<ClientEvent[]> {
+  /**
+   * Events in the client format. `timeline`: they are shown as timeline events (sync
+   * timelines, /messages, /event, /context), whose state events carry what they replaced
+   * (unsigned.prev_content, prev_sender, replaces_state); lists of current state do not.
+   */
+  async toClientEvents(events: StoredEvent[], requester?: { userId: string; deviceId: string }, timeline = false): Promise<ClientEvent[]> {
     if (events.length === 0) return [];
     const own = requester ? events.filter((e) => e.sender === requester.userId).map((e) => e.eventId) : [];
     const redactionIds = events.map((e) => e.redactedBy).filter((id): id is string => !!id);
-    const [txnIds, redactions] = await Promise.all([
+    const [txnIds, redactions, replaced] = await Promise.all([
       requester && own.length > 0 ? getClientTxnIds(this.db, requester.userId, requester.deviceId, own) : Promise.resolve(new Map<string, string>()),
       getEvents(this.db, redactionIds),
+      timeline ? this.replacedState(events) : undefined,
     ]);
     const now = Date.now();
-    return events.map((e) => toClientEvent(e, { txnIds, redactions, now }));
+    return events.map((e) => toClientEvent(e, { txnIds, redactions, replaced, now }));
+  }
+
+  /** For each state event, the state event of the same type and state key in the state before it. */
+  async replacedState(events: readonly StoredEvent[]): Promise<Map<string, StoredEvent>> {
+    const state = events.filter((e) => e.stateKey !== null && e.stateBeforeNid !== null);
+    if (state.length === 0) return new Map();
+    const before = await Promise.all(state.map((e) => getSnapshotEntries(this.db, e.stateBeforeNid, [[e.type, e.stateKey!]])));
+    const previousIds = state.map((e, i) => before[i]!.get(`${e.type}${KEY_SEP}${e.stateKey}`));
+    const found = await getEvents(this.db, previousIds.filter((id): id is string => !!id));
+    const out = new Map<string, StoredEvent>();
+    state.forEach((e, i) => {
+      const previous = previousIds[i] && found.get(previousIds[i]!);
+      if (previous) out.set(e.eventId, previous);
+    });
+    return out;
   }
 }
 

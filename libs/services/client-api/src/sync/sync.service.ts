@@ -20,6 +20,7 @@ import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } fr
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
 import { SyncNotifier } from './sync-notifier.js';
+import { usersNoLongerSharing } from './device-lists-left.js';
 import { NotificationCounter } from './notification-counter.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
@@ -205,8 +206,11 @@ export class SyncService {
     if (account.length > 0) response.account_data = { events: account };
     if (presenceEvents.length > 0) response.presence = { events: presenceEvents };
     if (toDevice && toDevice.events.length > 0) response.to_device = { events: toDevice.events };
-    if (since && (changedDevices.size > 0 || (deviceLists?.left.length ?? 0) > 0)) {
-      response.device_lists = { changed: [...changedDevices].sort(), left: deviceLists?.left ?? [] };
+    const sharing = since ? await usersNoLongerSharing(this.db, this.notifier.recent, userId, memberships, joinedNow, since.events, upTo.events) : undefined;
+    for (const u of sharing?.joined ?? []) changedDevices.add(u);
+    const leftDevices = sharing?.left ?? [];
+    if (since && (changedDevices.size > 0 || leftDevices.length > 0)) {
+      response.device_lists = { changed: [...changedDevices].sort(), left: leftDevices };
     }
     response.device_one_time_keys_count = otkCounts;
     response.device_unused_fallback_key_types = fallbackTypes;
@@ -303,14 +307,16 @@ export class SyncService {
   private async clientEvents(events: StoredEvent[], requester: { userId: string; deviceId: string }): Promise<ClientEvent[]> {
     const txnIds = new Map<string, string>();
     for (const e of events) {
-      if (e.redactedBy) return this.reads.toClientEvents(events, requester);
+      if (e.redactedBy) return this.reads.toClientEvents(events, requester, true);
       if (e.sender !== requester.userId) continue;
       const n = this.notifier.recent.notification(e.eventId);
-      if (!n) return this.reads.toClientEvents(events, requester);
+      if (!n) return this.reads.toClientEvents(events, requester, true);
       if (n.transactionId && n.transactionId.userId === requester.userId && n.transactionId.deviceId === requester.deviceId) txnIds.set(e.eventId, n.transactionId.txnId);
     }
+    // Timeline state events carry what they replaced (unsigned.prev_content).
+    const replaced = events.some((e) => e.stateKey !== null) ? await this.reads.replacedState(events) : undefined;
     const now = Date.now();
-    return events.map((e) => toClientEvent(e, { txnIds, now }));
+    return events.map((e) => toClientEvent(e, { txnIds, replaced, now }));
   }
 
   private async leftRoom(req: SyncRequest, m: UserMembership, window: Window): Promise<Json> {
