@@ -6,7 +6,8 @@
  * - bytes and rows per message event and per state change, by room size.
  * Prints `BENCH <name> <value> <unit>` lines. Run: `npm run bench -- pipeline`.
  */
-import { ROOMSERVER_INPUT, type CreateRoomReply, type EventIdReply, type RoomServerRequest, type StreamEventNotification } from '@tessera/bus';
+import { ROOMSERVER_INPUT, requestForRoom, type CreateRoomReply, type EventIdReply, type RoomServerRequest, type StreamEventNotification } from '@tessera/bus';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Db } from '@tessera/storage';
 import { distributedPipeline, embeddedPipeline, type Pipeline } from '../test/pipeline/harness.js';
@@ -19,8 +20,14 @@ function bench(name: string, value: number, unit: string): void {
   console.log(`BENCH ${name} ${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`);
 }
 
-function ask<T>(p: Pipeline, req: RoomServerRequest): Promise<T> {
-  return p.bus.request<RoomServerRequest, T>(ROOMSERVER_INPUT, req, { timeoutMs: 120_000 });
+/**
+ * As client-api asks: to the replica that owns the room's partition. With `anyReplica`, straight
+ * to the plain subject's queue group instead (how every request went before rooms were routed):
+ * the same run's baseline for the routing.
+ */
+function ask<T>(p: Pipeline, req: RoomServerRequest, anyReplica = false): Promise<T> {
+  if (anyReplica) return p.bus.request<RoomServerRequest, T>(ROOMSERVER_INPUT, req, { timeoutMs: 120_000 });
+  return requestForRoom<RoomServerRequest, T>(p.bus, ROOMSERVER_INPUT, 'roomId' in req ? req.roomId : undefined, req, { timeoutMs: 120_000 });
 }
 
 /** Runs `count` tasks with at most `concurrency` in flight. */
@@ -35,14 +42,57 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
-async function appendRates(p: Pipeline, label: string): Promise<{ crossRate: number; rooms: string[] }> {
+/** CPU seconds used so far (user + system) by a process, from /proc (Linux); 0 when unreadable. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the ") " split, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU time by role while a phase runs: throughput on a shared 2-core machine depends on whatever
+ * else runs, CPU per event much less. Roles: the room-server replicas, persistence, the
+ * PostgreSQL backends of the bench's database, and this process (the bench's client side; in the
+ * embedded runtime, everything).
+ */
+async function cpuSnapshot(p: Pipeline): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const ids = p.processIds?.();
+  if (ids) {
+    out.set('room_server', ids.roomServers.reduce((a, pid) => a + processCpuSeconds(pid), 0));
+    out.set('persistence', ids.persistence.reduce((a, pid) => a + processCpuSeconds(pid), 0));
+    const { rows } = await p.db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()');
+    out.set('postgres', rows.reduce((a, r) => a + processCpuSeconds(r.pid), 0));
+  }
+  const self = process.cpuUsage();
+  out.set(ids ? 'bench_client' : 'process', (self.user + self.system) / 1e6);
+  return out;
+}
+
+function cpuPerEvent(label: string, phase: string, before: Map<string, number>, after: Map<string, number>, events: number): void {
+  let total = 0;
+  for (const [role, start] of before) {
+    const used = (after.get(role) ?? start) - start;
+    total += used;
+    bench(`pipeline.${label}.${phase}.cpu_ms_per_event.${role}`, (used * 1000) / events, 'ms');
+  }
+  bench(`pipeline.${label}.${phase}.cpu_ms_per_event.total`, (total * 1000) / events, 'ms');
+}
+
+async function appendRates(p: Pipeline, label: string, anyReplica = false): Promise<{ crossRate: number; rooms: string[] }> {
   const sender = `@bench:${p.serverName}`;
   const hot = await ask<CreateRoomReply>(p, { op: 'createRoom', sender, preset: 'public_chat' });
+  let cpu = await cpuSnapshot(p);
   let t = performance.now();
   await pool(HOT_EVENTS, 64, async (i) => {
-    await ask<EventIdReply>(p, { op: 'sendEvent', roomId: hot.roomId, sender, type: 'm.room.message', content: { body: `hot ${i}` }, txn: { deviceId: 'B', txnId: `h${i}` } });
+    await ask<EventIdReply>(p, { op: 'sendEvent', roomId: hot.roomId, sender, type: 'm.room.message', content: { body: `hot ${i}` }, txn: { deviceId: 'B', txnId: `${label}-h${i}` } }, anyReplica);
   });
   bench(`pipeline.${label}.hot_room_appends_per_s`, HOT_EVENTS / ((performance.now() - t) / 1000), 'events/s');
+  cpuPerEvent(label, 'hot_room', cpu, await cpuSnapshot(p), HOT_EVENTS);
 
   const rooms: string[] = [];
   t = performance.now();
@@ -52,13 +102,15 @@ async function appendRates(p: Pipeline, label: string): Promise<{ crossRate: num
   bench(`pipeline.${label}.create_room_per_s`, ROOMS / ((performance.now() - t) / 1000), 'rooms/s');
 
   const total = ROOMS * CROSS_EVENTS_PER_ROOM;
+  cpu = await cpuSnapshot(p);
   t = performance.now();
   await pool(total, 256, async (i) => {
     const roomId = rooms[i % rooms.length]!;
-    await ask<EventIdReply>(p, { op: 'sendEvent', roomId, sender, type: 'm.room.message', content: { body: `x ${i}` } });
+    await ask<EventIdReply>(p, { op: 'sendEvent', roomId, sender, type: 'm.room.message', content: { body: `x ${i}` } }, anyReplica);
   });
   const crossRate = total / ((performance.now() - t) / 1000);
   bench(`pipeline.${label}.rooms_${ROOMS}_appends_per_s`, crossRate, 'events/s');
+  cpuPerEvent(label, `rooms_${ROOMS}`, cpu, await cpuSnapshot(p), total);
   return { crossRate, rooms };
 }
 
@@ -140,6 +192,8 @@ async function storageGrowth(p: Pipeline, label: string): Promise<void> {
 async function run(label: string, open: () => Promise<Pipeline>): Promise<void> {
   const p = await open();
   try {
+    // Baseline in the same run: every request to any replica (no room affinity).
+    if (p.kind === 'distributed' && process.env.BENCH_NO_BASELINE !== '1') await appendRates(p, `${label}.any_replica`, true);
     const { crossRate, rooms } = await appendRates(p, label);
     await latency(p, label, Math.max(1, Math.floor(crossRate / 2)), rooms);
     await storageGrowth(p, label);

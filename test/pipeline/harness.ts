@@ -27,6 +27,8 @@ export interface Pipeline {
   startRoomServer(i: number): Promise<void>;
   killPersistence(): Promise<void>;
   startPersistence(): Promise<void>;
+  /** The service processes' pids when they are processes of their own (for the bench's CPU figures). */
+  processIds?(): { persistence: number[]; roomServers: number[] };
   close(): Promise<void>;
 }
 
@@ -184,6 +186,10 @@ export async function distributedPipeline(): Promise<Pipeline> {
       persistence = undefined;
     },
     startPersistence,
+    processIds: () => ({
+      persistence: persistence?.pid ? [persistence.pid] : [],
+      roomServers: replicas.flatMap((r) => (r?.pid ? [r.pid] : [])),
+    }),
     async close() {
       // Graceful stop when profiling, so --cpu-prof can write its file; kill -9 otherwise (fast).
       const stop = process.env.CHILD_NODE_ARGS ? terminate : kill9;

@@ -7,3 +7,4 @@ export * from './contracts/persistence.js';
 export * from './contracts/stream.js';
 export * from './subjects.js';
 export * from './contracts/index.js';
+export * from './room-partitions.js';

@@ -11,7 +11,7 @@ import {
   type Pdu, type RoomEvent, type RoomVersion,
 } from '@tessera/protocol';
 import {
-  BusError, ROOMSERVER_FEDERATION,
+  BusError, ROOMSERVER_FEDERATION, requestForRoom,
   type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type ReceiveInviteRequest,
 } from '@tessera/bus';
 import { BUS, DB, MatrixError } from '@tessera/http';
@@ -175,7 +175,7 @@ export class MembershipController {
     }
     if (domainOf(pdu.sender) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not send a ${kind} for ${pdu.sender}`);
     const request: InputFederatedPdusRequest = { op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin, pdus: [pdu] };
-    const reply = await this.bus.request<InputFederatedPdusRequest, InputPdusReply>(ROOMSERVER_FEDERATION, request, { timeoutMs: 120_000 });
+    const reply = await requestForRoom<InputFederatedPdusRequest, InputPdusReply>(this.bus, ROOMSERVER_FEDERATION, roomId, request, { timeoutMs: 120_000 });
     const result = reply.results[eventId];
     if (!result?.accepted || result.softFailed) {
       throw new MatrixError(403, 'M_FORBIDDEN', `the ${kind} is refused: ${result?.error ?? 'not authorized by the current state'}`);

@@ -10,7 +10,7 @@ import { Controller, HttpCode, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { getRoomVersion, isKnownRoomVersion, type Pdu } from '@tessera/protocol';
 import {
-  EDU_INBOUND, ROOMSERVER_FEDERATION,
+  EDU_INBOUND, ROOMSERVER_FEDERATION, requestForRoom,
   type BusTransport, type InboundEdu, type InputFederatedPdusRequest, type InputPdusReply,
 } from '@tessera/bus';
 import { BUS, DB, LOGGER, MatrixError } from '@tessera/http';
@@ -113,7 +113,7 @@ export class TransactionsController {
     });
     if (accepted.length === 0) return;
     const request: InputFederatedPdusRequest = { op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin, pdus: accepted };
-    const reply = await this.bus.request<InputFederatedPdusRequest, InputPdusReply>(ROOMSERVER_FEDERATION, request, { timeoutMs: 120_000 });
+    const reply = await requestForRoom<InputFederatedPdusRequest, InputPdusReply>(this.bus, ROOMSERVER_FEDERATION, roomId, request, { timeoutMs: 120_000 });
     for (const [eventId, r] of Object.entries(reply.results)) {
       results[eventId] = r.accepted ? {} : { error: r.error ?? 'rejected' };
     }

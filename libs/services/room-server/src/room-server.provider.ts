@@ -1,7 +1,8 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { BusTransport } from '@tessera/bus';
 import type { HomeserverConfig, LoadedSigningKeys } from '@tessera/config';
-import { BUS, CONFIG, DB, SIGNING_KEYS } from '@tessera/http';
+import { BUS, CONFIG, DB, LOGGER, SIGNING_KEYS } from '@tessera/http';
+import type { Logger } from 'pino';
 import type { Db } from '@tessera/storage';
 import { RoomServer } from './room-server.js';
 
@@ -15,8 +16,12 @@ export class RoomServerService implements OnModuleInit, OnModuleDestroy {
     @Inject(BUS) bus: BusTransport,
     @Inject(CONFIG) config: HomeserverConfig,
     @Inject(SIGNING_KEYS) keys: LoadedSigningKeys,
+    @Inject(LOGGER) logger: Logger,
   ) {
-    this.roomServer = new RoomServer({ db, bus, serverName: config.serverName, signingKey: keys.current });
+    this.roomServer = new RoomServer({
+      db, bus, serverName: config.serverName, signingKey: keys.current,
+      onError: (err) => logger.warn({ err }, 'room partition announcement failed'),
+    });
   }
 
   onModuleInit(): Promise<void> {

@@ -12,6 +12,7 @@ import {
 import type { Db } from '@tessera/storage';
 import { createRoom } from './create-room.js';
 import { Decider } from './decider.js';
+import { PartitionOwnership } from './partition-ownership.js';
 import { RoomStore } from './room-view.js';
 
 export interface RoomServerOptions {
@@ -19,6 +20,8 @@ export interface RoomServerOptions {
   bus: BusTransport;
   serverName: string;
   signingKey: SigningKey;
+  /** Failures of background work (partition announcements); the default ignores them. */
+  onError?: (err: unknown) => void;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -43,19 +46,26 @@ export class RoomServer {
   readonly decider: Decider;
   /** Set by the federation side: sends an invite of a user on another server there first (federation/room-federation.ts). */
   remoteInvite?: (pdu: Pdu, roomVersion: RoomVersion) => Promise<Pdu>;
+  /** The room partitions this replica serves (requests about a room reach its partition's owner). */
+  readonly partitions: PartitionOwnership;
   private subscription: Subscription | undefined;
 
   constructor(private readonly options: RoomServerOptions) {
     this.decider = new Decider(new RoomStore(options.db), options.bus, { serverName: options.serverName, key: options.signingKey });
+    this.partitions = new PartitionOwnership(options.bus, { onError: options.onError });
   }
 
   async start(): Promise<void> {
+    // The plain subject: createRoom, and any room whose partition has no listener right now.
     this.subscription = await this.options.bus.handle<RoomServerRequest, RoomServerReply>(ROOMSERVER_INPUT, (req) => this.handle(req), {
       queue: ROOMSERVER_QUEUE,
     });
+    await this.partitions.start();
+    await this.partitions.serve(ROOMSERVER_INPUT, (req: RoomServerRequest) => this.handle(req));
   }
 
   async stop(): Promise<void> {
+    await this.partitions.stop();
     await this.subscription?.unsubscribe();
     this.subscription = undefined;
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  BusError, ROOMSERVER_FEDERATION,
+  BusError, ROOMSERVER_FEDERATION, requestForRoom,
   type BusTransport, type JoinRemoteRequest, type KnockRemoteRequest, type LeaveRemoteRequest, type RemoteMembershipReply,
 } from '@tessera/bus';
 import { BUS } from '@tessera/http';
@@ -47,7 +47,7 @@ export class RemoteRooms {
 
   private async call<R extends JoinRemoteRequest | KnockRemoteRequest | LeaveRemoteRequest>(request: R, timeoutMs: number): Promise<RemoteMembershipReply> {
     try {
-      return await this.bus.request<R, RemoteMembershipReply>(ROOMSERVER_FEDERATION, request, { timeoutMs });
+      return await requestForRoom<R, RemoteMembershipReply>(this.bus, ROOMSERVER_FEDERATION, request.roomId, request, { timeoutMs });
     } catch (err) {
       if (err instanceof BusError && err.code.startsWith('M_')) {
         throw new MatrixError(STATUS[err.code] ?? 500, err.code, err.message);

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  BusError, requestOn, Subjects,
+  BusError, requestForRoom, ROOMSERVER_INPUT,
   type BusTransport, type CreateRoomReply, type CreateRoomRequest, type EventIdReply, type MembershipRequest, type RedactRequest, type SendEventRequest,
 } from '@tessera/bus';
 import { BUS } from '@tessera/http';
@@ -44,7 +44,8 @@ export class RoomInput {
 
   private async call(request: CreateRoomRequest | MembershipRequest | SendEventRequest | RedactRequest): Promise<unknown> {
     try {
-      return await requestOn(this.bus, Subjects.roomServerInput, request, { timeoutMs: 30_000 });
+      // To the replica that owns the room's partition (its view of the room is current); createRoom to any.
+      return await requestForRoom(this.bus, ROOMSERVER_INPUT, 'roomId' in request ? request.roomId : undefined, request, { timeoutMs: 30_000 });
     } catch (err) {
       if (err instanceof BusError && err.code.startsWith('M_')) {
         throw new MatrixError(STATUS[err.code] ?? 500, err.code, err.message);

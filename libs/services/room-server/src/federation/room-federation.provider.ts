@@ -33,7 +33,7 @@ export class RoomFederationService implements OnModuleInit, OnModuleDestroy {
       serverName: config.serverName, keyId: k.keyId, publicKey: k.publicKey, publicKeyBase64: k.publicKeyBase64, validUntilTs: Number.MAX_SAFE_INTEGER, fetchedAt: Date.now(),
     })));
     this.federation = new RoomFederation({
-      db, bus, decider: roomServer.roomServer.decider, serverName: config.serverName, signingKey: keys.current, client: this.client, keyRing,
+      db, bus, decider: roomServer.roomServer.decider, partitions: roomServer.roomServer.partitions, serverName: config.serverName, signingKey: keys.current, client: this.client, keyRing,
       log: (msg, details) => logger.info(details ?? {}, msg),
     });
     roomServer.roomServer.remoteInvite = (pdu, rv) => this.federation.inviteRemote(pdu, rv);

@@ -4,6 +4,7 @@
  * gaps in a room's DAG before federated PDUs are decided (get_missing_events, then the state
  * at the missing events). Answers `roomserver.federation` (contract in @tessera/bus).
  */
+import type { PartitionOwnership } from '../partition-ownership.js';
 import { randomBytes } from 'node:crypto';
 import {
   AuthError, authorize, checkAuthEvents, checkEventFormat, computeEventId, EventFormatError, getRoomVersion, hashAndSignEvent,
@@ -41,6 +42,8 @@ export interface RoomFederationOptions {
   db: Db;
   bus: BusTransport;
   decider: Decider;
+  /** The decider's replica's room partitions: requests about a room reach this replica when it owns the room. */
+  partitions?: PartitionOwnership;
   serverName: string;
   signingKey: SigningKey;
   client: FederationClient;
@@ -74,9 +77,11 @@ export class RoomFederation {
     this.subscription = await this.o.bus.handle<RoomServerFederationRequest, RoomServerFederationReply>(ROOMSERVER_FEDERATION, (req) => this.handle(req), {
       queue: ROOMSERVER_QUEUE,
     });
+    await this.o.partitions?.serve(ROOMSERVER_FEDERATION, (req: RoomServerFederationRequest) => this.handle(req));
   }
 
   async stop(): Promise<void> {
+    await this.o.partitions?.unserve(ROOMSERVER_FEDERATION);
     await this.subscription?.unsubscribe();
     this.subscription = undefined;
   }
