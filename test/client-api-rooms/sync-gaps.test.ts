@@ -152,5 +152,58 @@ for (const { backend, available } of backends) {
       const joinEvent = (await sync(bob)).rooms.join[roomId].timeline.events.find((e: any) => e.type === 'm.room.member' && e.state_key === bob.user_id);
       expect(joinEvent?.unsigned?.prev_content).toBeUndefined();
     });
+
+    it('sends profile changes as new member events in every joined room; deactivation leaves every room and erases the profile only when asked', async () => {
+      const alice = await hs.register('profalice');
+      const bob = await hs.register('profbob');
+      const carol = await hs.register('profcarol');
+      const dave = await hs.register('profdave');
+      const r1 = await roomOfThree(alice, bob, carol);
+      const { room_id: r2 } = await hs.ok('POST', v3('createRoom'), { ...as(bob), body: { preset: 'public_chat' } });
+      const member = (roomId: string, userId: string) => hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.member/${enc(userId)}`), as(bob));
+      const s0 = await sync(alice);
+
+      await hs.ok('PUT', v3(`profile/${enc(bob.user_id)}/displayname`), { ...as(bob), body: { displayname: 'Bobby Tables' } });
+      await hs.ok('PUT', v3(`profile/${enc(bob.user_id)}/avatar_url`), { ...as(bob), body: { avatar_url: 'mxc://example.org/bobby' } });
+      for (const roomId of [r1, r2]) {
+        expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.member/${enc(bob.user_id)}`), as(bob))).toEqual({
+          membership: 'join', displayname: 'Bobby Tables', avatar_url: 'mxc://example.org/bobby',
+        });
+      }
+      const timeline = (await sync(alice, s0.next_batch)).rooms.join[r1].timeline.events.filter((e: any) => e.type === 'm.room.member' && e.state_key === bob.user_id);
+      expect(timeline.map((e: any) => e.content.displayname)).toEqual(['Bobby Tables', 'Bobby Tables']);
+      expect(timeline[0].unsigned.prev_content.displayname).not.toBe('Bobby Tables');
+
+      // The new display name is what the legacy display name rule matches.
+      await hs.ok('PUT', v3(`profile/${enc(alice.user_id)}/displayname`), { ...as(alice), body: { displayname: 'Queen of Hearts' } });
+      const s1 = await sync(alice);
+      await text(bob, r1, 'off with their heads, says the queen of hearts');
+      expect((await sync(alice, s1.next_batch)).rooms.join[r1].unread_notifications.highlight_count).toBe(1);
+
+      // Deactivation without erase: carol leaves r1 and her invite to r2 is rejected; the profile is kept (not served).
+      await hs.ok('PUT', v3(`profile/${enc(carol.user_id)}/displayname`), { ...as(carol), body: { displayname: 'Carol' } });
+      await hs.ok('POST', v3(`rooms/${enc(r2)}/invite`), { ...as(bob), body: { user_id: carol.user_id } });
+      const deactivate = async (who: Login, localpart: string, erase: boolean) => {
+        const challenge = await hs.call('POST', v3('account/deactivate'), { ...as(who), body: {} });
+        await hs.ok('POST', v3('account/deactivate'), {
+          ...as(who),
+          body: { erase, auth: { type: 'm.login.password', session: challenge.body.session, user: localpart, password: 'correct horse battery staple' } },
+        });
+      };
+      await deactivate(carol, 'profcarol', false);
+      expect((await member(r1, carol.user_id)).membership).toBe('leave');
+      expect((await member(r2, carol.user_id)).membership).toBe('leave');
+      const { DB } = await import('@tessera/http');
+      const db = hs.clientApp.get(DB);
+      const profileOf = async (userId: string) => (await db.query('SELECT profile FROM accounts WHERE user_id = $1', [userId])).rows[0].profile;
+      expect(await profileOf(carol.user_id)).toMatchObject({ displayname: 'Carol' });
+
+      // With erase: the profile is gone too.
+      await hs.ok('POST', v3(`rooms/${enc(r1)}/join`), { ...as(dave), body: {} });
+      await hs.ok('PUT', v3(`profile/${enc(dave.user_id)}/displayname`), { ...as(dave), body: { displayname: 'Dave' } });
+      await deactivate(dave, 'profdave', true);
+      expect((await member(r1, dave.user_id)).membership).toBe('leave');
+      expect(await profileOf(dave.user_id)).toEqual({});
+    });
   });
 }

@@ -38,6 +38,13 @@ export class AccountsService {
     @Inject(StreamChanges) private readonly changes: StreamChanges,
   ) {}
 
+  private readonly deactivationHooks: Array<(userId: string) => Promise<void>> = [];
+
+  /** Runs when an account is deactivated, before the request is answered. */
+  onDeactivate(hook: (userId: string) => Promise<void>): void {
+    this.deactivationHooks.push(hook);
+  }
+
   private userIdOf(localpart: string): string {
     return `@${localpart}:${this.settings.serverName}`;
   }
@@ -229,14 +236,16 @@ export class AccountsService {
 
   /**
    * POST /account/deactivate: the account can no longer log in and every session ends. The
-   * user id stays taken (spec: ids are never reused). The profile is no longer served.
-   * TODO(rooms): Synapse also makes the user leave every room; the rooms side should act on this.
+   * user id stays taken (spec: ids are never reused). The profile is no longer served, and
+   * with `erase: true` it is deleted. The user leaves every room they are joined to, invited
+   * to or knocking on (the rooms side, through onDeactivate), as Synapse.
    */
   async deactivate(requester: Requester, body: JsonBody): Promise<{ id_server_unbind_result: 'no-support' | 'success' }> {
-    optionalBoolean(body, 'erase');
+    const erase = optionalBoolean(body, 'erase') === true;
     optionalString(body, 'id_server');
     await this.uia.require(body, 'deactivate', requester.userId);
-    await this.db.query('UPDATE accounts SET deactivated = true WHERE user_id = $1', [requester.userId]);
+    await this.db.query(`UPDATE accounts SET deactivated = true${erase ? ", profile = '{}'::jsonb" : ''} WHERE user_id = $1`, [requester.userId]);
+    for (const hook of this.deactivationHooks) await hook(requester.userId);
     const devices = await accountsStore.listDevices(this.db, requester.userId);
     await this.deleteDevices(requester.userId, devices.map((d) => d.device_id), [requester.tokenKey]);
     // No third-party identifiers are ever bound here, so there is nothing to unbind.

@@ -6,6 +6,7 @@ import { NotificationCounter } from '../sync/notification-counter.js';
 import { SyncNotifier } from '../sync/sync-notifier.js';
 import { SyncController } from '../sync/sync.controller.js';
 import { SyncService } from '../sync/sync.service.js';
+import { MembershipPropagation } from './membership-propagation.js';
 import { RoomsMigrator } from './migrations.js';
 import { RoomHistoryService } from './room-history.service.js';
 import { RemoteRooms } from './remote-rooms.service.js';
@@ -21,7 +22,7 @@ import { RoomsService } from './rooms.service.js';
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [RoomsController, RoomReadsController, DirectoryController, PublicDirectoryController, SyncController],
-  providers: [RoomsMigrator, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService],
+  providers: [RoomsMigrator, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}

@@ -20,6 +20,7 @@ export interface ProfileChange {
 @Injectable()
 export class ProfileService {
   private readonly emitter = new EventEmitter();
+  private readonly propagations: Array<(change: ProfileChange) => Promise<void>> = [];
 
   constructor(
     @Inject(CLIENT_API_DB) private readonly db: Db,
@@ -59,7 +60,7 @@ export class ProfileService {
     const next = { ...profile, [key]: value };
     if (Buffer.byteLength(JSON.stringify(next)) > MAX_PROFILE_BYTES) throw new MatrixError(400, 'M_PROFILE_TOO_LARGE', 'The profile would exceed 64 KiB');
     await accountsStore.setProfileField(this.db, userId, key, value);
-    this.emitter.emit('change', { userId, profile: next } satisfies ProfileChange);
+    await this.changed({ userId, profile: next }, key);
   }
 
   async deleteField(requesterId: string, userId: string, key: string): Promise<void> {
@@ -68,7 +69,18 @@ export class ProfileService {
     const profile = await this.localProfile(userId);
     await accountsStore.deleteProfileField(this.db, userId, key);
     delete profile[key];
-    this.emitter.emit('change', { userId, profile } satisfies ProfileChange);
+    await this.changed({ userId, profile }, key);
+  }
+
+  private async changed(change: ProfileChange, key: string): Promise<void> {
+    this.emitter.emit('change', change);
+    // Rooms show displayname and avatar_url in m.room.member events: answered once they are updated (as Synapse).
+    if (key === 'displayname' || key === 'avatar_url') for (const propagate of this.propagations) await propagate(change);
+  }
+
+  /** Runs on every change of displayname or avatar_url, before the request is answered (the rooms side updates member events). */
+  propagateWith(propagate: (change: ProfileChange) => Promise<void>): void {
+    this.propagations.push(propagate);
   }
 
   /**
