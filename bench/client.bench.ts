@@ -5,11 +5,13 @@
  * - sends per second through PUT /send, SEND_USERS users each in their own room;
  * - resident memory idle and during the latency run;
  * - the server process's CPU time per delivery and per send, and its queries per delivery and per send.
- * Profile the server with NODE_OPTIONS='--cpu-prof' (the worker does not inherit it).
+ * BENCH_CPU_PROF=<folder> writes a CPU profile of the server process for each phase
+ * (latency.cpuprofile, sends.cpuprofile; open them in Chrome DevTools or speedscope).
  * `BENCH_BACKEND=postgres` runs the same on PostgreSQL + NATS + Redis (the services must be up).
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,27 +63,52 @@ export async function main(): Promise<void> {
   const running = await startServices(services, { mode: 'embedded', name: 'bench', config });
   const base = `http://127.0.0.1:${port}`;
   // Counts the queries outside transactions (the reads of /sync and auth), to see what a delivery costs.
+  // BENCH_QUERY_LOG=1 also lists the statements of each phase (transactions' included) with their
+  // count and time; the time is the engine's (on PGlite, which runs one statement at a time, a
+  // statement's end minus the later of its start and the previous statement's end).
   const db = running.runtime.db;
   const query = db.query.bind(db);
+  const transaction = db.transaction.bind(db);
   let queries = 0;
-  const byText = new Map<string, number>();
+  const byText = new Map<string, { count: number; ms: number }>();
+  let lastEnd = 0;
+  const logged = <T>(sql: unknown, run: () => Promise<T>): Promise<T> => {
+    if (!process.env.BENCH_QUERY_LOG) return run();
+    const start = performance.now();
+    const key = String(sql).replace(/\s+/g, ' ').slice(0, 100);
+    return run().finally(() => {
+      const end = performance.now();
+      const entry = byText.get(key) ?? { count: 0, ms: 0 };
+      entry.count++;
+      entry.ms += end - Math.max(start, lastEnd);
+      lastEnd = end;
+      byText.set(key, entry);
+    });
+  };
   db.query = ((...args: Parameters<typeof query>) => {
     queries++;
-    if (process.env.BENCH_QUERY_LOG) byText.set(String(args[0]).slice(0, 90), (byText.get(String(args[0]).slice(0, 90)) ?? 0) + 1);
-    return query(...args);
+    return logged(args[0], () => query(...args));
   }) as typeof db.query;
+  if (process.env.BENCH_QUERY_LOG) {
+    db.transaction = ((fn: Parameters<typeof transaction>[0]) =>
+      transaction((tx) => fn({ ...tx, query: ((...args: Parameters<typeof tx.query>) => logged(args[0], () => tx.query(...args))) as typeof tx.query }))) as typeof db.transaction;
+  }
+  const printQueryLog = (phase: string) => {
+    if (!process.env.BENCH_QUERY_LOG) return;
+    console.log(`# statements during ${phase}, by engine time: count, ms, text`);
+    for (const [text, e] of [...byText].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) console.log(`#  ${e.count} ${e.ms.toFixed(0)} ${text}`);
+  };
 
   // The clients run in a process of their own (bench/client-load.worker.ts); this process is the
   // server alone, as deployed. At each phase boundary the worker asks for a snapshot of the
   // server's query count and CPU time, so the figures per delivery and per send are the server's.
+  const profiler = process.env.BENCH_CPU_PROF ? await phaseProfiler(process.env.BENCH_CPU_PROF) : undefined;
   const snapshot = () => ({ queries, cpu: process.cpuUsage(), at: performance.now() });
   const marks = new Map<string, ReturnType<typeof snapshot>>();
   let maxRss = rssMb();
   let sampling: ReturnType<typeof setInterval> | undefined;
   const worker = fork(fileURLToPath(new URL('./client-load.worker.ts', import.meta.url)), [], {
     execArgv: ['--import', 'tsx'],
-    // The parent's NODE_OPTIONS (e.g. --cpu-prof to profile the server) are the server's only.
-    env: { ...process.env, NODE_OPTIONS: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
@@ -92,18 +119,22 @@ export async function main(): Promise<void> {
     console.log(`BENCH client_rss_idle ${rssMb().toFixed(1)} MB`);
 
     const result = await new Promise<{ p50: number; p99: number; deliveries: number; sent: number; seconds: number }>((resolve, reject) => {
-      worker.on('message', (m: { mark?: string; result?: { p50: number; p99: number; deliveries: number; sent: number; seconds: number } }) => {
+      worker.on('message', async (m: { mark?: string; result?: { p50: number; p99: number; deliveries: number; sent: number; seconds: number } }) => {
         if (m.mark) {
           marks.set(m.mark, snapshot());
+          if (profiler) {
+            if (m.mark.endsWith('-start')) profiler.start();
+            else await profiler.stop(m.mark.replace(/-end$/, ''));
+          }
           if (m.mark === 'latency-start') {
             byText.clear();
             maxRss = rssMb();
             sampling = setInterval(() => (maxRss = Math.max(maxRss, rssMb())), 100);
           } else if (m.mark === 'latency-end') {
             clearInterval(sampling);
-            if (process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
+            printQueryLog('the latency phase');
           } else if (m.mark === 'sends-start') byText.clear();
-          else if (m.mark === 'sends-end' && process.env.BENCH_QUERY_LOG) console.log([...byText].sort((a, b) => b[1] - a[1]).slice(0, 15));
+          else if (m.mark === 'sends-end') printQueryLog('the sends phase');
           worker.send({ marked: m.mark });
         }
         if (m.result) resolve(m.result);
@@ -140,6 +171,24 @@ export async function main(): Promise<void> {
     await testDb?.drop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** CPU profiles of this process, one file per phase, through the inspector (--cpu-prof is not allowed in NODE_OPTIONS). */
+async function phaseProfiler(folder: string): Promise<{ start(): void; stop(name: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<any>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  mkdirSync(folder, { recursive: true });
+  return {
+    start: () => void post('Profiler.start'),
+    stop: async (name) => {
+      const { profile } = await post('Profiler.stop');
+      writeFileSync(join(folder, `${name}.cpuprofile`), JSON.stringify(profile));
+    },
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();
