@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '@tessera/testing';
 import { encodeSyncToken, KeysService, ToDeviceService, type SyncPositions } from '@tessera/client-api-service';
+import { addSignature, canonicalJsonBytes, encodeUnpaddedBase64, generateSigningKey, signablePart, signBytes, type SigningKey } from '@tessera/protocol';
 import { ClientApiHarness } from './harness.js';
 
 const setups = [
@@ -89,28 +90,71 @@ for (const setup of setups) {
     });
 
     it('uploads cross-signing keys and signatures', async () => {
-      const master = { user_id: bob.user_id, usage: ['master'], keys: { 'ed25519:masterpub': 'masterpub' } };
-      const selfSigning = { user_id: bob.user_id, usage: ['self_signing'], keys: { 'ed25519:sspub': 'sspub' }, signatures: { [bob.user_id]: { 'ed25519:masterpub': 's' } } };
-      const userSigning = { user_id: bob.user_id, usage: ['user_signing'], keys: { 'ed25519:uspub': 'uspub' }, signatures: { [bob.user_id]: { 'ed25519:masterpub': 's' } } };
+      // Real Ed25519 keys: signatures are verified on upload.
+      const [masterKey, selfKey, userKey, deviceKey, aliceUserKey] = [1, 2, 3, 4, 5].map(() => generateSigningKey());
+      const idOf = (k: SigningKey) => `ed25519:${k.publicKeyBase64}`;
+      const sign = <T extends object>(obj: T, userId: string, keyId: string, key: SigningKey) =>
+        addSignature(obj, userId, keyId, encodeUnpaddedBase64(signBytes(canonicalJsonBytes(signablePart(obj)), key)));
+      const crossKey = (userId: string, usage: string, k: SigningKey) => ({ user_id: userId, usage: [usage], keys: { [idOf(k)]: k.publicKeyBase64 } });
+      const master = crossKey(bob.user_id, 'master', masterKey);
+      const selfSigning = sign(crossKey(bob.user_id, 'self_signing', selfKey), bob.user_id, idOf(masterKey), masterKey);
+      const userSigning = sign(crossKey(bob.user_id, 'user_signing', userKey), bob.user_id, idOf(masterKey), masterKey);
       const first = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.access_token, body: { master_key: master, self_signing_key: selfSigning, user_signing_key: userSigning } });
       expect(first.status).toBe(200);
       const replace = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.access_token, body: { master_key: { ...master, keys: { 'ed25519:other': 'other' } } } });
       expect(replace.status).toBe(401);
 
-      await hs.call('POST', '/_matrix/client/v3/keys/upload', { token: bob.access_token, body: { device_keys: deviceKeys(bob) } });
-      const signed = await hs.call('POST', '/_matrix/client/v3/keys/signatures/upload', {
-        token: bob.access_token,
-        body: { [bob.user_id]: { [bob.device_id]: { ...deviceKeys(bob), signatures: { [bob.user_id]: { 'ed25519:sspub': 'cross-sig' } } } } },
+      const bobDeviceKeyId = `ed25519:${bob.device_id}`;
+      const bobDevice = sign(
+        { ...deviceKeys(bob), keys: { [`curve25519:${bob.device_id}`]: 'curve-public', [bobDeviceKeyId]: deviceKey.publicKeyBase64 }, signatures: {} },
+        bob.user_id, bobDeviceKeyId, deviceKey,
+      );
+      await hs.call('POST', '/_matrix/client/v3/keys/upload', { token: bob.access_token, body: { device_keys: bobDevice } });
+      const upload = (who: Login, body: unknown) => hs.call('POST', '/_matrix/client/v3/keys/signatures/upload', { token: who.access_token, body });
+      const masterId = masterKey.publicKeyBase64;
+
+      // Valid: bob's device by his self-signing key, his master key by his device.
+      const signed = await upload(bob, {
+        [bob.user_id]: {
+          [bob.device_id]: sign(bobDevice, bob.user_id, idOf(selfKey), selfKey),
+          [masterId]: sign(master, bob.user_id, bobDeviceKeyId, deviceKey),
+        },
       });
       expect(signed.body).toEqual({ failures: {} });
 
+      // Refused, and nothing stored: a wrong signature, a changed object, an unknown key, a key the signer may not sign with.
+      const forged = { ...bobDevice, signatures: { [bob.user_id]: { [idOf(selfKey)]: encodeUnpaddedBase64(signBytes(Buffer.from('other bytes'), selfKey)) } } };
+      const changed = sign({ ...bobDevice, algorithms: ['m.megolm.v1.aes-sha2'] }, bob.user_id, idOf(selfKey), selfKey);
+      const byMaster = sign(bobDevice, bob.user_id, idOf(masterKey), masterKey);
+      expect((await upload(bob, { [bob.user_id]: { [bob.device_id]: forged } })).body.failures[bob.user_id][bob.device_id].errcode).toBe('M_INVALID_SIGNATURE');
+      expect((await upload(bob, { [bob.user_id]: { [bob.device_id]: changed } })).body.failures[bob.user_id][bob.device_id].errcode).toBe('M_INVALID_PARAM');
+      expect((await upload(bob, { [bob.user_id]: { NOSUCH: byMaster } })).body.failures[bob.user_id].NOSUCH.errcode).toBe('M_NOT_FOUND');
+      expect((await upload(bob, { [bob.user_id]: { [bob.device_id]: byMaster } })).body.failures[bob.user_id][bob.device_id].errcode).toBe('M_INVALID_SIGNATURE');
+
       const byAlice = await hs.call('POST', '/_matrix/client/v3/keys/query', { token: alice.access_token, body: { device_keys: { [bob.user_id]: [] } } });
-      expect(byAlice.body.master_keys[bob.user_id]).toEqual(master);
+      expect(byAlice.body.master_keys[bob.user_id].signatures[bob.user_id]).toEqual({ [bobDeviceKeyId]: expect.any(String) });
       expect(byAlice.body.self_signing_keys[bob.user_id]).toEqual(selfSigning);
       expect(byAlice.body.user_signing_keys[bob.user_id]).toBeUndefined();
-      expect(byAlice.body.device_keys[bob.user_id][bob.device_id].signatures[bob.user_id]).toEqual({ [`ed25519:${bob.device_id}`]: 'sig', 'ed25519:sspub': 'cross-sig' });
+      expect(Object.keys(byAlice.body.device_keys[bob.user_id][bob.device_id].signatures[bob.user_id]).sort()).toEqual([bobDeviceKeyId, idOf(selfKey)].sort());
       const bySelf = await hs.call('POST', '/_matrix/client/v3/keys/query', { token: bob.access_token, body: { device_keys: { [bob.user_id]: [] } } });
       expect(bySelf.body.user_signing_keys[bob.user_id]).toEqual(userSigning);
+
+      // Another user's master key, by the signer's user-signing key; not another user's device.
+      const aliceMaster = generateSigningKey();
+      await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', {
+        token: alice.access_token,
+        body: {
+          master_key: crossKey(alice.user_id, 'master', aliceMaster),
+          user_signing_key: sign(crossKey(alice.user_id, 'user_signing', aliceUserKey), alice.user_id, idOf(aliceMaster), aliceMaster),
+        },
+      });
+      const bobMasterNow = byAlice.body.master_keys[bob.user_id];
+      const trusted = await upload(alice, { [bob.user_id]: { [masterId]: sign(bobMasterNow, alice.user_id, idOf(aliceUserKey), aliceUserKey) } });
+      expect(trusted.body).toEqual({ failures: {} });
+      const deviceOfOther = await upload(alice, { [bob.user_id]: { [bob.device_id]: sign(bobDevice, alice.user_id, idOf(aliceUserKey), aliceUserKey) } });
+      expect(deviceOfOther.body.failures[bob.user_id][bob.device_id].errcode).toBe('M_INVALID_PARAM');
+      const query = await hs.call('POST', '/_matrix/client/v3/keys/query', { token: alice.access_token, body: { device_keys: { [bob.user_id]: [] } } });
+      expect(Object.keys(query.body.master_keys[bob.user_id].signatures[alice.user_id])).toEqual([idOf(aliceUserKey)]);
     });
 
     it('delivers to-device messages per device, once per transaction, until acknowledged', async () => {

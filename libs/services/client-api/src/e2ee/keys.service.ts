@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { canonicalJson, decodeBase64, signablePart, verifyJsonSignature } from '@tessera/protocol';
 import { getUserMemberships, type Db, type Queryable } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
@@ -364,8 +365,13 @@ export class KeysService {
   }
 
   /**
-   * POST /keys/signatures/upload: adds signatures to stored device keys or cross-signing keys.
-   * Minimal: signatures are merged as given (not verified); unknown keys are reported in failures.
+   * POST /keys/signatures/upload (spec "Cross-signing"): signatures the user made of keys.
+   * Each signed object must be the stored key (its signable part unchanged) and each of the
+   * user's new signatures on it (those not stored already) must verify (Ed25519 over the canonical JSON without signatures
+   * and unsigned) with the key that may sign it: the user's own devices with their
+   * self-signing key, their master key with one of their devices, another user's master key
+   * with their user-signing key. A key that fails is reported in `failures` and nothing of
+   * it is stored; the others are stored (as Synapse).
    */
   async uploadSignatures(requester: Requester, body: JsonBody): Promise<{ failures: Json }> {
     const failures: Record<string, Json> = {};
@@ -373,37 +379,98 @@ export class KeysService {
       if (!isPlainObject(keys)) throw badJson(`"${userId}" must map key ids to signed keys`);
       for (const [keyId, signed] of Object.entries(keys)) {
         if (!isPlainObject(signed) || !isPlainObject(signed.signatures)) throw badJson(`${userId}/${keyId} must be a signed key object`);
-        const ok = await this.addSignatures(userId, keyId, signed.signatures as Record<string, Json>);
-        if (!ok) (failures[userId] ??= {})[keyId] = { errcode: 'M_NOT_FOUND', error: 'No such key' };
+        const failure = await this.addSignatures(requester, userId, keyId, signed);
+        if (failure) (failures[userId] ??= {})[keyId] = failure;
       }
     }
-    void requester;
     return { failures };
   }
 
-  private async addSignatures(userId: string, keyId: string, signatures: Record<string, Json>): Promise<boolean> {
-    const position = await this.db.transaction(async (tx) => {
-      const merge = (stored: Json): Json => {
-        const current = isPlainObject(stored.signatures) ? (stored.signatures as Record<string, Json>) : {};
-        const next: Record<string, Json> = { ...current };
-        for (const [signer, sigs] of Object.entries(signatures)) next[signer] = { ...(current[signer] ?? {}), ...(isPlainObject(sigs) ? sigs : {}) };
-        return { ...stored, signatures: next };
-      };
+  /** Checks and stores one signed key; the failure to report, if any. */
+  private async addSignatures(requester: Requester, userId: string, keyId: string, signed: Json): Promise<{ errcode: string; error: string } | undefined> {
+    const signer = requester.userId;
+    const ownSignatures = (signed.signatures as Record<string, unknown>)[signer];
+    if (!isPlainObject(ownSignatures) || Object.keys(ownSignatures).length === 0) {
+      return { errcode: 'M_INVALID_SIGNATURE', error: `No signature by ${signer} on ${userId}/${keyId}` };
+    }
+    const signerCross = await this.crossSigningKeys(this.db, signer);
+    type Outcome = { errcode: string; error: string } | { position: number };
+    const outcome = await this.db.transaction(async (tx): Promise<Outcome> => {
       const { rows } = await tx.query<{ keys: Json }>('SELECT keys FROM device_keys WHERE user_id = $1 AND device_id = $2 FOR UPDATE', [userId, keyId]);
-      if (rows[0]) {
-        await tx.query('UPDATE device_keys SET keys = $3 WHERE user_id = $1 AND device_id = $2', [userId, keyId, JSON.stringify(merge(rows[0].keys))]);
-        return recordDeviceListChange(tx, userId);
+      let stored: Json | undefined = rows[0]?.keys;
+      let crossType: string | undefined;
+      if (!stored) {
+        const { rows: cross } = await tx.query<{ key_type: string; key_json: Json }>('SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1 FOR UPDATE', [userId]);
+        const target = cross.find((row) => isPlainObject(row.key_json.keys) && Object.values(row.key_json.keys).includes(keyId));
+        if (!target) return { errcode: 'M_NOT_FOUND', error: `${userId} has no device or cross-signing key ${keyId}` };
+        stored = target.key_json;
+        crossType = target.key_type;
       }
-      const { rows: cross } = await tx.query<{ key_type: string; key_json: Json }>('SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1 FOR UPDATE', [userId]);
-      const target = cross.find((row) => isPlainObject(row.key_json.keys) && Object.values(row.key_json.keys).includes(keyId));
-      if (!target) return undefined;
-      await tx.query('UPDATE cross_signing_keys SET key_json = $3 WHERE user_id = $1 AND key_type = $2', [userId, target.key_type, JSON.stringify(merge(target.key_json))]);
-      return recordDeviceListChange(tx, userId);
+      if (!sameSignable(stored, signed)) return { errcode: 'M_INVALID_PARAM', error: `The signed object is not the stored key ${userId}/${keyId}` };
+      // The public key each of the signer's key ids may sign this key with.
+      let allowed: (signingKeyId: string) => Promise<string | undefined>;
+      if (userId === signer && crossType === undefined) {
+        allowed = async (id) => crossSigningPublicKey(signerCross.self_signing, id);
+      } else if (userId === signer && crossType === 'master') {
+        allowed = async (id) => {
+          if (!id.startsWith('ed25519:')) return undefined;
+          const { rows: device } = await tx.query<{ keys: Json }>('SELECT keys FROM device_keys WHERE user_id = $1 AND device_id = $2', [signer, id.slice('ed25519:'.length)]);
+          const key = isPlainObject(device[0]?.keys.keys) ? (device[0]!.keys.keys as Json)[id] : undefined;
+          return typeof key === 'string' ? key : undefined;
+        };
+      } else if (userId !== signer && crossType === 'master') {
+        allowed = async (id) => crossSigningPublicKey(signerCross.user_signing, id);
+      } else {
+        return { errcode: 'M_INVALID_PARAM', error: `${signer} cannot sign ${userId}/${keyId}: only their own devices and master key, and other users' master keys` };
+      }
+      // Signatures already stored as they are (the device's own, say) come back with the object: only new ones are checked.
+      const current = isPlainObject(stored.signatures) ? (stored.signatures as Record<string, Json>) : {};
+      const fresh = Object.entries(ownSignatures).filter(([id, signature]) => current[signer]?.[id] !== signature);
+      for (const [signingKeyId, signature] of fresh) {
+        const publicKey = await allowed(signingKeyId);
+        if (publicKey === undefined || typeof signature !== 'string') {
+          return { errcode: 'M_INVALID_SIGNATURE', error: `${signingKeyId} of ${signer} may not sign ${userId}/${keyId}` };
+        }
+        let publicKeyBytes: Buffer;
+        try {
+          publicKeyBytes = decodeBase64(publicKey);
+        } catch {
+          return { errcode: 'M_INVALID_SIGNATURE', error: `The public key of ${signingKeyId} is not base64` };
+        }
+        if (!verifyJsonSignature(signed, signer, signingKeyId, publicKeyBytes)) {
+          return { errcode: 'M_INVALID_SIGNATURE', error: `Invalid signature ${signingKeyId} of ${signer} on ${userId}/${keyId}` };
+        }
+      }
+      if (fresh.length === 0) return { position: 0 }; // nothing new: nothing to store or announce
+      const merged = { ...stored, signatures: { ...current, [signer]: { ...(current[signer] ?? {}), ...Object.fromEntries(fresh) } } };
+      if (crossType === undefined) {
+        await tx.query('UPDATE device_keys SET keys = $3 WHERE user_id = $1 AND device_id = $2', [userId, keyId, JSON.stringify(merged)]);
+      } else {
+        await tx.query('UPDATE cross_signing_keys SET key_json = $3 WHERE user_id = $1 AND key_type = $2', [userId, crossType, JSON.stringify(merged)]);
+      }
+      return { position: await recordDeviceListChange(tx, userId) };
     });
-    if (position === undefined) return false;
-    this.changes.emit({ stream: 'device_lists', position, userId });
-    return true;
+    if ('errcode' in outcome) return outcome;
+    if (outcome.position > 0) this.changes.emit({ stream: 'device_lists', position: outcome.position, userId });
+    return undefined;
   }
+}
+
+/** Whether two key objects are the same but for signatures and unsigned. */
+function sameSignable(a: Json, b: Json): boolean {
+  try {
+    return canonicalJson(signablePart(a)) === canonicalJson(signablePart(b));
+  } catch {
+    return false;
+  }
+}
+
+/** The public key of a cross-signing key under this key id (`ed25519:<public key>`), if it has it. */
+function crossSigningPublicKey(key: Json | undefined, keyId: string): string | undefined {
+  const keys = key?.keys;
+  if (!isPlainObject(keys)) return undefined;
+  const value = keys[keyId];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** `{"<algorithm>:<key id>": key}` as [algorithm, key id, key] triples. */
