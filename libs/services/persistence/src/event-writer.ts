@@ -2,25 +2,45 @@
  * The writer of the event log: takes append requests, commits them in groups, then announces
  * the committed events on stream.events in position order.
  *
- * Group commit: while one transaction runs, new requests queue up and go together in the
- * next one. Stale or duplicate requests are refused alone (appendGroup checks them up front);
- * any other failure retries the group's requests one transaction each, so one bad request
- * never sinks the others. The global stream counter is locked first in every transaction, so writers never
- * deadlock on room rows and commit order is position order (a consumer reading
- * "position > cursor" never misses a later commit with a lower position).
+ * Group commit: while transactions run, new requests queue up and go together in the next
+ * one. Stale or duplicate requests are refused alone (appendGroup checks them up front); any
+ * other failure retries the group's requests one transaction each, so one bad request never
+ * sinks the others.
+ *
+ * Pipelined: up to PIPELINE_DEPTH group transactions run at once on their own connections, so
+ * the next group is written while the one before waits for its commit (the WAL flush, several
+ * ms on this kind of disk). Each group reserves its stream positions up front, one per event
+ * it carries (positions of events refused or found duplicate stay unused: gaps are harmless,
+ * readers only ever ask for "position > cursor"). Its last statement claims its range on the
+ * stream counter row (claimStreamRange), issued only after the previous group's claim: that
+ * row's lock makes a group wait for the previous one's commit, so commit order is position
+ * order (a consumer reading "position > cursor" never misses a later commit with a lower
+ * position). A claim finding the counter elsewhere (the previous group failed, or another
+ * writer appended: a second persistence replica, an out-of-band membership) rolls the group
+ * back; once the pipeline is empty its requests are retried one transaction each, with the
+ * counter locked first as every writer did before pipelining, so they always get their turn.
+ * (Two busy persistence replicas thus often fall back to that serial path: they add
+ * availability, not throughput.)
  */
 import {
   BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE, STREAM_EVENTS,
   type AppendReply, type AppendRequest, type BusTransport, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import {
-  appendGroup, DuplicateClientTxnError, internBatchNames, lockStreamCounter, StaleSequenceError,
+  appendGroup, claimStreamRange, DuplicateClientTxnError, internBatchNames, lockStreamCounter, readStreamCounter, StaleSequenceError,
   type AppendBatchResult, type Db, type GroupOutcome,
 } from '@tessera/storage';
 
 export const PERSISTENCE_QUEUE = 'persistence';
 /** Requests per transaction: large enough to amortize the commit, small enough to keep latency low. */
 const MAX_GROUP = 100;
+/** Group transactions in flight at once: two overlap one group's commit with the next one's writes. */
+const PIPELINE_DEPTH = 2;
+
+/** The stream counter was not where this group expected it: roll back, retry from the stored counter. */
+class CounterMovedError extends Error {
+  override readonly name = 'CounterMovedError';
+}
 
 interface Pending {
   request: AppendRequest;
@@ -36,10 +56,19 @@ export interface EventWriterLogger {
 export class EventWriter {
   private queue: Pending[] = [];
   private running = false;
-  private lastPublished = 0;
   private subscription: Subscription | undefined;
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => undefined;
+  /**
+   * The last stream position used by the latest started group once it has given out its
+   * positions (its append is written); the stored counter when nothing is in flight. The next
+   * group numbers its events from there, so positions have no gaps.
+   */
+  private lastEnd: Promise<number> | undefined;
+  /** Settles when the latest started group has issued its claim on the counter (or ended). */
+  private lastClaim: Promise<void> = Promise.resolve();
+  /** Settles when the latest started group's notifications are out: groups publish in position order. */
+  private lastPublish: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Db,
@@ -83,10 +112,30 @@ export class EventWriter {
   private async drain(): Promise<void> {
     this.running = true;
     this.idle = new Promise((r) => (this.markIdle = r));
+    const inFlight = new Set<Promise<void>>();
+    let failed: Pending[] = [];
     try {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0, MAX_GROUP);
-        await this.commitGroup(group);
+      while (this.queue.length > 0 || inFlight.size > 0) {
+        while (this.queue.length > 0 && inFlight.size < PIPELINE_DEPTH && failed.length === 0) {
+          const group = this.queue.splice(0, MAX_GROUP);
+          const run: Promise<void> = this.runGroup(group)
+            .then((outcome) => {
+              // Retried alone once the pipeline is empty (the failure may be a later group's
+              // consequence of an earlier one's: retried, not refused).
+              if (outcome !== true) failed.push(...group);
+            })
+            .finally(() => inFlight.delete(run));
+          inFlight.add(run);
+        }
+        if (inFlight.size > 0) await Promise.race(inFlight);
+        if (failed.length > 0 && inFlight.size === 0) {
+          // Nothing in flight: the counter as stored is the truth again. Retry one request per
+          // transaction, so one bad request never sinks the others.
+          const retry = failed;
+          failed = [];
+          this.lastEnd = undefined;
+          for (const p of retry) await this.commitAlone(p);
+        }
       }
     } finally {
       this.running = false;
@@ -94,42 +143,97 @@ export class EventWriter {
     }
   }
 
-  private async commitGroup(group: Pending[]): Promise<void> {
-    let outcomes: GroupOutcome[];
+  /**
+   * One request in its own transaction, after a group failed: the counter is locked first (so
+   * another writer cannot move it meanwhile: this always gets its turn), positions follow it.
+   */
+  private async commitAlone(p: Pending): Promise<void> {
+    let outcome: GroupOutcome;
     let previous: number;
     try {
-      // Names are interned outside the transaction: a rolled-back append never leaves a cached nid behind.
-      for (const p of group) await internBatchNames(this.db, p.request, this.db);
-      ({ outcomes, previous } = await this.db.transaction(async (tx) => {
+      await internBatchNames(this.db, p.request, this.db);
+      ({ outcome, previous } = await this.db.transaction(async (tx) => {
         const start = await lockStreamCounter(tx);
-        // The counter is saved by the group's last statement (nothing to save when nothing went in).
-        const done = await appendGroup(tx, group.map((p) => p.request), start + 1, this.db, { saveStreamCounter: true });
-        return { outcomes: done.outcomes, previous: start };
+        const done = await appendGroup(tx, [p.request], start + 1, this.db, { saveStreamCounter: true });
+        return { outcome: done.outcomes[0]!, previous: start };
       }));
     } catch (error) {
-      if (group.length > 1) {
-        // One bad request must not sink the others: retry them one transaction each.
-        for (const p of group) await this.commitGroup([p]);
-      } else {
-        group[0]!.reject(error);
-      }
+      p.reject(error);
       return;
     }
-    const published = this.notifications(group, outcomes, previous);
-    group.forEach((p, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) p.resolve({ sequence: o.result.sequence, events: o.result.events });
-      else p.reject(o.error);
-    });
-    for (const n of published) {
+    if (!outcome.ok) {
+      p.reject(outcome.error);
+      return;
+    }
+    p.resolve({ sequence: outcome.result.sequence, events: outcome.result.events });
+    await this.publish(this.notifications([p], [outcome], previous));
+  }
+
+  private async publish(notifications: StreamEventNotification[]): Promise<void> {
+    for (const n of notifications) {
       // The log is the truth: a lost notification costs a consumer latency, never data.
       await this.bus.publish(STREAM_EVENTS, n).catch((err) => this.logger?.warn({ err, position: n.position }, 'publishing stream.events failed'));
     }
   }
 
+  /** Runs one group transaction: true when committed (each request answered), else the error. */
+  private async runGroup(group: Pending[]): Promise<true | unknown> {
+    // Names are interned outside the transaction: a rolled-back append never leaves a cached nid behind.
+    try {
+      for (const p of group) await internBatchNames(this.db, p.request, this.db);
+    } catch (error) {
+      return error;
+    }
+    // Chained in start order: positions follow the previous group's, the claim follows its claim.
+    const startAfter = this.lastEnd ?? readStreamCounter(this.db);
+    startAfter.catch(() => undefined);
+    let ended: (position: number) => void = () => undefined;
+    const end = new Promise<number>((r) => (ended = r));
+    this.lastEnd = end;
+    const previousClaim = this.lastClaim;
+    let claimed: () => void = () => undefined;
+    this.lastClaim = new Promise((r) => (claimed = r));
+    const previousPublish = this.lastPublish;
+    let published: () => void = () => undefined;
+    this.lastPublish = new Promise((r) => (published = r));
+    let outcomes: GroupOutcome[];
+    let expected = 0;
+    try {
+      expected = await startAfter;
+      outcomes = await this.db.transaction(async (tx) => {
+        const done = await appendGroup(tx, group.map((p) => p.request), async () => expected + 1, this.db);
+        // The next group may now number its events and write them while this one commits.
+        ended(done.nextPosition - 1);
+        await previousClaim;
+        const ok = await claimStreamRange(tx, expected, done.nextPosition - 1);
+        claimed();
+        if (!ok) throw new CounterMovedError(`the stream counter is not at ${expected}: another append went first`);
+        return done.outcomes;
+      });
+    } catch (error) {
+      // Nothing of this group is stored. A later group that numbered its events after ours
+      // fails its claim and is retried from the stored counter.
+      ended(expected);
+      claimed();
+      published();
+      return error;
+    }
+    const notifications = this.notifications(group, outcomes, expected);
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve({ sequence: o.result.sequence, events: o.result.events });
+      else p.reject(o.error);
+    });
+    await previousPublish;
+    await this.publish(notifications);
+    published();
+    return true;
+  }
+
   private notifications(group: Pending[], outcomes: Array<{ ok: boolean; result?: AppendBatchResult }>, previousPosition: number): StreamEventNotification[] {
     const out: StreamEventNotification[] = [];
-    let previous = Math.max(previousPosition, this.lastPublished === 0 ? previousPosition : this.lastPublished);
+    // Exact: every position up to previousPosition is committed (the claim checked it).
+    let previous = previousPosition;
     group.forEach((p, i) => {
       const o = outcomes[i]!;
       if (!o.ok || !o.result) return;
@@ -168,7 +272,6 @@ export class EventWriter {
         previous = n.position;
       });
     });
-    this.lastPublished = previous;
     return out;
   }
 }

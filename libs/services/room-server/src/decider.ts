@@ -170,9 +170,14 @@ export class Decider {
   }
 
   private async sendBatch(roomId: string, items: QueuedSend[]): Promise<void> {
-    let live = await this.withoutDoneTxns(items);
+    // The first attempt trusts what this replica knows: rooms are routed to the replica that
+    // owns them (room partitions), so its cached view is almost always current, and a repeated
+    // client transaction is rare (a client retrying). Persistence refuses both anyway (stale
+    // sequence, duplicate transaction, whose reply names the earlier event); only then is the
+    // database read here.
+    let live = items;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && live.length > 0; attempt++) {
-      const view = attempt === 0 ? await this.store.freshView(roomId) : await this.store.reload(roomId);
+      const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
       if (!view) {
         live.forEach((it) => it.reject(new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`)));
         return;

@@ -30,6 +30,10 @@ export function tripleMap(triples: [string, string, string][]): StateMap {
 export class Lru<K, V> {
   private map = new Map<K, V>();
   constructor(private readonly max: number) {}
+  /** Without refreshing its recency. */
+  peek(k: K): V | undefined {
+    return this.map.get(k);
+  }
   get(k: K): V | undefined {
     const v = this.map.get(k);
     if (v !== undefined) {
@@ -95,7 +99,8 @@ export class BatchLoader<K, A, V> {
 }
 
 export class RoomStore {
-  private readonly views = new Map<string, RoomView>();
+  /** Bounded: a replica keeps the views of the rooms it serves, not of every room it ever saw (ownership moves). */
+  private readonly views = new Lru<string, RoomView>(20_000);
   private readonly events = new Lru<string, { event: RoomEvent; stored: StoredEvent }>(50_000);
   private readonly snapshots = new Lru<number, StateMap>(5_000);
 
@@ -104,19 +109,6 @@ export class RoomStore {
   /** The cached view, or a fresh one from the database; null for an unknown room. */
   async view(roomId: string): Promise<RoomView | null> {
     return this.views.get(roomId) ?? this.reload(roomId);
-  }
-
-  /**
-   * The cached view if the room has not moved since, else a fresh one: one statement either
-   * way (the head is only read when the sequence moved). Another replica's append makes a
-   * cached view stale; finding out here costs one query, finding out from persistence's
-   * sequence guard costs a whole append round trip.
-   */
-  async freshView(roomId: string): Promise<RoomView | null> {
-    const cached = this.views.get(roomId);
-    const head = await this.heads.load(roomId, cached?.sequence ?? null);
-    if (head && 'unchanged' in head && cached) return cached;
-    return this.viewFromHead(roomId, head);
   }
 
   async reload(roomId: string): Promise<RoomView | null> {
@@ -152,7 +144,7 @@ export class RoomStore {
       extremities: head.extremities,
     };
     // A view this replica moved meanwhile with its own append is newer: keep that one.
-    const cached = this.views.get(roomId);
+    const cached = this.views.peek(roomId);
     if (!cached || cached.sequence < view.sequence) this.views.set(roomId, view);
     return view;
   }

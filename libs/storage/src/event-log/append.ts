@@ -71,6 +71,27 @@ export async function saveStreamCounter(tx: Queryable, position: number): Promis
   await tx.query('UPDATE stream_counter SET position = $1 WHERE id = 1', [position]);
 }
 
+/** The last stream position given out (committed, or reserved by a committed append and left unused). */
+export async function readStreamCounter(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ position: number }>('SELECT position FROM stream_counter WHERE id = 1');
+  return rows[0]!.position;
+}
+
+/**
+ * For a writer that reserved the positions (expected, end] before its transaction (persistence's
+ * pipelined group commit): moves the counter to `end` if it is still at `expected`, and holds its
+ * row lock until commit. False when another writer moved it: the transaction must roll back.
+ * Issued after the previous transaction's claim, it waits for that transaction to end, so
+ * transactions commit in the order of their positions.
+ */
+export async function claimStreamRange(tx: Queryable, expected: number, end: number): Promise<boolean> {
+  const { rows } = await tx.query<{ position: number }>(
+    'UPDATE stream_counter SET position = $2 WHERE id = 1 AND position = $1 RETURNING position',
+    [expected, end],
+  );
+  return rows.length === 1;
+}
+
 /** Interns the names a batch uses; run outside the transaction (names are never rolled back). */
 export async function internBatchNames(db: Queryable, batch: AppendBatchInput, cacheKey: object = db): Promise<void> {
   const types = new Set<string>();
@@ -125,7 +146,12 @@ interface AcceptedBatch {
 export async function appendGroup(
   tx: Queryable,
   batches: AppendBatchInput[],
-  nextPosition: number,
+  /**
+   * The first free stream position, or a function giving it: called once the group's batches
+   * are checked (its room rows locked), right before positions are given out, so that a
+   * pipelined writer can read and check this group while the previous one is still being written.
+   */
+  firstPosition: number | (() => Promise<number>),
   cacheKey: object,
   /** Also store the new stream counter (what saveStreamCounter does) in the group's last statement: one round trip less. */
   options: { saveStreamCounter?: boolean } = {},
@@ -167,6 +193,7 @@ export async function appendGroup(
     }
     accepted.push({ batch, index, roomId: batch.roomId, sequence: r.sequence });
   });
+  const nextPosition = typeof firstPosition === 'number' ? firstPosition : await firstPosition();
   if (accepted.length === 0) return { outcomes: outcomes as GroupOutcome[], nextPosition };
 
   const created = [...rooms].filter(([, r]) => r.isNew);
