@@ -213,7 +213,8 @@ function reachable(port: number): Promise<boolean> {
 }
 
 export async function main(): Promise<void> {
-  if ((await reachable(5432)) && (await reachable(4222))) await run('postgres_nats', distributedPipeline);
+  if (process.env.BENCH_SKIP_DISTRIBUTED === '1') console.log('# BENCH_SKIP_DISTRIBUTED=1: skipping the postgres_nats figures');
+  else if ((await reachable(5432)) && (await reachable(4222))) await run('postgres_nats', distributedPipeline);
   else console.log('# PostgreSQL or NATS not reachable: skipping the postgres_nats figures');
   if (process.env.BENCH_SKIP_EMBEDDED !== '1') await run('embedded', embeddedPipeline);
 }
