@@ -60,6 +60,13 @@ export interface AppendRequest {
   clientTxns?: { userId: string; deviceId: string; txnId: string; eventId: string }[] | null;
   /** For the sender's own /sync: echoed on stream.events as transactionId (clientTxn(s) are echoed too). */
   transactionId?: { userId: string; deviceId: string; txnId: string } | null;
+  /**
+   * A membership of a room this server does not hold (an invite received over federation, its
+   * rejection, a knock): the event goes in this batch as an outlier, which has no place in the
+   * room's state, so the user's membership read model records it at a stream position of its
+   * own, announced on stream.events with `membership` so that the user's /sync sees it.
+   */
+  outOfBandMembership?: { userId: string; membership: string; eventId: string } | null;
 }
 
 export interface AppendedEventResult {

@@ -272,6 +272,33 @@ export class EventWriter {
         previous = n.position;
       });
     });
+    // Out-of-band memberships were given positions after all of the group's events.
+    const outOfBand: StreamEventNotification[] = [];
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      const m = p.request.outOfBandMembership;
+      if (!o.ok || !o.result || o.result.outOfBandPosition === undefined || !m) return;
+      const e = p.request.events.find((x) => x.eventId === m.eventId)!;
+      outOfBand.push({
+        position: o.result.outOfBandPosition,
+        previousPosition: 0,
+        roomId: p.request.roomId,
+        eventId: e.eventId,
+        type: e.type,
+        ...(e.stateKey !== null ? { stateKey: e.stateKey } : {}),
+        sender: e.sender,
+        originServerTs: e.originServerTs,
+        local: e.local ?? false,
+        roomVersion: p.request.roomVersion,
+        addsState: [],
+        membership: { userId: m.userId, membership: m.membership },
+      });
+    });
+    for (const n of outOfBand.sort((a, b) => a.position - b.position)) {
+      n.previousPosition = previous;
+      out.push(n);
+      previous = n.position;
+    }
     return out;
   }
 }
@@ -288,5 +315,10 @@ function validate(req: AppendRequest): void {
       throw bad('each event needs eventId, type, sender and json');
     }
     if (!Array.isArray(e.prevEvents) || !Array.isArray(e.authEvents)) throw bad(`event ${e.eventId}: prevEvents and authEvents must be lists`);
+  }
+  const m = req.outOfBandMembership;
+  if (m !== undefined && m !== null) {
+    if (typeof m.userId !== 'string' || typeof m.membership !== 'string' || typeof m.eventId !== 'string') throw bad('outOfBandMembership needs userId, membership and eventId');
+    if (!req.events.some((e) => e.eventId === m.eventId)) throw bad(`outOfBandMembership: event ${m.eventId} is not in the batch`);
   }
 }

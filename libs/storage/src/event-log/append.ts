@@ -43,6 +43,8 @@ export interface AppendBatchResult {
   roomNid: number;
   sequence: number;
   events: AppendedEvent[];
+  /** The stream position of the batch's out-of-band membership, when it had one. */
+  outOfBandPosition?: number;
 }
 
 /** The room moved on since the decider read it: reload and decide again. */
@@ -222,6 +224,28 @@ export async function appendGroup(
     wave.forEach((w, j) => {
       outcomes[w.index] = { ok: true, result: { roomNid: w.room.nid, sequence: w.room.sequence, events: results.events[j]! } };
     });
+  }
+
+  // Out-of-band memberships take positions after the group's events (see AppendRequest).
+  const outOfBand = accepted.filter((a) => a.batch.outOfBandMembership);
+  if (outOfBand.length > 0) {
+    const rows = outOfBand.map((a) => {
+      const m = a.batch.outOfBandMembership!;
+      const event = appended.get(m.eventId);
+      if (!event) throw new Error(`out-of-band membership: event ${m.eventId} is not in its batch`);
+      const result = outcomes[a.index] as { ok: true; result: AppendBatchResult };
+      result.result.outOfBandPosition = position++;
+      return { room: result.result.roomNid, user: m.userId, membership: m.membership, nid: event.eventNid, pos: result.result.outOfBandPosition };
+    });
+    // One row may not be updated twice by one statement: the last membership of a user in a room wins.
+    const last = [...new Map(rows.map((r) => [`${r.room} ${r.user}`, r])).values()];
+    await tx.query(
+      `INSERT INTO room_memberships (room_nid, user_id, membership, event_nid, stream_pos)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+       ON CONFLICT (room_nid, user_id) DO UPDATE
+         SET membership = EXCLUDED.membership, event_nid = EXCLUDED.event_nid, stream_pos = EXCLUDED.stream_pos`,
+      [last.map((r) => r.room), last.map((r) => r.user), last.map((r) => r.membership), last.map((r) => r.nid), last.map((r) => r.pos)],
+    );
   }
 
   // The rooms' new sequences and the client transaction ids, in one statement.

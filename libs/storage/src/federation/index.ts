@@ -1,4 +1,3 @@
 export * from './migrations.js';
 export * from './server-keys.js';
 export * from './inbound-txns.js';
-export * from './out-of-band-memberships.js';

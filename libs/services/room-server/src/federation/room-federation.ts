@@ -12,15 +12,15 @@ import {
   type Pdu, type RoomEvent, type RoomVersion, type SigningKey, type StateMap,
 } from '@tessera/protocol';
 import {
-  BusError, ROOMSERVER_QUEUE, STALE_SEQUENCE, STREAM_EVENTS,
+  BusError, ROOMSERVER_QUEUE, STALE_SEQUENCE,
   ROOMSERVER_FEDERATION,
   type BusTransport, type InputFederatedPdusRequest, type InputPdusReply, type JoinRemoteRequest, type KnockRemoteRequest,
   type LeaveRemoteRequest, type ReceiveInviteRequest, type RemoteMembershipReply, type RoomServerFederationReply,
-  type RoomServerFederationRequest, type StateTriple, type StreamEventNotification, type Subscription,
+  type RoomServerFederationRequest, type StateTriple, type Subscription,
 } from '@tessera/bus';
 import { FederationError, keyRingKey, PduVerifier, type FederationClient, type KeyRing } from '@tessera/federation-client';
 import {
-  getCurrentStateEvents, getEvents, getRoom, getUserMemberships, isRoomHeld, recordOutOfBandMembership, type Db,
+  getCurrentStateEvents, getEvents, getRoom, getUserMemberships, isRoomHeld, type Db,
 } from '@tessera/storage';
 import type { Decider } from '../decider.js';
 import { appendFields } from '../append-fields.js';
@@ -321,27 +321,24 @@ export class RoomFederation {
     return {};
   }
 
-  /** Stores a membership event of a room not held here as an outlier and records it for the user's /sync. */
+  /**
+   * Stores a membership event of a room not held here as an outlier, with its membership for
+   * the user's /sync: persistence records it at a stream position and announces it.
+   */
   private async storeOutOfBand(roomId: string, rv: RoomVersion, pdu: Pdu, membership: string): Promise<void> {
     const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
-    await this.o.decider.locks.run(roomId, () => this.appendOutliers(roomId, rv, [{ pdu, event }]));
-    const position = await recordOutOfBandMembership(this.o.db, { roomId, userId: event.state_key!, membership, eventId: event.event_id });
-    if (position === null) return;
-    const note: StreamEventNotification = {
-      position,
-      previousPosition: position - 1,
-      roomId,
-      eventId: event.event_id,
-      type: event.type,
-      stateKey: event.state_key,
-      sender: event.sender,
-      originServerTs: event.origin_server_ts,
-      local: domainOf(event.sender) === this.o.serverName,
-      roomVersion: rv.id,
-      addsState: [],
-      membership: { userId: event.state_key!, membership },
-    };
-    await this.o.bus.publish(STREAM_EVENTS, note);
+    await this.o.decider.locks.run(roomId, async () => {
+      await this.withSequence(roomId, (expectedSequence) => this.o.decider.append({
+        roomId,
+        roomVersion: rv.id,
+        expectedSequence,
+        // Stored already (a repeated invite): persistence finds the duplicate and records the membership again.
+        events: [{ ...appendFields(pdu, event), outlier: true, local: domainOf(event.sender) === this.o.serverName }],
+        currentStateChanges: [],
+        outOfBandMembership: { userId: event.state_key!, membership, eventId: event.event_id },
+      }));
+      this.o.decider.store.forget(roomId);
+    });
   }
 
   /**
