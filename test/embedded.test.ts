@@ -1,13 +1,14 @@
 /**
  * The embedded default as a real process: `apps/homeserver` with PGlite and the in-process bus
- * (no DATABASE_URL / NATS_URL), as `npm start` runs it. Data survives a restart.
+ * (no DATABASE_URL / NATS_URL), as `npm start` runs it (its build, then node with the start
+ * script's arguments). Data survives a restart.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateResponse } from '@tessera/testing';
-import { freePort, startApp, stopApp, waitUntilReady, type AppProcess } from './support/processes.js';
+import { buildNpmStart, freePort, startApp, stopApp, waitUntilReady, type AppProcess } from './support/processes.js';
 import { fetchAndVerifyServerKeys } from './support/server-keys.js';
 
 describe('embedded homeserver process', () => {
@@ -25,6 +26,10 @@ describe('embedded homeserver process', () => {
     ].join('\n'),
   );
   const running: AppProcess[] = [];
+  let npmStartArgs: string[] = [];
+  beforeAll(async () => {
+    npmStartArgs = await buildNpmStart();
+  });
   afterAll(async () => {
     await Promise.all(running.map(stopApp));
   });
@@ -32,7 +37,7 @@ describe('embedded homeserver process', () => {
   async function start(extraEnv: Record<string, string> = {}) {
     const client = await freePort();
     const federation = await freePort();
-    const proc = startApp('homeserver', { CONFIG_FILE: configFile, CLIENT_PORT: String(client), FEDERATION_PORT: String(federation), ...extraEnv });
+    const proc = startApp('homeserver', { CONFIG_FILE: configFile, CLIENT_PORT: String(client), FEDERATION_PORT: String(federation), ...extraEnv }, npmStartArgs);
     running.push(proc);
     await waitUntilReady(proc, `http://127.0.0.1:${client}/health/ready`);
     return { proc, client: `http://127.0.0.1:${client}`, federation: `http://127.0.0.1:${federation}` };
@@ -74,7 +79,7 @@ describe('embedded homeserver process', () => {
       SERVER_NAME: 'other.test',
       CLIENT_PORT: String(await freePort()),
       FEDERATION_PORT: String(await freePort()),
-    });
+    }, npmStartArgs);
     running.push(other);
     expect(await other.exited).toBe(1);
     expect(other.output()).toContain('this database belongs to server "embedded.test"');
@@ -83,7 +88,7 @@ describe('embedded homeserver process', () => {
   it('stops at startup with one message naming the file and the field when the config is broken', async () => {
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'server_name: embedded.test\nlisteners:\n  client: { port: "eighty" }\n');
-    const proc = startApp('homeserver', { CONFIG_FILE: broken });
+    const proc = startApp('homeserver', { CONFIG_FILE: broken }, npmStartArgs);
     running.push(proc);
     expect(await proc.exited).toBe(1);
     expect(proc.output()).toContain(`configuration error: ${broken}: listeners.client.port: must be a port number`);
@@ -92,7 +97,7 @@ describe('embedded homeserver process', () => {
   it('stops at startup naming the key file when the signing key is broken', async () => {
     const keyPath = join(dir, 'broken.key');
     writeFileSync(keyPath, 'ed25519 a_1 not-base64!\n');
-    const proc = startApp('homeserver', { CONFIG_FILE: configFile, SIGNING_KEY_PATH: keyPath, DATA_DIR: join(dir, 'data2') });
+    const proc = startApp('homeserver', { CONFIG_FILE: configFile, SIGNING_KEY_PATH: keyPath, DATA_DIR: join(dir, 'data2') }, npmStartArgs);
     running.push(proc);
     expect(await proc.exited).toBe(1);
     expect(proc.output()).toContain(`configuration error: ${keyPath}: signing key:`);

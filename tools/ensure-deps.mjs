@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const needed = ['tsx', 'vitest', '@nestjs/core', '@electric-sql/pglite'];
+const needed = ['tsx', 'esbuild', 'vitest', '@nestjs/core', '@electric-sql/pglite'];
 if (!needed.every((name) => existsSync(`${root}node_modules/${name}/package.json`))) {
   console.log('tessera: installing dependencies (npm ci) before the first run...');
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';

@@ -3,8 +3,10 @@
  * from the repository root (where tsx finds the @tessera/* paths), with a controlled environment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -23,13 +25,28 @@ export interface AppProcess {
   exited: Promise<number | string>;
 }
 
-export function startApp(app: string, env: Record<string, string>): AppProcess {
+/**
+ * What `npm start` runs: its prestart build (tools/build-homeserver.mjs), then node with the
+ * start script's arguments (package.json's start is `node <args>`). Pass the result to startApp.
+ */
+export async function buildNpmStart(): Promise<string[]> {
+  const tool = pathToFileURL(join(REPO_ROOT, 'tools/build-homeserver.mjs')).href;
+  const { buildHomeserver } = (await import(tool)) as { buildHomeserver: () => Promise<void> };
+  await buildHomeserver();
+  const { scripts } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const [command, ...args] = scripts.start!.trim().split(/\s+/);
+  if (command !== 'node') throw new Error(`package.json's start script is not "node <args>": ${scripts.start}`);
+  return args;
+}
+
+/** Starts `apps/<app>` through tsx, or node with `args` (e.g. buildNpmStart()'s). */
+export function startApp(app: string, env: Record<string, string>, args = ['--import', 'tsx', `apps/${app}/src/main.ts`]): AppProcess {
   const childEnv: Record<string, string | undefined> = { ...process.env };
   for (const name of INHERITED_OVERRIDES) delete childEnv[name];
   Object.assign(childEnv, { LOG_LEVEL: 'warn' }, env);
   // node --import tsx, not the tsx CLI: the CLI relays SIGTERM and, when the child does not
   // acknowledge within 30 ms (a loaded machine), SIGKILLs it and exits 143.
-  const child = spawn(process.execPath, ['--import', 'tsx', `apps/${app}/src/main.ts`], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

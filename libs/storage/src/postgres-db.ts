@@ -1,4 +1,6 @@
-import pg from 'pg';
+// Types only: `pg` itself is loaded when a PostgreSQL database is opened, so the embedded
+// homeserver (PGlite) does not carry it (~4 MB resident).
+import type pg from 'pg';
 import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
@@ -12,13 +14,15 @@ export interface PostgresDbOptions {
 }
 
 /** Per-pool type parsers: the global pg.types stays untouched for other users of `pg`. */
-const typeParsers = {
-  getTypeParser(oid: number, format?: 'text' | 'binary') {
-    if (oid === INT8_OID) return parseInt8;
-    if (oid === INT8_ARRAY_OID) return parseInt8Array;
-    return pg.types.getTypeParser(oid, format ?? 'text');
-  },
-} as pg.CustomTypesConfig;
+function typeParsers(types: typeof pg.types): pg.CustomTypesConfig {
+  return {
+    getTypeParser(oid: number, format?: 'text' | 'binary') {
+      if (oid === INT8_OID) return parseInt8;
+      if (oid === INT8_ARRAY_OID) return parseInt8Array;
+      return types.getTypeParser(oid, format ?? 'text');
+    },
+  } as pg.CustomTypesConfig;
+}
 
 function toResult<Row>(result: pg.QueryResult): QueryResult<Row> {
   return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
@@ -37,7 +41,8 @@ function clientQueryable(client: pg.PoolClient): Queryable {
 }
 
 export async function createPostgresDb(options: PostgresDbOptions): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10, types: typeParsers });
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({ connectionString: options.url, max: options.poolSize ?? 10, types: typeParsers(pgModule.types) });
   const onIdleError = options.onIdleError ?? ((error: Error) => console.warn(`postgres: idle connection failed: ${error.message}`));
   // Without a listener an idle client's error would crash the process.
   pool.on('error', onIdleError);

@@ -1,0 +1,38 @@
+// Compiles the embedded homeserver (apps/homeserver/src/main.ts and the libs it imports) into
+// one ES module, dist/homeserver/main.mjs, which `npm start` runs with plain node. Run by
+// prestart before every start, so the file always matches the sources (esbuild takes about a
+// second); no cache to get wrong.
+//
+// Why not `node --import tsx` as the other apps run: tsx's loader keeps a worker thread with a
+// V8 isolate of its own and the compiled sources alive for the life of the process, ~60 MB of
+// resident memory out of ~300 MB idle (measured by bench/startup.bench.ts, embedded_* figures).
+//
+// The bundle is what tsx would run: the same esbuild transform of each file (tsconfig paths,
+// experimentalDecorators, no decorator metadata), packages left to node_modules. keepNames
+// because tsx does not rename anything and Nest and our logs read class names.
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+export const HOMESERVER_BUNDLE = `${root}dist/homeserver/main.mjs`;
+
+export async function buildHomeserver() {
+  const { build } = await import('esbuild');
+  await build({
+    absWorkingDir: root,
+    entryPoints: ['apps/homeserver/src/main.ts'],
+    outfile: HOMESERVER_BUNDLE,
+    bundle: true,
+    packages: 'external',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    tsconfig: 'tsconfig.json',
+    keepNames: true,
+    // Stack traces name the .ts files and lines (node --enable-source-maps in the start script).
+    sourcemap: 'linked',
+    sourcesContent: false,
+    logLevel: 'warning',
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await buildHomeserver();
