@@ -367,11 +367,11 @@ export class KeysService {
   /**
    * POST /keys/signatures/upload (spec "Cross-signing"): signatures the user made of keys.
    * Each signed object must be the stored key (its signable part unchanged) and each of the
-   * user's new signatures on it (those not stored already) must verify (Ed25519 over the canonical JSON without signatures
-   * and unsigned) with the key that may sign it: the user's own devices with their
-   * self-signing key, their master key with one of their devices, another user's master key
-   * with their user-signing key. A key that fails is reported in `failures` and nothing of
-   * it is stored; the others are stored (as Synapse).
+   * user's new signatures on it (those not stored already) must verify (Ed25519 over the
+   * canonical JSON without signatures and unsigned) with the key that may sign it: the user's
+   * own devices with their self-signing key, their master key with one of their devices,
+   * another user's master key with their user-signing key. A key that fails is reported in
+   * `failures` and nothing of it is stored; the others are stored (as Synapse).
    */
   async uploadSignatures(requester: Requester, body: JsonBody): Promise<{ failures: Json }> {
     const failures: Record<string, Json> = {};
