@@ -1,16 +1,19 @@
-import {
-  AckPolicy,
-  connect,
-  ErrorCode,
-  nanos,
-  NatsError,
-  StorageType,
-  type JetStreamClient,
-  type JetStreamManager,
-  type Msg,
-  type NatsConnection,
-  type Subscription as NatsSubscription,
+import { createRequire } from 'node:module';
+import type {
+  JetStreamClient,
+  JetStreamManager,
+  Msg,
+  NatsConnection,
+  Subscription as NatsSubscription,
 } from 'nats';
+
+type NatsLibrary = typeof import('nats');
+let natsLibrary: NatsLibrary | undefined;
+/** The NATS client, loaded on first use: the embedded default (in-process bus) never pays for its code. */
+function nats(): NatsLibrary {
+  natsLibrary ??= createRequire(import.meta.url)('nats') as NatsLibrary;
+  return natsLibrary;
+}
 import { BUS_CLOSED, BusError, BusNoRespondersError, BusTimeoutError, fromWireError, toWireError, type WireError } from './errors.js';
 import { assertSubject, decodeJson, encodeJson } from './json.js';
 import {
@@ -96,8 +99,8 @@ class NatsBus implements BusTransport {
     try {
       msg = await this.nc.request(full, encoder.encode(encodeJson(payload, subject)), { timeout: timeoutMs });
     } catch (error) {
-      if (error instanceof NatsError && error.code === ErrorCode.Timeout) throw new BusTimeoutError(subject, timeoutMs);
-      if (error instanceof NatsError && error.code === ErrorCode.NoResponders) throw new BusNoRespondersError(subject);
+      if (error instanceof nats().NatsError && error.code === nats().ErrorCode.Timeout) throw new BusTimeoutError(subject, timeoutMs);
+      if (error instanceof nats().NatsError && error.code === nats().ErrorCode.NoResponders) throw new BusNoRespondersError(subject);
       throw error;
     }
     const reply = decodeJson(decoder.decode(msg.data), subject) as Reply;
@@ -175,7 +178,7 @@ class NatsBus implements BusTransport {
         const name = full.replace(/[^A-Za-z0-9_-]/g, '_');
         const jsm = await this.manager();
         // Adding a stream that exists with the same config is a no-op, so racing processes are fine.
-        await jsm.streams.add({ name, subjects: [full], storage: StorageType.File, max_age: nanos(this.durableMaxAgeMs) });
+        await jsm.streams.add({ name, subjects: [full], storage: nats().StorageType.File, max_age: nats().nanos(this.durableMaxAgeMs) });
         return name;
       })();
       ready.catch(() => this.streamsReady.delete(full));
@@ -199,8 +202,8 @@ class NatsBus implements BusTransport {
     const jsm = await this.manager();
     const config = {
       durable_name: options.durableName,
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(options.ackWaitMs ?? 30_000),
+      ack_policy: nats().AckPolicy.Explicit,
+      ack_wait: nats().nanos(options.ackWaitMs ?? 30_000),
       max_deliver: options.maxDeliver ?? 10,
       filter_subject: full,
     };
@@ -264,7 +267,7 @@ class NatsBus implements BusTransport {
 /** The distributed mode's bus: NATS core for request/reply and notifications, JetStream for durable subjects. */
 export async function createNatsBus(options: NatsBusOptions): Promise<BusTransport> {
   assertSubject(options.prefix, 'prefix');
-  const nc = await connect({ servers: options.url.split(','), name: options.name, maxReconnectAttempts: -1 });
+  const nc = await nats().connect({ servers: options.url.split(','), name: options.name, maxReconnectAttempts: -1 });
   return new NatsBus(
     nc,
     options.prefix,

@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { MemoryEphemeralStore } from './memory-ephemeral-store.js';
 import type { EphemeralStore, PresenceRecord, PresenceValue, RateLimitDecision, TypingState } from './ephemeral-store.js';
 
@@ -75,7 +76,9 @@ export class RedisEphemeralStore implements EphemeralStore {
   private readonly prefix: string;
 
   constructor(options: RedisEphemeralStoreOptions) {
-    this.redis = new Redis(options.url, { lazyConnect: false, maxRetriesPerRequest: 3 });
+    // Loaded on first use: the embedded default (no Redis) never pays for the client's code.
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+    this.redis = new RedisClient(options.url, { lazyConnect: false, maxRetriesPerRequest: 3 });
     // Without a listener a lost connection would crash the process; ioredis reconnects by itself.
     this.redis.on('error', (error: Error) => console.warn(`redis: ${error.message}`));
     this.prefix = options.prefix ?? 'tessera:';
