@@ -12,6 +12,7 @@ import {
   computeEventId,
   computeReferenceHash,
   hashAndSignEvent,
+  hashSignAndIdEvent,
   pduToRoomEvent,
   redactEvent,
   roomIdForCreateEvent,
@@ -202,6 +203,19 @@ describe('reference hashes and event ids', () => {
     const changed = { ...signed, signatures: {}, unsigned: { x: 1 }, content: { body: 'x' } };
     expect(computeReferenceHash(changed, getRoomVersion('3')).equals(sha(SIGNED_REDACTED_1))).toBe(true);
   });
+  it('hashSignAndIdEvent = hashAndSignEvent + computeEventId, in every room version, redactable content included', () => {
+    for (const version of ALL_VERSIONS) {
+      // Room versions 1 and 2 carry their own event_id.
+      const own = version.eventIdFormat === 'v1' ? { event_id: '$own:domain' } : {};
+      for (const pdu of [{ ...minimalEvent(), ...own }, { ...redactableEvent(), ...own }, { ...redactableEvent(), ...own, unsigned: { age_ts: 5 } } as Pdu]) {
+        const expected = hashAndSignEvent(pdu, 'domain', key, version);
+        const { pdu: signed, eventId } = hashSignAndIdEvent(pdu, 'domain', key, version);
+        expect(signed).toEqual(expected);
+        expect(eventId).toBe(computeEventId(expected, version));
+      }
+    }
+  });
+
   it('v1 and v2 rooms: the event_id field', () => {
     expect(computeEventId(redactableEvent(), getRoomVersion('1'))).toBe('$0:domain');
     expect(computeEventId(redactableEvent(), getRoomVersion('2'))).toBe('$0:domain');

@@ -174,6 +174,20 @@ export function hashAndSignEvent(pdu: Pdu, serverName: string, key: SigningKey, 
   return addSignature(hashed, serverName, key.keyId, signature);
 }
 
+/**
+ * hashAndSignEvent and, from room version 3 on, the event id, with the redacted form encoded
+ * once: the signature covers the canonical JSON of the redacted event without signatures and
+ * unsigned, and the reference hash is the sha256 of those same bytes (the signatures that the
+ * signing adds are left out of it). Room versions 1 and 2 carry their own event_id.
+ */
+export function hashSignAndIdEvent(pdu: Pdu, serverName: string, key: SigningKey, roomVersion: RoomVersion): { pdu: Pdu; eventId: string } {
+  const hashed: Pdu = { ...pdu, hashes: { sha256: computeContentHash(pdu) } };
+  const bytes = redactedSignableBytes(hashed, roomVersion);
+  const signed = addSignature(hashed, serverName, key.keyId, encodeUnpaddedBase64(signBytes(bytes, key)));
+  const eventId = roomVersion.eventIdFormat === 'v1' ? computeEventId(signed, roomVersion) : eventIdFromReferenceHash(sha256(bytes), roomVersion);
+  return { pdu: signed, eventId };
+}
+
 /** True if the event carries a valid signature of `serverName` under `keyId` (over its redacted form). */
 export function verifyEventSignature(
   pdu: object,

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  authTypesForEvent, canonicalJsonBytes, computeEventId, hashAndSignEvent, MAX_PDU_BYTES, pduToRoomEvent, stateKey,
+  authTypesForEvent, canonicalJsonBytes, hashSignAndIdEvent, MAX_PDU_BYTES, pduToRoomEvent, stateKey,
   type Pdu, type RoomEvent, type RoomVersion, type SigningKey, type StateMap,
 } from '@tessera/protocol';
 import { BusError } from '@tessera/bus';
@@ -67,11 +67,10 @@ export function buildLocalEvent(
   if (spec.redacts !== undefined && !roomVersion.redaction.v11Rules) pdu.redacts = spec.redacts;
   if (!roomVersion.redaction.v11Rules) pdu.origin = signer.serverName;
   if (roomVersion.eventIdFormat === 'v1') pdu.event_id = `$${randomBytes(12).toString('base64url')}:${signer.serverName}`;
-  const signed = hashAndSignEvent(pdu, signer.serverName, signer.key, roomVersion);
+  const { pdu: signed, eventId } = hashSignAndIdEvent(pdu, signer.serverName, signer.key, roomVersion);
   const size = canonicalJsonBytes(signed).length;
   if (size > MAX_PDU_BYTES) {
     throw new BusError('M_TOO_LARGE', `the event would be ${size} bytes; events may be at most ${MAX_PDU_BYTES} bytes`);
   }
-  const eventId = computeEventId(signed, roomVersion);
   return { pdu: signed, event: { ...pduToRoomEvent(signed, roomVersion), event_id: eventId }, eventId };
 }
