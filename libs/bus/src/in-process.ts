@@ -1,6 +1,6 @@
 import { AsyncResource } from 'node:async_hooks';
 import { BUS_CLOSED, BusError, BusNoRespondersError, BusTimeoutError, fromWireError, toWireError } from './errors.js';
-import { assertSubject, jsonCopy } from './json.js';
+import { assertSubject, decodeJson, encodeJson, jsonCopy } from './json.js';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   type BusTransport,
@@ -161,13 +161,15 @@ class InProcessBus implements BusTransport {
   async publish<T>(subject: string, payload: T): Promise<void> {
     assertSubject(subject);
     this.assertOpen();
-    const message = jsonCopy(payload, subject);
+    // Encoded once (a payload that is not JSON fails here, at the publisher, as over NATS);
+    // each subscriber decodes its own copy, as each NATS subscriber would.
+    const text = encodeJson(payload, subject);
     for (const member of this.subscribers.pick(subject)) {
       member.chain = this.track(
         member.chain.then(async () => {
           if (!member.active) return;
           try {
-            await member.scope.runInAsyncScope(member.fn, null, jsonCopy(message, subject));
+            await member.scope.runInAsyncScope(member.fn, null, decodeJson(text, subject));
           } catch (error) {
             this.onHandlerError(error, subject);
           }
