@@ -17,6 +17,8 @@
  *   BENCH embedded_idle_<part>               MB  its parts on the restart: anonymous and file-backed
  *       resident memory (smaps_rollup), resident pages of PGlite's WASM memory (its one 128 MB
  *       mapping), V8 heap used/total and external memory (process.memoryUsage via /metrics)
+ *   BENCH embedded_idle_rss_default_v8       MB  baseline: the same bundle and folder without the
+ *       start script's V8/GC flags (only --liftoff-only), same conditions
  *   BENCH embedded_idle_rss_tsx              MB  baseline: the same folder, run as before
  *       (`node --import tsx apps/homeserver/src/main.ts`), same conditions
  *   BENCH embedded_idle_rss_bare_node        MB  baseline: a bare node process that only listens
@@ -165,6 +167,8 @@ export async function embedded(): Promise<void> {
     for (const part of ['anonymous', 'file', 'pglite_wasm_memory', 'heap_used', 'heap_total', 'external'] as const) {
       if (again[part] !== undefined) console.log(`BENCH embedded_idle_${part} ${again[part]!.toFixed(1)} MB`);
     }
+    const defaults = await idle(['--liftoff-only', args.at(-1)!]);
+    console.log(`BENCH embedded_idle_rss_default_v8 ${defaults.rss!.toFixed(1)} MB`);
     const tsx = await idle(['--import', 'tsx', 'apps/homeserver/src/main.ts']);
     console.log(`BENCH embedded_idle_rss_tsx ${tsx.rss!.toFixed(1)} MB`);
     const bareScript = "require('node:http').createServer((q, s) => s.end()).listen(Number(process.env.CLIENT_PORT), '127.0.0.1')";
