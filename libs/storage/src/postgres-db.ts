@@ -1,5 +1,6 @@
 // Types only: `pg` itself is loaded when a PostgreSQL database is opened, so the embedded
 // homeserver (PGlite) does not carry it (~4 MB resident).
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
@@ -28,10 +29,27 @@ function toResult<Row>(result: pg.QueryResult): QueryResult<Row> {
   return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
 }
 
+/**
+ * Long parameterized statements inside transactions (the appends' set-based statements of a few
+ * hundred characters to a few kB) are prepared once per connection and then only bound and
+ * executed: PostgreSQL no longer parses and plans them on every append (measured: 0.42 -> 0.32
+ * ms of PostgreSQL CPU per event in bench/pipeline). Their texts are fixed, so the number of
+ * prepared statements per connection stays small. Short and one-off statements stay unnamed.
+ */
+const PREPARE_MIN_LENGTH = 200;
+const statementNames = new Map<string, string>();
+function prepared(sql: string, params: unknown[] | undefined): pg.QueryConfig | undefined {
+  if (!params || sql.length < PREPARE_MIN_LENGTH) return undefined;
+  let name = statementNames.get(sql);
+  if (!name) statementNames.set(sql, (name = `t_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`));
+  return { name, text: sql, values: params };
+}
+
 function clientQueryable(client: pg.PoolClient): Queryable {
   return {
     async query<Row>(sql: string, params?: unknown[]) {
-      return toResult<Row>(await client.query(sql, params));
+      const q = prepared(sql, params);
+      return toResult<Row>(q ? await client.query(q) : await client.query(sql, params));
     },
     async exec(sql: string) {
       // No parameters: pg uses the simple query protocol, which accepts several statements.
