@@ -189,9 +189,23 @@ async function storageGrowth(p: Pipeline, label: string): Promise<void> {
   }
 }
 
+async function warmUp(p: Pipeline): Promise<void> {
+  const sender = `@warm:${p.serverName}`;
+  const rooms: string[] = [];
+  await pool(50, 16, async () => {
+    rooms.push((await ask<CreateRoomReply>(p, { op: 'createRoom', sender, preset: 'private_chat' })).roomId);
+  });
+  await pool(2_000, 128, async (i) => {
+    await ask<EventIdReply>(p, { op: 'sendEvent', roomId: rooms[i % rooms.length]!, sender, type: 'm.room.message', content: { body: `w ${i}` } }, i % 2 === 0);
+  });
+}
+
 async function run(label: string, open: () => Promise<Pipeline>): Promise<void> {
   const p = await open();
   try {
+    // Warm-up, not reported: the processes compile their hot code (JIT) and the room-server
+    // replicas settle their room partitions, so that no measured phase pays for that.
+    await warmUp(p);
     // Baseline in the same run: every request to any replica (no room affinity).
     if (p.kind === 'distributed' && process.env.BENCH_NO_BASELINE !== '1') await appendRates(p, `${label}.any_replica`, true);
     const { crossRate, rooms } = await appendRates(p, label);
