@@ -57,6 +57,18 @@ for (const { name, available, make } of stores) {
       const position = await store.setPresence(user, 'unavailable', 'away', 1234);
       expect(await store.getPresence(user)).toEqual({ presence: 'unavailable', statusMsg: 'away', lastActiveTs: 1234, position });
       expect(await store.currentPresencePosition()).toBeGreaterThanOrEqual(position);
+
+      // Who changed after a position, and several records in one read.
+      const other = `@${uniqueName('v')}:example.org`;
+      const later = await store.setPresence(other, 'online', undefined, 5678);
+      const again = await store.setPresence(user, 'online', undefined, 9999);
+      expect(later).toBeGreaterThan(position);
+      expect(new Set(await store.presenceChangedSince(position))).toEqual(new Set([user, other]));
+      expect(await store.presenceChangedSince(again)).toEqual([]);
+      expect((await store.presenceChangedSince(later)).includes(other)).toBe(false);
+      const both = await store.getPresences([user, other, `@${uniqueName('nobody')}:example.org`]);
+      expect([...both.keys()].sort()).toEqual([user, other].sort());
+      expect(both.get(user)).toMatchObject({ presence: 'online', lastActiveTs: 9999, position: again });
     });
   });
 }

@@ -48,6 +48,10 @@ export interface EphemeralStore {
 
   setPresence(userId: string, presence: PresenceValue, statusMsg: string | undefined, lastActiveTs: number): Promise<number>;
   getPresence(userId: string): Promise<PresenceRecord | undefined>;
+  /** Several users' records at once (absent: never set). */
+  getPresences(userIds: string[]): Promise<Map<string, PresenceRecord>>;
+  /** The users whose presence changed after `since` (a /sync reads only theirs, not every room member's). */
+  presenceChangedSince(since: number): Promise<string[]>;
   currentPresencePosition(): Promise<number>;
 
   close(): Promise<void>;

@@ -90,6 +90,19 @@ export class MemoryEphemeralStore implements EphemeralStore {
     return record && { ...record };
   }
 
+  async getPresences(userIds: string[]): Promise<Map<string, PresenceRecord>> {
+    const out = new Map<string, PresenceRecord>();
+    for (const id of userIds) {
+      const record = await this.getPresence(id);
+      if (record) out.set(id, record);
+    }
+    return out;
+  }
+
+  async presenceChangedSince(since: number): Promise<string[]> {
+    return [...this.presence].filter(([, r]) => r.position > since).map(([id]) => id);
+  }
+
   async currentPresencePosition(): Promise<number> {
     return this.presencePosition;
   }

@@ -67,9 +67,14 @@ export class PresenceService {
   /** For /sync: presence of the given users changed after `since`. */
   async getPresenceSince(userIds: string[], since: number): Promise<{ position: number; events: PresenceEvent[] }> {
     const position = await this.store.currentPresencePosition();
+    // Only the users whose presence changed since, read together: a /sync in a room of N members
+    // must not cost N reads each time anyone's presence moves.
+    const wanted = new Set(userIds);
+    const changed = (await this.store.presenceChangedSince(since)).filter((id) => wanted.has(id));
+    const records = await this.store.getPresences(changed);
     const events: PresenceEvent[] = [];
-    for (const userId of userIds) {
-      const record = await this.store.getPresence(userId);
+    for (const userId of changed) {
+      const record = records.get(userId);
       if (record && record.position > since) events.push({ type: 'm.presence', sender: userId, content: content(record) });
     }
     return { position, events };

@@ -128,8 +128,23 @@ export class RedisEphemeralStore implements EphemeralStore {
   async setPresence(userId: string, presence: PresenceValue, statusMsg: string | undefined, lastActiveTs: number): Promise<number> {
     const position = await this.redis.incr(this.key('presence-position'));
     const record: PresenceRecord = { presence, statusMsg, lastActiveTs, position };
-    await this.redis.set(this.key('presence', userId), JSON.stringify(record));
+    // The record, and the user's last change in a sorted set by position (one entry per user).
+    await this.redis.multi().set(this.key('presence', userId), JSON.stringify(record)).zadd(this.key('presence-changes'), position, userId).exec();
     return position;
+  }
+
+  async getPresences(userIds: string[]): Promise<Map<string, PresenceRecord>> {
+    const out = new Map<string, PresenceRecord>();
+    if (userIds.length === 0) return out;
+    const texts = await this.redis.mget(userIds.map((id) => this.key('presence', id)));
+    texts.forEach((text, i) => {
+      if (text !== null) out.set(userIds[i]!, JSON.parse(text) as PresenceRecord);
+    });
+    return out;
+  }
+
+  async presenceChangedSince(since: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.key('presence-changes'), `(${since}`, '+inf');
   }
 
   async getPresence(userId: string): Promise<PresenceRecord | undefined> {
