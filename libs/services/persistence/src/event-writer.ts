@@ -161,12 +161,18 @@ export class EventWriter {
       p.reject(error);
       return;
     }
-    if (!outcome.ok) {
-      p.reject(outcome.error);
-      return;
-    }
-    p.resolve({ sequence: outcome.result.sequence, events: outcome.result.events });
-    await this.publish(this.notifications([p], [outcome], previous));
+    await this.publish(this.settle([p], [outcome], previous));
+  }
+
+  /** Answers each request of a committed group; returns the notifications to publish. */
+  private settle(group: Pending[], outcomes: GroupOutcome[], previousPosition: number): StreamEventNotification[] {
+    const notifications = this.notifications(group, outcomes, previousPosition);
+    group.forEach((p, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) p.resolve({ sequence: o.result.sequence, events: o.result.events });
+      else p.reject(o.error);
+    });
+    return notifications;
   }
 
   private async publish(notifications: StreamEventNotification[]): Promise<void> {
@@ -218,12 +224,7 @@ export class EventWriter {
       published();
       return error;
     }
-    const notifications = this.notifications(group, outcomes, expected);
-    group.forEach((p, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) p.resolve({ sequence: o.result.sequence, events: o.result.events });
-      else p.reject(o.error);
-    });
+    const notifications = this.settle(group, outcomes, expected);
     await previousPublish;
     await this.publish(notifications);
     published();

@@ -118,20 +118,15 @@ export class RoomStore {
 
   /**
    * Heads asked for while a read is in flight go together in the next read: one statement for
-   * many busy rooms instead of one or two each (an answer read a little later is only fresher).
-   * A room asked for with two different known sequences is read in full.
+   * many rooms reloading at once instead of one each (an answer read a little later is only fresher).
    */
-  private readonly heads = new BatchLoader<string, number | null, RoomHead | { unchanged: true; sequence: number }>(
-    (known, a, b) => (a === b ? a : null),
-    (batch) => getRoomHeads(this.db, [...batch].map(([roomId, knownSequence]) => ({ roomId, knownSequence }))),
-  );
+  private readonly heads = new BatchLoader<string, null, RoomHead>(() => null, (batch) => getRoomHeads(this.db, [...batch.keys()]));
 
   /** Stored events and snapshots read for many concurrent sends together (see BatchLoader). */
   private readonly storedEvents = new BatchLoader<string, null, StoredEvent>(() => null, (batch) => getEvents(this.db, [...batch.keys()]));
   private readonly snapshotTriples = new BatchLoader<number, null, [string, string, string][]>(() => null, (batch) => loadSnapshots(this.db, [...batch.keys()]));
 
-  private async viewFromHead(roomId: string, head: RoomHead | { unchanged: true; sequence: number } | undefined): Promise<RoomView | null> {
-    if (head && 'unchanged' in head) return this.reload(roomId);
+  private viewFromHead(roomId: string, head: RoomHead | undefined): RoomView | null {
     if (!head) {
       this.views.delete(roomId);
       return null;

@@ -60,51 +60,32 @@ export async function getRoomHead(db: Queryable, roomId: string): Promise<RoomHe
   };
 }
 
-/**
- * The heads of several rooms in one statement, for a reader that caches them: a room whose
- * stored sequence is still the `knownSequence` given comes back as `unchanged` (only its
- * sequence read), any other as its full head. Rooms not stored are absent from the result.
- */
-export async function getRoomHeads(
-  db: Queryable,
-  rooms: ReadonlyArray<{ roomId: string; knownSequence: number | null }>,
-): Promise<Map<string, RoomHead | { unchanged: true; sequence: number }>> {
-  const out = new Map<string, RoomHead | { unchanged: true; sequence: number }>();
-  if (rooms.length === 0) return out;
-  const { rows } = await db.query<{ room_id: string; room_version: string; sequence: number; unchanged: boolean; state: Array<[string, string, string]> | string | null; ext: Array<[string, number, number | null]> | string | null }>(
-    `SELECT r.room_id, r.room_version, r.sequence, r.sequence IS NOT DISTINCT FROM u.known AS unchanged,
-       CASE WHEN r.sequence IS DISTINCT FROM u.known THEN
-         (SELECT COALESCE(json_agg(json_build_array(t.event_type, k.state_key, e.event_id)), '[]'::json)
-            FROM current_state c JOIN event_types t ON t.type_nid = c.type_nid
-            JOIN event_state_keys k ON k.state_key_nid = c.state_key_nid JOIN events e ON e.event_nid = c.event_nid
-           WHERE c.room_nid = r.room_nid) END AS state,
-       CASE WHEN r.sequence IS DISTINCT FROM u.known THEN
-         (SELECT COALESCE(json_agg(json_build_array(e.event_id, e.depth, e.state_after_nid) ORDER BY e.depth DESC, e.event_nid DESC), '[]'::json)
-            FROM forward_extremities f JOIN events e ON e.event_nid = f.event_nid
-           WHERE f.room_nid = r.room_nid) END AS ext
-     FROM unnest($1::text[], $2::bigint[]) AS u (room_id, known) JOIN rooms r ON r.room_id = u.room_id`,
-    [rooms.map((r) => r.roomId), rooms.map((r) => r.knownSequence)],
+/** The heads of several rooms in one statement (the room-server reads concurrent reloads together). Rooms not stored are absent. */
+export async function getRoomHeads(db: Queryable, roomIds: readonly string[]): Promise<Map<string, RoomHead>> {
+  const out = new Map<string, RoomHead>();
+  if (roomIds.length === 0) return out;
+  const { rows } = await db.query<{ room_id: string; room_version: string; sequence: number; state: Array<[string, string, string]> | string; ext: Array<[string, number, number | null]> | string }>(
+    `SELECT r.room_id, r.room_version, r.sequence,
+       (SELECT COALESCE(json_agg(json_build_array(t.event_type, k.state_key, e.event_id)), '[]'::json)
+          FROM current_state c JOIN event_types t ON t.type_nid = c.type_nid
+          JOIN event_state_keys k ON k.state_key_nid = c.state_key_nid JOIN events e ON e.event_nid = c.event_nid
+         WHERE c.room_nid = r.room_nid) AS state,
+       (SELECT COALESCE(json_agg(json_build_array(e.event_id, e.depth, e.state_after_nid) ORDER BY e.depth DESC, e.event_nid DESC), '[]'::json)
+          FROM forward_extremities f JOIN events e ON e.event_nid = f.event_nid
+         WHERE f.room_nid = r.room_nid) AS ext
+     FROM rooms r WHERE r.room_id = ANY($1::text[])`,
+    [roomIds],
   );
   const parse = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
   for (const r of rows) {
-    if (r.unchanged) {
-      out.set(r.room_id, { unchanged: true, sequence: r.sequence });
-      continue;
-    }
     out.set(r.room_id, {
       roomVersion: r.room_version,
       sequence: r.sequence,
-      state: parse(r.state ?? []),
-      extremities: parse(r.ext ?? []).map(([eventId, depth, stateAfterNid]) => ({
+      state: parse(r.state),
+      extremities: parse(r.ext).map(([eventId, depth, stateAfterNid]) => ({
         eventId, depth: Number(depth), stateAfterNid: stateAfterNid === null ? null : Number(stateAfterNid),
       })),
     });
   }
   return out;
-}
-
-/** Sequences of several rooms in one query (absent: unknown room). */
-export async function getRoomSequences(db: Queryable, roomIds: string[]): Promise<Map<string, number>> {
-  const { rows } = await db.query<{ room_id: string; sequence: number }>('SELECT room_id, sequence FROM rooms WHERE room_id = ANY($1::text[])', [roomIds]);
-  return new Map(rows.map((r) => [r.room_id, r.sequence]));
 }
