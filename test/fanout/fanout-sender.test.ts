@@ -4,7 +4,7 @@
  * loopback with a test CA that authenticate every /send by its X-Matrix signature.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createInProcessBus, createNatsBus, publishOn, type BusTransport } from '@tessera/bus';
+import { createInProcessBus, createNatsBus, publishOn, STREAM_EVENTS, type BusTransport, type StreamEventNotification } from '@tessera/bus';
 import { FederationClient } from '@tessera/federation-client';
 import { generateSigningKey } from '@tessera/protocol';
 import { createDb, eventLogMigrations, federationMigrations, fanoutSenderMigrations, migrate, shardLeaseOwners, type Db } from '@tessera/storage';
@@ -113,6 +113,31 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     expect((await db.query('SELECT 1 FROM event_destinations')).rows).toEqual([]);
     const { rows } = await db.query<{ sent_position: number }>('SELECT sent_position FROM fanout_destinations WHERE server_name = $1', [joined[0]!.name]);
     expect(rows[0]!.sent_position).toBe(positions.get(inLogOrder.at(-1)!));
+  });
+
+  it('stream.events tells whether a local event was queued for other servers; a room of local users alone wakes no scan', async () => {
+    const [remote] = remotes(6, 7) as [RemoteServer];
+    const lonely = await roomWith([]);
+    const shared = await roomWith([remote]);
+    const heard: StreamEventNotification[] = [];
+    const sub = await bus.subscribe<StreamEventNotification>(STREAM_EVENTS, (n) => void heard.push(n));
+    try {
+      const alone = await pipeline.send(lonely, `@alice:${HS}`, 'nobody else');
+      const out = await pipeline.send(shared, `@alice:${HS}`, 'to the remote');
+      // A local membership change goes through the joined-servers path: queued as well.
+      const kick = await pipeline.membership(shared, `@alice:${HS}`, 'kick', `@u:${remote.name}`);
+      await eventually('three notifications', () => [alone, out, kick].every((id) => heard.some((n) => n.eventId === id)));
+      const flag = (id: string) => heard.find((n) => n.eventId === id)!.queuedForServers;
+      expect([flag(alone), flag(out), flag(kick)]).toEqual([false, true, true]);
+      // The flag agrees with the queue itself.
+      const queued = await db.query<{ event_id: string }>(
+        'SELECT DISTINCT e.event_id FROM event_destinations d JOIN events e ON e.stream_pos = d.stream_pos WHERE e.event_id = ANY($1)',
+        [[alone, out, kick]],
+      );
+      expect(queued.rows.map((r) => r.event_id).sort()).toEqual([out, kick].sort());
+    } finally {
+      await sub.unsubscribe();
+    }
   });
 
   it('the servers joined at each event are stored once with it; a kicked server gets its kick and nothing after', async () => {

@@ -23,6 +23,12 @@ export interface StreamEventNotification {
   originServerTs: number;
   /** Sent by a user of this server: fanout-sender sends only local events to other servers. */
   local: boolean;
+  /**
+   * For local events: whether the append queued the event for other servers (event_destinations
+   * rows). fanout-sender reads the log only for events queued somewhere, so a room of this
+   * server's users alone costs it nothing. Absent (an older writer): treat as true.
+   */
+  queuedForServers?: boolean;
   /** Room version, so consumers can apply version-specific rules (redaction, ids) without a lookup. */
   roomVersion: string;
   /**

@@ -78,7 +78,10 @@ export class FanoutSender {
     this.scannedUpTo = await getMaxStreamPosition(this.options.db);
     this.subscriptions.push(
       await bus.subscribe<StreamEventNotification>(STREAM_EVENTS, (n) => {
-        if (n?.local) this.scan();
+        // Events queued for no other server (a room of our users alone) have nothing to send.
+        if (n?.local) {
+          if (n.queuedForServers !== false) this.scan();
+        }
         // An event from another server's user reached us: that server is most likely up again,
         // so a queue waiting out a long backoff towards it tries now (as Synapse does on inbound traffic).
         else if (typeof n?.sender === 'string') this.destinationIsBack(serverOfUser(n.sender));

@@ -258,6 +258,7 @@ export class EventWriter {
           roomVersion: req.roomVersion,
           addsState: adds,
         };
+        if (n.local) n.queuedForServers = appended.queuedForServers === true;
         if (e.stateKey !== null) n.stateKey = e.stateKey;
         if (e.type === 'm.room.member' && e.stateKey !== null && adds.some((c) => c[2] === e.eventId)) {
           const content = (e.json.content ?? {}) as Record<string, unknown>;

@@ -37,6 +37,8 @@ export interface AppendedEvent {
   duplicate: boolean;
   /** It became a forward extremity of its room. */
   extremity?: boolean;
+  /** A local event queued for at least one other server (event_destinations rows written). */
+  queuedForServers?: boolean;
 }
 
 export interface AppendBatchResult {
@@ -429,10 +431,11 @@ async function appendWave(
     joinedChanges.push(await beginJoinedServersChange(tx, w.room.nid, { memberUserIds: memberUsers(w.batch), hasLocalEvents: w.batch.events.some((e) => e.local === true) }));
   }
   await applyCurrentStateChanges(tx, wave, nidOf, names, lastPositions);
+  const queued = new Set<number>();
   for (let j = 0; j < changing.length; j++) {
     const w = changing[j]!;
     const events = results[wave.indexOf(w)]!;
-    await joinedChanges[j]!.finish(w.batch.events.map((e, k) => ({ ...events[k]!, local: e.local === true, sender: e.sender })));
+    for (const p of await joinedChanges[j]!.finish(w.batch.events.map((e, k) => ({ ...events[k]!, local: e.local === true, sender: e.sender })))) queued.add(p);
   }
   const outbound = wave
     .filter((w) => memberUsers(w.batch).length === 0)
@@ -441,7 +444,10 @@ async function appendWave(
       return w.batch.events.flatMap((e, k) => (e.local === true && events[k]!.streamPos !== null && !events[k]!.duplicate
         ? [{ roomNid: w.room.nid, streamPos: events[k]!.streamPos!, sender: e.sender }] : []));
     });
-  await recordDestinations(tx, outbound);
+  for (const p of await recordDestinations(tx, outbound)) queued.add(p);
+  if (queued.size > 0) {
+    for (const events of results) for (const e of events) if (e.streamPos !== null && queued.has(e.streamPos)) e.queuedForServers = true;
+  }
   return { events: results, nextPosition: position };
 }
 

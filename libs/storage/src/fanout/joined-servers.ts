@@ -31,11 +31,14 @@ export interface AppendedForFanout {
 }
 
 export interface JoinedServersChange {
-  /** Call after room_memberships was updated for the batch, with the batch's appended events. */
-  finish(events: AppendedForFanout[]): Promise<void>;
+  /**
+   * Call after room_memberships was updated for the batch, with the batch's appended events.
+   * Returns the stream positions of the events queued for other servers.
+   */
+  finish(events: AppendedForFanout[]): Promise<number[]>;
 }
 
-const NOTHING: JoinedServersChange = { finish: async () => undefined };
+const NOTHING: JoinedServersChange = { finish: async () => [] };
 
 /** Call before the batch's current-state changes are applied. */
 export async function beginJoinedServersChange(tx: Queryable, roomNid: number, batch: JoinedServersBatch): Promise<JoinedServersChange> {
@@ -58,7 +61,7 @@ export async function beginJoinedServersChange(tx: Queryable, roomNid: number, b
         if (delta.size > 0) await applyDelta(tx, roomNid, delta);
       }
       const outbound = events.filter((e) => e.local && e.streamPos !== null && !e.duplicate);
-      if (outbound.length === 0) return;
+      if (outbound.length === 0) return [];
       const all = new Set(joinedBefore);
       for (const s of await joinedServers(tx, roomNid)) all.add(s);
       const servers: string[] = [];
@@ -71,12 +74,13 @@ export async function beginJoinedServersChange(tx: Queryable, roomNid: number, b
           positions.push(e.streamPos!);
         }
       }
-      if (servers.length === 0) return;
+      if (servers.length === 0) return [];
       await tx.query(
         `INSERT INTO event_destinations (server_name, stream_pos, room_nid)
          SELECT s, p, $1 FROM unnest($2::text[], $3::bigint[]) AS u (s, p) ON CONFLICT DO NOTHING`,
         [roomNid, servers, positions],
       );
+      return [...new Set(positions)];
     },
   };
 }
@@ -84,16 +88,22 @@ export async function beginJoinedServersChange(tx: Queryable, roomNid: number, b
 /**
  * For local timeline events of rooms whose membership the batch does not change (joined
  * servers before = after): their destinations, for any number of rooms, in one statement.
+ * Returns the stream positions of the events queued for at least one server.
  */
-export async function recordDestinations(tx: Queryable, events: Array<{ roomNid: number; streamPos: number; sender: string }>): Promise<void> {
-  if (events.length === 0) return;
-  await tx.query(
-    `INSERT INTO event_destinations (server_name, stream_pos, room_nid)
-     SELECT j.server_name, u.p, u.r FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u (r, p, own)
-     JOIN room_joined_servers j ON j.room_nid = u.r WHERE j.server_name <> u.own
-     ON CONFLICT DO NOTHING`,
+export async function recordDestinations(tx: Queryable, events: Array<{ roomNid: number; streamPos: number; sender: string }>): Promise<number[]> {
+  if (events.length === 0) return [];
+  const { rows } = await tx.query<{ stream_pos: string | number }>(
+    `WITH queued AS (
+       INSERT INTO event_destinations (server_name, stream_pos, room_nid)
+       SELECT j.server_name, u.p, u.r FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS u (r, p, own)
+       JOIN room_joined_servers j ON j.room_nid = u.r WHERE j.server_name <> u.own
+       ON CONFLICT DO NOTHING
+       RETURNING stream_pos
+     )
+     SELECT DISTINCT stream_pos FROM queued`,
     [events.map((e) => e.roomNid), events.map((e) => e.streamPos), events.map((e) => serverOfUser(e.sender))],
   );
+  return rows.map((r) => Number(r.stream_pos));
 }
 
 async function joinedUsers(tx: Queryable, roomNid: number, users: string[]): Promise<string[]> {
