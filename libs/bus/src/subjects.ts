@@ -6,7 +6,7 @@
 import { CLIENT_CHANGES, type ClientChangeMessage } from './contracts/client-changes.js';
 import { EDU_INBOUND, EDU_OUTBOUND, type InboundEdu, type OutboundEdu } from './contracts/edu.js';
 import type { HealthReply, HealthRequest } from './contracts/health.js';
-import { PERSISTENCE_APPEND, type AppendReply, type AppendRequest } from './contracts/persistence.js';
+import { PERSISTENCE_APPEND, PERSISTENCE_APPEND_MANY, type AppendManyReply, type AppendManyRequest, type AppendReply, type AppendRequest } from './contracts/persistence.js';
 import { ROOMSERVER_INPUT, ROOMSERVER_QUEUE, type RoomServerReply, type RoomServerRequest } from './contracts/roomserver.js';
 import { STREAM_EVENTS, type StreamEventNotification } from './contracts/stream.js';
 import type { BusTransport, HandlerOptions, RequestOptions, Subscription } from './transport.js';
@@ -24,6 +24,11 @@ export const Subjects = {
    * AppendRequest -> AppendReply; a stale sequence is BusError(STALE_SEQUENCE, ...).
    */
   persistenceAppend: PERSISTENCE_APPEND,
+  /**
+   * Request/reply, handled by persistence (queue group QueueGroups.persistence): several rooms'
+   * appends at once, each answered on its own. AppendManyRequest -> AppendManyReply.
+   */
+  persistenceAppendMany: PERSISTENCE_APPEND_MANY,
   /**
    * Publish/subscribe, from persistence after commit: StreamEventNotification. Subscribed
    * without a queue group: every client-api replica has its own /sync waiters, and every
@@ -61,6 +66,7 @@ export const QueueGroups = {
 export interface RequestContracts {
   'roomserver.input': { request: RoomServerRequest; response: RoomServerReply };
   'persistence.append': { request: AppendRequest; response: AppendReply };
+  'persistence.append_many': { request: AppendManyRequest; response: AppendManyReply };
   [health: `health.${string}`]: { request: HealthRequest; response: HealthReply };
 }
 

@@ -6,6 +6,13 @@
  * here as plain JSON shapes so the bus does not depend on storage.
  */
 export const PERSISTENCE_APPEND = 'persistence.append';
+/**
+ * `persistence.append_many` (request/reply): several rooms' appends in one message
+ * (AppendManyRequest -> AppendManyReply). A room-server replica deciding many rooms at once
+ * sends the appends of one event-loop turn together: one bus round trip instead of one per
+ * room, and they land in the same group commit. Each append succeeds or fails on its own.
+ */
+export const PERSISTENCE_APPEND_MANY = 'persistence.append_many';
 
 /** A state as [type, state_key, event_id] triples. */
 export type StateTriple = [type: string, stateKey: string, eventId: string];
@@ -97,3 +104,12 @@ export interface AppendReply {
 export const STALE_SEQUENCE = 'STALE_SEQUENCE';
 /** details: { eventId } of the event the transaction id produced first. */
 export const DUPLICATE_TXN = 'DUPLICATE_TXN';
+
+export interface AppendManyRequest {
+  appends: AppendRequest[];
+}
+
+/** The outcome of each append of an AppendManyRequest, in its order: the reply, or the error persistence.append would have answered. */
+export interface AppendManyReply {
+  outcomes: Array<{ ok: true; reply: AppendReply } | { ok: false; error: { code: string; message: string; details?: unknown } }>;
+}

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createInProcessBus, STREAM_EVENTS, type AppendRequest, type BusTransport, type StreamEventNotification } from '@tessera/bus';
+import {
+  createInProcessBus, DUPLICATE_TXN, PERSISTENCE_APPEND_MANY, STALE_SEQUENCE, STREAM_EVENTS,
+  type AppendManyReply, type AppendManyRequest, type AppendRequest, type BusTransport, type StreamEventNotification,
+} from '@tessera/bus';
 import { createDb, eventLogMigrations, lockStreamCounter, migrate, saveStreamCounter, type Db } from '@tessera/storage';
 import { createTestDatabase, services } from '@tessera/testing';
 import { EventWriter } from './event-writer.js';
@@ -111,6 +114,37 @@ function suite(name: string, skip: boolean, open: () => Promise<{ db: Db; close:
       await expect(writer.append(again)).rejects.toMatchObject({ name: 'DuplicateClientTxnError', eventId: `$m1-${room}` });
       expect((await db.query<{ n: number }>('SELECT count(*) AS n FROM events')).rows[0]!.n).toBe(ROOMS * (SENDS_PER_ROOM + 1));
     }, 120_000);
+
+    it('persistence.append_many: several rooms in one message, each appended or refused on its own', async () => {
+      const { db, close } = await open();
+      await migrate(db, eventLogMigrations);
+      const bus: BusTransport = createInProcessBus();
+      const writer = new EventWriter(db, bus);
+      await writer.start();
+      cleanup.push(close, () => bus.close(), () => writer.stop());
+      const seen: StreamEventNotification[] = [];
+      await bus.subscribe<StreamEventNotification>(STREAM_EVENTS, (n) => void seen.push(n));
+      const many = (appends: AppendRequest[]) => bus.request<AppendManyRequest, AppendManyReply>(PERSISTENCE_APPEND_MANY, { appends });
+
+      const created = await many(['!a:x', '!b:x', '!c:x'].map(create));
+      expect(created.outcomes.map((o) => o.ok)).toEqual([true, true, true]);
+      const duplicateTxn = message('!c:x', 1, '$create-!c:x');
+      duplicateTxn.clientTxn = { ...duplicateTxn.clientTxn!, txnId: '!a:x-1' };
+      const mixed = await many([
+        message('!a:x', 1, '$create-!a:x'),
+        message('!b:x', 5, '$create-!b:x'), // stale: the room is at sequence 1
+        duplicateTxn, // the transaction id the first append of this message records
+      ]);
+      expect(mixed.outcomes[0]).toMatchObject({ ok: true, reply: { sequence: 2, events: [{ eventId: '$m1-!a:x', duplicate: false }] } });
+      expect(mixed.outcomes[1]).toMatchObject({ ok: false, error: { code: STALE_SEQUENCE } });
+      expect(mixed.outcomes[2]).toMatchObject({ ok: false, error: { code: DUPLICATE_TXN } });
+      const stored = await db.query<{ event_id: string }>('SELECT event_id FROM events ORDER BY stream_pos');
+      expect(stored.rows.map((r) => r.event_id)).toEqual(['$create-!a:x', '$create-!b:x', '$create-!c:x', '$m1-!a:x']);
+      for (let i = 0; i < 100 && seen.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(seen.map((n) => n.eventId)).toEqual(stored.rows.map((r) => r.event_id));
+      // A malformed message is refused whole.
+      await expect(bus.request(PERSISTENCE_APPEND_MANY, { appends: 'nope' })).rejects.toMatchObject({ code: 'M_BAD_JSON' });
+    });
   });
 }
 

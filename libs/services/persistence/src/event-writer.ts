@@ -23,8 +23,8 @@
  * availability, not throughput.)
  */
 import {
-  BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE, STREAM_EVENTS,
-  type AppendReply, type AppendRequest, type BusTransport, type StreamEventNotification, type Subscription,
+  BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, PERSISTENCE_APPEND_MANY, STALE_SEQUENCE, STREAM_EVENTS, toWireError,
+  type AppendManyReply, type AppendManyRequest, type AppendReply, type AppendRequest, type BusTransport, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import {
   appendGroup, claimStreamRange, DuplicateClientTxnError, internBatchNames, lockStreamCounter, readStreamCounter, StaleSequenceError,
@@ -56,7 +56,7 @@ export interface EventWriterLogger {
 export class EventWriter {
   private queue: Pending[] = [];
   private running = false;
-  private subscription: Subscription | undefined;
+  private readonly subscriptions: Subscription[] = [];
   private idle: Promise<void> = Promise.resolve();
   private markIdle: () => void = () => undefined;
   /**
@@ -76,17 +76,32 @@ export class EventWriter {
     private readonly logger?: EventWriterLogger,
   ) {}
 
-  /** Answers persistence.append (queue group: any number of persistence replicas). */
+  /** Answers persistence.append and persistence.append_many (queue group: any number of persistence replicas). */
   async start(): Promise<void> {
-    this.subscription = await this.bus.handle<AppendRequest, AppendReply>(PERSISTENCE_APPEND, (req) => this.appendForBus(req), {
-      queue: PERSISTENCE_QUEUE,
-    });
+    this.subscriptions.push(
+      await this.bus.handle<AppendRequest, AppendReply>(PERSISTENCE_APPEND, (req) => this.appendForBus(req), { queue: PERSISTENCE_QUEUE }),
+      await this.bus.handle<AppendManyRequest, AppendManyReply>(PERSISTENCE_APPEND_MANY, (req) => this.appendManyForBus(req), { queue: PERSISTENCE_QUEUE }),
+    );
   }
 
   async stop(): Promise<void> {
-    await this.subscription?.unsubscribe();
-    this.subscription = undefined;
+    const subscriptions = this.subscriptions.splice(0);
+    for (const s of subscriptions) await s.unsubscribe();
     await this.idle;
+  }
+
+  /**
+   * Several rooms' appends: queued together (so they share a group commit), each answered as
+   * persistence.append would answer it. A malformed message is refused whole.
+   */
+  async appendManyForBus(request: AppendManyRequest): Promise<AppendManyReply> {
+    if (!request || typeof request !== 'object' || !Array.isArray(request.appends)) {
+      throw new BusError('M_BAD_JSON', 'persistence.append_many needs { appends: AppendRequest[] }');
+    }
+    const settled = await Promise.allSettled(request.appends.map((a) => this.appendForBus(a)));
+    return {
+      outcomes: settled.map((s) => (s.status === 'fulfilled' ? { ok: true as const, reply: s.value } : { ok: false as const, error: toWireError(s.reason, PERSISTENCE_APPEND) })),
+    };
   }
 
   /** Appends and maps storage refusals to their bus error codes. */

@@ -16,8 +16,8 @@ import {
 } from '@tessera/protocol';
 import { appendFields } from './append-fields.js';
 import {
-  BUS_NO_RESPONDERS, BUS_TIMEOUT, BusError, DUPLICATE_TXN, PERSISTENCE_APPEND, STALE_SEQUENCE,
-  type AppendEvent, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
+  BUS_NO_RESPONDERS, BUS_TIMEOUT, BusError, DUPLICATE_TXN, fromWireError, PERSISTENCE_APPEND, PERSISTENCE_APPEND_MANY, STALE_SEQUENCE,
+  type AppendEvent, type AppendManyReply, type AppendManyRequest, type AppendReply, type AppendRequest, type BusTransport, type InputPdusReply, type InputPdusRequest, type PduResult, type StateTriple,
 } from '@tessera/bus';
 import { findClientTxns, type StoredEvent } from '@tessera/storage';
 import { buildLocalEvent, chooseAuthEvents, MAX_PREV_EVENTS, type LocalEventSpec, type PrevEvent, type Signer } from './event-builder.js';
@@ -27,6 +27,17 @@ import { RoomStore, type RoomView } from './room-view.js';
 const MAX_ATTEMPTS = 100;
 /** Queued sends of one room decided and appended together. */
 const MAX_BATCH = 50;
+/** Rooms' appends sent to persistence in one message at most (persistence.append_many). */
+const MAX_APPENDS_PER_MESSAGE = 32;
+/** After persistence did not answer persistence.append_many (an older version during a rolling upgrade), appends go one by one this long. */
+const APPEND_MANY_RETRY_MS = 60_000;
+const APPEND_TIMEOUT_MS = 5_000;
+
+interface PendingAppend {
+  request: AppendRequest;
+  resolve: (reply: AppendReply) => void;
+  reject: (error: unknown) => void;
+}
 
 interface QueuedSend {
   spec: LocalEventSpec;
@@ -87,8 +98,57 @@ export class Decider {
     readonly signer: Signer,
   ) {}
 
-  async append(request: AppendRequest): Promise<AppendReply> {
-    return this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, request, { timeoutMs: 5_000 });
+  /**
+   * Appends one room's decided events. The appends asked for in one event-loop turn (this
+   * replica deciding many rooms at once) go to persistence in one message: one bus round trip
+   * instead of one per room, and they share a group commit there. Each is answered on its own.
+   */
+  append(request: AppendRequest): Promise<AppendReply> {
+    return new Promise((resolve, reject) => {
+      this.pendingAppends.push({ request, resolve, reject });
+      if (this.pendingAppends.length === 1) setImmediate(() => this.flushAppends());
+    });
+  }
+
+  private pendingAppends: PendingAppend[] = [];
+  private appendManyUnavailableUntil = 0;
+
+  private flushAppends(): void {
+    const all = this.pendingAppends;
+    this.pendingAppends = [];
+    for (let i = 0; i < all.length; i += MAX_APPENDS_PER_MESSAGE) {
+      const chunk = all.slice(i, i + MAX_APPENDS_PER_MESSAGE);
+      if (chunk.length === 1 || Date.now() < this.appendManyUnavailableUntil) chunk.forEach((p) => this.appendOne(p));
+      else void this.appendMany(chunk);
+    }
+  }
+
+  private appendOne(p: PendingAppend): void {
+    this.bus.request<AppendRequest, AppendReply>(PERSISTENCE_APPEND, p.request, { timeoutMs: APPEND_TIMEOUT_MS }).then(p.resolve, p.reject);
+  }
+
+  private async appendMany(chunk: PendingAppend[]): Promise<void> {
+    let reply: AppendManyReply;
+    try {
+      reply = await this.bus.request<AppendManyRequest, AppendManyReply>(PERSISTENCE_APPEND_MANY, { appends: chunk.map((p) => p.request) }, { timeoutMs: APPEND_TIMEOUT_MS });
+    } catch (error) {
+      // Nobody answers append_many (an older persistence), or the message could not be sent (too
+      // large for the bus): persistence never saw it, so each append goes on its own.
+      if (!(error instanceof BusError) || error.code === BUS_NO_RESPONDERS) {
+        if (error instanceof BusError) this.appendManyUnavailableUntil = Date.now() + APPEND_MANY_RETRY_MS;
+        chunk.forEach((p) => this.appendOne(p));
+        return;
+      }
+      // A timeout or a failure of the whole message: each append fails as it would alone.
+      chunk.forEach((p) => p.reject(error));
+      return;
+    }
+    chunk.forEach((p, i) => {
+      const outcome = reply.outcomes?.[i];
+      if (!outcome) p.reject(new BusError(BUS_TIMEOUT, 'persistence.append_many answered fewer outcomes than appends'));
+      else if (outcome.ok) p.resolve(outcome.reply);
+      else p.reject(fromWireError(outcome.error));
+    });
   }
 
   /** Caches an event this replica appended as it is now stored (not a duplicate: then the stored one stands). */
