@@ -33,7 +33,10 @@ process.on('message', (m: { setup?: Setup; marked?: string }) => {
 });
 
 /** Tells the parent a phase boundary is reached and waits until it has taken its snapshot. */
+const cpuAt = new Map<string, number>();
 function mark(name: string): Promise<void> {
+  const cpu = process.cpuUsage();
+  cpuAt.set(name, cpu.user + cpu.system);
   return new Promise((resolve) => {
     replies.set(name, resolve);
     send({ mark: name });
@@ -146,5 +149,13 @@ await Promise.all(
 const seconds = (performance.now() - started) / 1000;
 await mark('sends-end');
 
-send({ result: { p50: percentile(50), p99: percentile(99), deliveries, sent, seconds } });
+// The clients' own CPU (this process), so that a figure limited by the load generator shows as such.
+const clientCpuUs = (from: string, to: string) => cpuAt.get(to)! - cpuAt.get(from)!;
+send({
+  result: {
+    p50: percentile(50), p99: percentile(99), deliveries, sent, seconds,
+    clientCpuPerDeliveryUs: clientCpuUs('latency-start', 'latency-end') / Math.max(1, deliveries),
+    clientCpuPerSendUs: clientCpuUs('sends-start', 'sends-end') / Math.max(1, sent),
+  },
+});
 process.disconnect();

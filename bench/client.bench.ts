@@ -31,6 +31,16 @@ const LATENCY_MESSAGES = Number(process.env.BENCH_LATENCY_MESSAGES ?? 30);
 const SEND_USERS = 50;
 const SEND_SECONDS = Number(process.env.BENCH_SEND_SECONDS ?? 5);
 
+interface ClientResult {
+  p50: number;
+  p99: number;
+  deliveries: number;
+  sent: number;
+  seconds: number;
+  clientCpuPerDeliveryUs: number;
+  clientCpuPerSendUs: number;
+}
+
 const rssMb = () => process.memoryUsage().rss / (1024 * 1024);
 
 export async function main(): Promise<void> {
@@ -118,8 +128,8 @@ export async function main(): Promise<void> {
     global.gc?.();
     console.log(`BENCH client_rss_idle ${rssMb().toFixed(1)} MB`);
 
-    const result = await new Promise<{ p50: number; p99: number; deliveries: number; sent: number; seconds: number }>((resolve, reject) => {
-      worker.on('message', async (m: { mark?: string; result?: { p50: number; p99: number; deliveries: number; sent: number; seconds: number } }) => {
+    const result = await new Promise<ClientResult>((resolve, reject) => {
+      worker.on('message', async (m: { mark?: string; result?: ClientResult }) => {
         if (m.mark) {
           marks.set(m.mark, snapshot());
           if (profiler) {
@@ -158,11 +168,13 @@ export async function main(): Promise<void> {
     // The server process's CPU time (user + system) per delivered event and per send: what the
     // server spends, whatever the machine's other load does to the wall-clock figures.
     console.log(`BENCH client_server_cpu_per_delivery ${((latency.cpuMs * 1000) / perDelivery).toFixed(0)} us`);
+    console.log(`BENCH client_worker_cpu_per_delivery ${result.clientCpuPerDeliveryUs.toFixed(0)} us`);
     console.log(`BENCH client_server_cpu_busy_latency ${((100 * latency.cpuMs) / Math.max(1, latency.ms)).toFixed(0)} %`);
     console.log(`BENCH client_rss_during_latency ${maxRss.toFixed(1)} MB`);
     console.log(`BENCH client_sends_per_second ${(result.sent / result.seconds).toFixed(0)} sends/s`);
     console.log(`BENCH client_queries_per_send ${(sends.queries / perSend).toFixed(2)} queries`);
     console.log(`BENCH client_server_cpu_per_send ${((sends.cpuMs * 1000) / perSend).toFixed(0)} us`);
+    console.log(`BENCH client_worker_cpu_per_send ${result.clientCpuPerSendUs.toFixed(0)} us`);
     console.log(`BENCH client_server_cpu_busy_sends ${((100 * sends.cpuMs) / Math.max(1, sends.ms)).toFixed(0)} %`);
   } finally {
     clearInterval(sampling);

@@ -76,7 +76,7 @@ export function conditionMatches(condition: Json, event: Json, ctx: PushContext)
   switch (condition.kind) {
     case 'event_match': {
       if (typeof condition.key !== 'string' || typeof condition.pattern !== 'string') return false;
-      const path = splitPropertyPath(condition.key);
+      const path = cachedPath(condition.key);
       const value = lookup(event, path);
       if (typeof value !== 'string') return false;
       const isBody = path.length === 2 && path[0] === 'content' && path[1] === 'body';
@@ -84,18 +84,18 @@ export function conditionMatches(condition: Json, event: Json, ctx: PushContext)
     }
     case 'event_property_is': {
       if (typeof condition.key !== 'string' || !isScalar(condition.value)) return false;
-      const value = lookup(event, splitPropertyPath(condition.key));
+      const value = lookup(event, cachedPath(condition.key));
       return isScalar(value) && value === condition.value;
     }
     case 'event_property_contains': {
       if (typeof condition.key !== 'string' || !isScalar(condition.value)) return false;
-      const value = lookup(event, splitPropertyPath(condition.key));
+      const value = lookup(event, cachedPath(condition.key));
       return Array.isArray(value) && value.some((v) => isScalar(v) && v === condition.value);
     }
     case 'contains_display_name': {
       const body = isObject(event.content) ? event.content.body : undefined;
       if (!ctx.displayName || typeof body !== 'string') return false;
-      return wordRegex(escapeRegex(ctx.displayName)).test(body);
+      return cached(displayNameRegexes, ctx.displayName, () => wordRegex(escapeRegex(ctx.displayName!))).test(body);
     }
     case 'room_member_count':
       return typeof condition.is === 'string' && memberCountMatches(condition.is, ctx.memberCount);
@@ -104,6 +104,30 @@ export function conditionMatches(condition: Json, event: Json, ctx: PushContext)
     default:
       return false;
   }
+}
+
+/*
+ * Rules are evaluated for every event and every user who may be notified (a /sync of each
+ * member of a busy room), always with the same few keys, patterns and display names: what is
+ * derived from them is kept, bounded, instead of rebuilt per evaluation.
+ */
+const CACHE_LIMIT = 10_000;
+const paths = new Map<string, string[]>();
+const displayNameRegexes = new Map<string, RegExp>();
+
+function cached<T>(cache: Map<string, T>, key: string, make: () => T): T {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(key, value);
+  }
+  return value;
+}
+
+/** splitPropertyPath, kept per key (callers never modify the segments). */
+function cachedPath(key: string): string[] {
+  return cached(paths, key, () => splitPropertyPath(key));
 }
 
 /**
@@ -171,22 +195,18 @@ function memberCountMatches(is: string, count: number): boolean {
   }
 }
 
-const globCache = new Map<string, RegExp>();
+const wordGlobs = new Map<string, RegExp>();
+const wholeGlobs = new Map<string, RegExp>();
 
 /**
  * A glob (`*` any run of characters, `?` exactly one) as a case-insensitive regex over the
  * whole value, or for content.body over any substring between word boundaries.
  */
 export function globRegex(pattern: string, wordBoundaries: boolean): RegExp {
-  const cacheKey = `${wordBoundaries ? 'w' : 'f'}${pattern}`;
-  let regex = globCache.get(cacheKey);
-  if (!regex) {
+  return cached(wordBoundaries ? wordGlobs : wholeGlobs, pattern, () => {
     const body = [...pattern].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : escapeRegex(c))).join('');
-    regex = wordBoundaries ? wordRegex(body) : new RegExp(`^${body}$`, 'isu');
-    if (globCache.size > 10_000) globCache.clear();
-    globCache.set(cacheKey, regex);
-  }
-  return regex;
+    return wordBoundaries ? wordRegex(body) : new RegExp(`^${body}$`, 'isu');
+  });
 }
 
 /** A word boundary is the start or end of the value or any character outside [A-Za-z0-9_]. */

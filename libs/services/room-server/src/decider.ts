@@ -91,6 +91,9 @@ function diffStates(from: StateMap, to: StateMap): StateTriple[] {
 
 export class Decider {
   readonly locks = new RoomLocks();
+  /** Appends asked for in this event-loop turn, sent together at its end (see append). */
+  private pendingAppends: PendingAppend[] = [];
+  private appendManyUnavailableUntil = 0;
 
   constructor(
     readonly store: RoomStore,
@@ -109,9 +112,6 @@ export class Decider {
       if (this.pendingAppends.length === 1) setImmediate(() => this.flushAppends());
     });
   }
-
-  private pendingAppends: PendingAppend[] = [];
-  private appendManyUnavailableUntil = 0;
 
   private flushAppends(): void {
     const all = this.pendingAppends;

@@ -13,12 +13,15 @@ import { SyncService } from './sync.service.js';
 /** Longest long-poll a client may ask for; longer requests are cut to it (as Synapse). */
 const MAX_TIMEOUT_MS = 300_000;
 const PRESENCE_VALUES = ['online', 'offline', 'unavailable'];
+/** Inline filters kept parsed and validated: a client sends the same one with every poll. */
+const MAX_INLINE_FILTERS = 1_000;
 
 @Controller()
 @UseGuards(AccessTokenGuard)
 export class SyncController {
   /** The presence each user's syncs last set here: a sync sets it only when it changes. */
   private readonly lastSetPresence = new Map<string, string>();
+  private readonly inlineFilters = new Map<string, SyncFilter>();
 
   constructor(
     @Inject(SyncService) private readonly syncs: SyncService,
@@ -53,13 +56,19 @@ export class SyncController {
   private async filterOf(userId: string, filter: string | undefined): Promise<SyncFilter> {
     if (filter === undefined || filter === '') return {};
     if (filter.trimStart().startsWith('{')) {
+      const known = this.inlineFilters.get(filter);
+      if (known) return known;
       let parsed: unknown;
       try {
         parsed = JSON.parse(filter);
       } catch {
         throw badJson('"filter" is neither a filter id nor valid JSON');
       }
-      return validateFilter(parsed) as SyncFilter;
+      // Only valid filters are kept (validateFilter throws); sync never modifies a filter.
+      const valid = validateFilter(parsed) as SyncFilter;
+      if (this.inlineFilters.size >= MAX_INLINE_FILTERS) this.inlineFilters.clear();
+      this.inlineFilters.set(filter, valid);
+      return valid;
     }
     const stored = await this.filters.find(userId, filter);
     if (!stored) throw invalidParam(`No filter ${JSON.stringify(filter)}: create it with POST /user/{userId}/filter`);
