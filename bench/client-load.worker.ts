@@ -8,6 +8,7 @@
  * { marked: name } (the parent snapshots its query count and CPU time there). It ends with
  * { result: {...} } carrying the figures measured on the client side.
  */
+import http from 'node:http';
 import process from 'node:process';
 
 interface Setup {
@@ -61,19 +62,43 @@ async function pool<T, R>(items: T[], width: number, fn: (item: T, i: number) =>
 const setup = await setupReceived;
 const { base } = setup;
 
-const call = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
-  const res = await fetch(`${base}/_matrix/client/v3/${path}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
+// node:http with a keep-alive agent rather than fetch: the load generator shares the machine's two
+// cores with the server, and undici's fetch costs several times more CPU per request; the figures
+// are the server's, so its clients are kept as light as they can be.
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const target = new URL(base);
+function request(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; json: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: target.hostname, port: target.port, method, path, agent, headers: body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+          } catch (err) {
+            reject(err);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
-  const json = await res.json();
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
+}
+const call = async (method: string, path: string, token?: string, body?: unknown): Promise<any> => {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await request(method, `/_matrix/client/v3/${path}`, headers, body === undefined ? undefined : JSON.stringify(body));
+  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.json)}`);
+  return res.json;
 };
 const register = async (username: string): Promise<Login> => {
-  const first = await fetch(`${base}/_matrix/client/v3/register`, { method: 'POST', body: JSON.stringify({ username, password: 'bench password 1' }), headers: { 'content-type': 'application/json' } });
-  const { session } = (await first.json()) as { session: string };
+  const first = await request('POST', '/_matrix/client/v3/register', { 'content-type': 'application/json' }, JSON.stringify({ username, password: 'bench password 1' }));
+  const { session } = first.json as { session: string };
   return call('POST', 'register', undefined, { username, password: 'bench password 1', auth: { type: 'm.login.dummy', session } });
 };
 
