@@ -123,6 +123,28 @@ describe.skipIf(!services.postgres || !services.nats)('the client API over feder
     await messagesFlow(roomId);
   }, TEST_TIMEOUT);
 
+  it('walks a space held on the other server: its hierarchy and room summaries come over federation', async () => {
+    const v1 = (path: string) => `/_matrix/client/v1/${path}`;
+    const space = await createRoom({ preset: 'public_chat', name: 'Remote space', creation_content: { type: 'm.space' } });
+    const child = await createRoom({ preset: 'public_chat', name: 'Remote child', topic: 'over there' });
+    const hidden = await createRoom({ preset: 'private_chat', name: 'Invite only' });
+    for (const [room, order] of [[child, 'a'], [hidden, 'b']] as const) {
+      expect((await hs1.setState(alice, space, 'm.space.child', room, { via: [hs1.serverName], order })).status).toBe(200);
+    }
+    // As with Synapse, the root must be a room the user's server can see: dan joins the space;
+    // its children, held on hs1 only, are learnt from hs1's federation hierarchy API.
+    await hs2.ok('POST', v3(`join/${enc(space)}?via=${enc(hs1.serverName)}`), { token: hs2.token(dan), body: {} });
+    const tree = await hs2.ok<{ rooms: Array<Record<string, any>> }>('GET', v1(`rooms/${enc(space)}/hierarchy`), { token: hs2.token(dan) });
+    expect(tree.rooms.map((r) => r.room_id)).toEqual([space, child]);
+    expect(tree.rooms[1]).toMatchObject({ name: 'Remote child', topic: 'over there', join_rule: 'public', num_joined_members: 1 });
+    expect(tree.rooms[0].children_state.map((c: { state_key: string }) => c.state_key)).toEqual([child, hidden]);
+
+    const summary = await hs2.ok<Record<string, unknown>>('GET', v1(`room_summary/${enc(child)}?via=${enc(hs1.serverName)}`), { token: hs2.token(dan) });
+    expect(summary).toMatchObject({ room_id: child, name: 'Remote child', membership: 'leave' });
+    const private404 = await hs2.call('GET', v1(`room_summary/${enc(hidden)}?via=${enc(hs1.serverName)}`), { token: hs2.token(dan) });
+    expect(private404.status).toBe(404);
+  }, TEST_TIMEOUT);
+
   it('refuses joins it cannot make with the right errors, and changes nothing', async () => {
     // An invite-only room: the resident server refuses make_join.
     const privateRoom = await createRoom({ preset: 'private_chat' });

@@ -20,6 +20,8 @@ type Json = Record<string, unknown>;
 
 /** How long a profile or alias lookup may take (Synapse waits 10 s for these queries too). */
 const QUERY_TIMEOUT_MS = 10_000;
+/** Via servers asked for one room's hierarchy before giving up on it. */
+const HIERARCHY_SERVERS_TRIED = 3;
 
 @Injectable()
 export class RemoteQueries implements OnModuleDestroy {
@@ -77,6 +79,30 @@ export class RemoteQueries implements OnModuleDestroy {
     for (const key of ['next_batch', 'prev_batch'] as const) if (typeof answer[key] === 'string') result[key] = answer[key];
     if (typeof answer.total_room_count_estimate === 'number') result.total_room_count_estimate = answer.total_room_count_estimate;
     return result;
+  }
+
+  /**
+   * GET /_matrix/federation/v1/hierarchy/{roomId} on each server in turn until one answers
+   * (spec "Spaces": the via servers of the m.space.child event). Undefined when none could;
+   * the shape is checked, entries without a room_id dropped.
+   */
+  async hierarchy(roomId: string, servers: readonly string[], suggestedOnly: boolean): Promise<{ room: Json; children: Json[]; inaccessibleChildren: string[] } | undefined> {
+    for (const server of servers.slice(0, HIERARCHY_SERVERS_TRIED)) {
+      if (!isValidServerName(server)) continue;
+      try {
+        const answer = await this.federation.get<unknown>(server, `/_matrix/federation/v1/hierarchy/${encodeURIComponent(roomId)}`, {
+          query: { suggested_only: suggestedOnly ? 'true' : 'false' },
+          timeoutMs: QUERY_TIMEOUT_MS,
+        });
+        if (!isPlainObject(answer) || !isPlainObject(answer.room) || answer.room.room_id !== roomId) continue;
+        const children = Array.isArray(answer.children) ? answer.children.filter((c): c is Json => isPlainObject(c) && typeof c.room_id === 'string') : [];
+        const inaccessibleChildren = Array.isArray(answer.inaccessible_children) ? answer.inaccessible_children.filter((c): c is string => typeof c === 'string') : [];
+        return { room: answer.room, children, inaccessibleChildren };
+      } catch {
+        // The next server may know the room.
+      }
+    }
+    return undefined;
   }
 
   /** POST /_matrix/federation/v1/user/keys/query; failures are thrown as FederationError (the caller records them). */
