@@ -31,12 +31,14 @@ export interface Reply<T = any> {
   status: number;
   headers: Headers;
   body: T;
+  /** The body's bytes as received (media downloads are not JSON). */
+  bytes: Uint8Array;
 }
 
 export interface CallOptions {
   body?: unknown;
-  /** A raw body string (for malformed JSON). */
-  rawBody?: string;
+  /** A raw body: a string (for malformed JSON), or bytes (media uploads; no content type is added for them). */
+  rawBody?: string | Uint8Array;
   token?: string;
   headers?: Record<string, string>;
 }
@@ -158,21 +160,21 @@ export class ClientApiHarness {
   async call<T = any>(method: string, path: string, options: CallOptions = {}): Promise<Reply<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined;
+    let body: string | Uint8Array | undefined;
     if (options.rawBody !== undefined) body = options.rawBody;
     else if (options.body !== undefined) body = JSON.stringify(options.body);
-    if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
+    if (typeof body === 'string' && !headers['content-type']) headers['content-type'] = 'application/json';
     const response = await fetch(`${this.base}${path}`, { method, headers, body });
-    const text = await response.text();
+    const bytes = new Uint8Array(await response.arrayBuffer());
     let json: unknown;
     if (response.headers.get('content-type')?.includes('application/json')) {
-      json = JSON.parse(text);
+      json = JSON.parse(new TextDecoder().decode(bytes));
       checkAgainstSpec(method, path, response.status, json);
       this.validated++;
     }
     // Every response, errors included, carries CORS headers (spec: "Web browser clients").
     expect(response.headers.get('access-control-allow-origin')).toBe('*');
-    return { status: response.status, headers: response.headers, body: json as T };
+    return { status: response.status, headers: response.headers, body: json as T, bytes };
   }
 
   /** Registers through the m.login.dummy flow; returns the login. */

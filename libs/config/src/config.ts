@@ -30,6 +30,21 @@ export interface WellKnownConfig {
   client?: { baseUrl: string; identityServerBaseUrl?: string };
   /** Served at /.well-known/matrix/server as m.server: the host[:port] that handles federation. */
   server?: { delegation: string };
+  /** Served at /.well-known/matrix/support (spec v1.10+): how to reach the server's admins. */
+  support?: WellKnownSupportConfig;
+}
+
+/** A way to reach the administrators: a role (m.role.admin, m.role.security or namespaced) and a Matrix id and/or an email. */
+export interface SupportContact {
+  role: string;
+  matrixId?: string;
+  emailAddress?: string;
+}
+
+/** At least one of a non-empty `contacts` or `supportPage` (the spec's rule). */
+export interface WellKnownSupportConfig {
+  contacts?: SupportContact[];
+  supportPage?: string;
 }
 
 export interface RegistrationConfig {
@@ -64,6 +79,18 @@ export interface ClientApiConfig {
   jwtAccessTokenSecret?: string;
   /** Set: the JWT login type is offered. */
   jwtLogin?: JwtLoginConfig;
+}
+
+/** The content repository (Synapse's max_upload_size and enable_authenticated_media). */
+export interface MediaConfig {
+  /** Largest accepted upload in bytes (413 M_TOO_LARGE beyond); advertised as m.upload.size. */
+  maxUploadSize: number;
+  /**
+   * true (default, as Synapse): media uploaded now is served only by the authenticated
+   * /_matrix/client/v1/media endpoints (the spec's "freeze" of the unauthenticated ones);
+   * media uploaded while it was false stays reachable on the deprecated /_matrix/media ones.
+   */
+  enableAuthenticatedMedia: boolean;
 }
 
 export interface HomeserverConfig {
@@ -102,5 +129,6 @@ export interface HomeserverConfig {
   clientApi: ClientApiConfig;
   /** Largest accepted request body in bytes (413 M_TOO_LARGE beyond). */
   maxRequestSize: number;
+  media: MediaConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }

@@ -289,3 +289,29 @@ describe('client API settings', () => {
     expect(buildError({}, { ACCESS_TOKEN_FORMAT: 'other' }).message).toContain('ACCESS_TOKEN_FORMAT');
   });
 });
+
+describe('media settings', () => {
+  const build = (raw: Record<string, unknown>, env: Record<string, string> = {}) => buildConfig(raw, { env, cwd: tempDir() });
+
+  it('defaults as Synapse: 50M uploads, authenticated media on', () => {
+    expect(build({}).media).toEqual({ maxUploadSize: 50 * 1024 * 1024, enableAuthenticatedMedia: true });
+  });
+
+  it('reads bytes or K/M/G sizes and the freeze switch, the environment over the file', () => {
+    expect(build({ max_upload_size: 4096, enable_authenticated_media: false }).media).toEqual({ maxUploadSize: 4096, enableAuthenticatedMedia: false });
+    expect(build({ max_upload_size: '100M' }).media.maxUploadSize).toBe(100 * 1024 * 1024);
+    expect(build({ max_upload_size: '2k' }).media.maxUploadSize).toBe(2048);
+    expect(build({ max_upload_size: '1G' }, { MAX_UPLOAD_SIZE: '512', ENABLE_AUTHENTICATED_MEDIA: 'false' }).media).toEqual({
+      maxUploadSize: 512,
+      enableAuthenticatedMedia: false,
+    });
+  });
+
+  it('refuses bad values, naming the field', () => {
+    expect(configError(() => build({ max_upload_size: 'lots' })).message).toContain('max_upload_size');
+    expect(configError(() => build({ max_upload_size: 0 })).message).toContain('max_upload_size');
+    expect(configError(() => build({ max_upload_size: '1.5M' })).message).toContain('max_upload_size');
+    expect(configError(() => build({ enable_authenticated_media: 'yes' })).message).toContain('enable_authenticated_media');
+    expect(configError(() => build({}, { MAX_UPLOAD_SIZE: '-1' })).message).toContain('MAX_UPLOAD_SIZE');
+  });
+});

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import type { ClientApiConfig, HomeserverConfig, JwtLoginConfig, OldSigningKey, RateLimitConfig } from './config.js';
+import type { ClientApiConfig, HomeserverConfig, JwtLoginConfig, OldSigningKey, RateLimitConfig, SupportContact } from './config.js';
 import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 
@@ -38,6 +38,8 @@ const TOP_LEVEL_KEYS = [
   'access_tokens',
   'jwt_login',
   'max_request_size',
+  'max_upload_size',
+  'enable_authenticated_media',
   'log_level',
 ] as const;
 
@@ -259,7 +261,7 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
   }
 
   // well_known: served only when configured
-  const wk = map(raw, 'well_known', 'well_known', ['client', 'server']);
+  const wk = map(raw, 'well_known', 'well_known', ['client', 'server', 'support']);
   const wkc = map(wk, 'client', 'well_known.client', ['base_url', 'identity_server_base_url']);
   const wks = map(wk, 'server', 'well_known.server', ['delegation']);
   const clientBaseUrl =
@@ -271,6 +273,30 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     const problem = `${JSON.stringify(delegation)} is not a valid host[:port] for m.server`;
     if (env.WELL_KNOWN_SERVER) failEnv('WELL_KNOWN_SERVER', problem);
     fail('well_known.server.delegation', problem);
+  }
+
+  // well_known.support: contacts and/or a support page (spec: at least one of them).
+  const wksu = map(wk, 'support', 'well_known.support', ['contacts', 'support_page']);
+  const supportPage = fileUrl(wksu, 'support_page', 'well_known.support.support_page', ['http', 'https']);
+  let supportContacts: SupportContact[] | undefined;
+  if (wksu.contacts !== undefined && wksu.contacts !== null) {
+    if (!Array.isArray(wksu.contacts)) fail('well_known.support.contacts', 'must be a list of {role, matrix_id, email_address}');
+    supportContacts = (wksu.contacts as unknown[]).map((entry, i) => {
+      const field = `well_known.support.contacts[${i}]`;
+      const c = map({ entry }, 'entry', field, ['role', 'matrix_id', 'email_address']);
+      const role = str(c, 'role', `${field}.role`);
+      if (role === undefined) fail(`${field}.role`, 'is required (m.role.admin, m.role.security or a namespaced role)');
+      const matrixId = str(c, 'matrix_id', `${field}.matrix_id`);
+      if (matrixId !== undefined && !/^@[^:\s]+:\S+$/.test(matrixId)) fail(`${field}.matrix_id`, `must be a Matrix user id such as @admin:example.org, got ${JSON.stringify(matrixId)}`);
+      const emailAddress = str(c, 'email_address', `${field}.email_address`);
+      if (emailAddress !== undefined && !/^[^@\s]+@[^@\s]+$/.test(emailAddress)) fail(`${field}.email_address`, `must be an email address, got ${JSON.stringify(emailAddress)}`);
+      if (matrixId === undefined && emailAddress === undefined) fail(field, 'needs matrix_id or email_address');
+      return { role: role!, matrixId, emailAddress };
+    });
+    if (supportContacts.length === 0 && supportPage === undefined) fail('well_known.support.contacts', 'must list at least one contact when support_page is not set');
+  }
+  if (wk.support !== undefined && wk.support !== null && supportContacts === undefined && supportPage === undefined) {
+    fail('well_known.support', 'needs contacts or support_page');
   }
 
   const enableRegistration = envBool('ENABLE_REGISTRATION') ?? bool(raw, 'enable_registration', 'enable_registration') ?? false;
@@ -367,6 +393,20 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     maxRequestSize = n as number;
   }
 
+  // max_upload_size: bytes, or a number with K, M or G (1024-based, as Synapse's "50M").
+  let maxUploadSize = 50 * 1024 * 1024;
+  const mus = env.MAX_UPLOAD_SIZE ?? raw.max_upload_size;
+  if (mus !== undefined && mus !== '') {
+    const n = parseSize(mus);
+    if (n === undefined || n < 1) {
+      const problem = `must be a number of bytes (optionally with K, M or G, e.g. "50M") of at least 1, got ${JSON.stringify(mus)}`;
+      if (env.MAX_UPLOAD_SIZE !== undefined) failEnv('MAX_UPLOAD_SIZE', problem);
+      fail('max_upload_size', problem);
+    }
+    maxUploadSize = n!;
+  }
+  const enableAuthenticatedMedia = envBool('ENABLE_AUTHENTICATED_MEDIA') ?? bool(raw, 'enable_authenticated_media', 'enable_authenticated_media') ?? true;
+
   const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     const problem = `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`;
@@ -396,12 +436,24 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     wellKnown: {
       client: clientBaseUrl ? { baseUrl: clientBaseUrl, identityServerBaseUrl: identityServer } : undefined,
       server: delegation ? { delegation } : undefined,
+      support: supportContacts !== undefined || supportPage !== undefined ? { contacts: supportContacts, supportPage } : undefined,
     },
     registration: { enableRegistration, registrationSharedSecret },
     clientApi,
     maxRequestSize,
+    media: { maxUploadSize, enableAuthenticatedMedia },
     logLevel,
   };
+}
+
+/** A size in bytes: an integer, or a string of digits with an optional K, M or G suffix (1024-based). */
+function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d+)\s*([KMG]?)$/i.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function isPort(v: unknown): boolean {

@@ -1,10 +1,10 @@
 import { Body, Controller, Get, Global, Module, Post, Put } from '@nestjs/common';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { RouteConfig, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '@tessera/config';
 import { validateResponse } from '@tessera/testing';
-import { CONFIG, createHttpApp, MatrixError, WellKnownModule } from './index.js';
+import { CONFIG, createHttpApp, MatrixError, RAW_BODY_ROUTE, WellKnownModule } from './index.js';
 
 /** Counts calls, so that tests can tell a pre-flight never reached endpoint logic. */
 const calls = { echo: 0 };
@@ -15,6 +15,12 @@ class TestController {
   echo(@Body() body: unknown) {
     calls.echo++;
     return { received: body === undefined ? null : body };
+  }
+
+  @Post('raw')
+  @RouteConfig(RAW_BODY_ROUTE)
+  raw(@Body() body: unknown) {
+    return { bytes: Buffer.isBuffer(body) ? body.toString('base64') : null };
   }
 
   @Get('matrix-error')
@@ -50,7 +56,7 @@ let app: NestFastifyApplication;
 let base: string;
 
 beforeAll(async () => {
-  app = await createHttpApp(TestModule, { bodyLimit: 4096, logger: pino({ level: 'silent' }) });
+  app = await createHttpApp(TestModule, { bodyLimit: 4096, rawBodyLimit: 8192, logger: pino({ level: 'silent' }) });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.getHttpServer().address() as { port: number };
   base = `http://127.0.0.1:${address.port}`;
@@ -145,6 +151,25 @@ describe('Matrix error shapes', () => {
     await expectMatrixError(await fetch(`${base}/test/async-crash`, { method: 'PUT' }), 500, 'M_UNKNOWN');
     const again = await fetch(`${base}/test/echo`, { method: 'POST', body: '{"still":"up"}' });
     expect(await again.json()).toEqual({ received: { still: 'up' } });
+  });
+});
+
+describe('raw-body routes (media uploads)', () => {
+  it('get the bytes whatever the content type, JSON and none included, up to their own limit', async () => {
+    const contentTypes: Array<Record<string, string>> = [{ 'content-type': 'application/json' }, { 'content-type': 'text/plain' }, { 'content-type': 'image/png' }, {}];
+    for (const headers of contentTypes) {
+      const bytes = Buffer.from('{"not": parsed', 'utf8');
+      const res = await fetch(`${base}/test/raw`, { method: 'POST', body: bytes, headers });
+      expect(await res.json()).toEqual({ bytes: bytes.toString('base64') });
+    }
+    // Over the JSON limit (4096) but within the raw limit (8192).
+    const big = Buffer.alloc(6000, 7);
+    expect(await (await fetch(`${base}/test/raw`, { method: 'POST', body: big, headers: { 'content-type': 'application/octet-stream' } })).json()).toEqual({
+      bytes: big.toString('base64'),
+    });
+    await expectMatrixError(await fetch(`${base}/test/raw`, { method: 'POST', body: Buffer.alloc(9000), headers: { 'content-type': 'application/octet-stream' } }), 413, 'M_TOO_LARGE');
+    // Other routes keep the JSON limit and parsing.
+    await expectMatrixError(await fetch(`${base}/test/echo`, { method: 'POST', body: JSON.stringify({ big: 'x'.repeat(5000) }) }), 413, 'M_TOO_LARGE');
   });
 });
 

@@ -14,6 +14,8 @@ import { RuntimeModule, type ServiceRuntime } from './runtime.js';
 export interface HttpAppOptions {
   /** Largest accepted body in bytes; beyond it 413 M_TOO_LARGE. */
   bodyLimit: number;
+  /** Largest body of RAW_BODY_ROUTE routes (media uploads); default bodyLimit. */
+  rawBodyLimit?: number;
   /** PEM certificate and key: the app speaks HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
   logger: Logger;
@@ -47,7 +49,10 @@ export async function createHttpApp(root: Type | DynamicModule, options: HttpApp
     : new FastifyAdapter(fastifyOptions);
   const fastify = adapter.getInstance();
   const routes = new RouteTable();
-  fastify.addHook('onRoute', (route) => routes.add(route.method, route.url));
+  fastify.addHook('onRoute', (route) => {
+    routes.add(route.method, route.url);
+    if ((route.config as { rawBody?: unknown } | undefined)?.rawBody === true) route.bodyLimit = options.rawBodyLimit ?? options.bodyLimit;
+  });
   // First, so that every request (pre-flights and errors included) has its id and is measured.
   if (options.metrics) installHttpObservability(fastify, { metrics: options.metrics, logger: options.logger });
   installCors(fastify);

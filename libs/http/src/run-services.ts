@@ -127,6 +127,7 @@ async function listen(
 ): Promise<NestFastifyApplication> {
   const app = await createHttpApp(serviceRoot(runtime, modules), {
     bodyLimit: runtime.config.maxRequestSize,
+    rawBodyLimit: runtime.config.media.maxUploadSize,
     tls: tls ? readTls(tls) : undefined,
     logger: runtime.logger,
     metrics: runtime.metrics,

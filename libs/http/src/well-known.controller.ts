@@ -4,7 +4,7 @@ import { MatrixError } from './matrix-error.js';
 import { CONFIG } from './tokens.js';
 
 /**
- * /.well-known/matrix/{client,server}: served only when the operator configured them
+ * /.well-known/matrix/{client,server,support}: served only when the operator configured them
  * (well_known in the config); otherwise 404 M_NOT_FOUND, which the spec's discovery
  * algorithms treat as "no delegation".
  */
@@ -26,6 +26,23 @@ export class WellKnownController {
     const s = this.config.wellKnown.server;
     if (!s) throw new MatrixError(404, 'M_NOT_FOUND', '.well-known/matrix/server is not configured on this server');
     return { 'm.server': s.delegation };
+  }
+
+  /** Spec v1.10+: the admins' contacts and support page, when the operator configured them. */
+  @Get('support')
+  support() {
+    const s = this.config.wellKnown.support;
+    if (!s) throw new MatrixError(404, 'M_NOT_FOUND', '.well-known/matrix/support is not configured on this server');
+    const body: Record<string, unknown> = {};
+    if (s.contacts) {
+      body.contacts = s.contacts.map((c) => ({
+        role: c.role,
+        ...(c.matrixId !== undefined ? { matrix_id: c.matrixId } : {}),
+        ...(c.emailAddress !== undefined ? { email_address: c.emailAddress } : {}),
+      }));
+    }
+    if (s.supportPage !== undefined) body.support_page = s.supportPage;
+    return body;
   }
 }
 

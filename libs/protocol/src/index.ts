@@ -9,3 +9,4 @@ export * from './identifiers.js';
 export * from './auth/index.js';
 export * from './state-res/index.js';
 export * from './push/index.js';
+export * from './spaces.js';

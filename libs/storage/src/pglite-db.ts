@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PGlite, type Results, type Transaction } from '@electric-sql/pglite';
+import { BYTEA_OID, parseBytea, serializeBytea } from './bytea.js';
 import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
@@ -69,7 +70,8 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
     if (!existsSync(join(options.dataDir!, 'PG_VERSION'))) await initDataDirInChild(options.dataDir!);
   }
   const pglite = await PGlite.create(inMemory ? undefined : options.dataDir, {
-    parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parseInt8Array },
+    parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parseInt8Array, [BYTEA_OID]: parseBytea },
+    serializers: { [BYTEA_OID]: serializeBytea },
     postgresqlconf: PGLITE_SETTINGS,
   });
 

@@ -16,12 +16,18 @@ import { RemoteQueries } from './federation/remote-queries.js';
 import { E2eeController } from './e2ee/e2ee.controller.js';
 import { KeysService } from './e2ee/keys.service.js';
 import { ToDeviceService } from './e2ee/to-device.service.js';
+import { KeyBackupController } from './key-backup/key-backup.controller.js';
+import { KeyBackupService } from './key-backup/key-backup.service.js';
 import { EphemeralController } from './ephemeral/ephemeral.controller.js';
+import { LegacyMediaController, MediaController } from './media/media.controller.js';
+import { MediaService } from './media/media.service.js';
+import { PushersController } from './push/pushers.controller.js';
+import { PushersService } from './push/pushers.service.js';
 import { EPHEMERAL_STORE, type EphemeralStore } from './ephemeral/ephemeral-store.js';
 import { PresenceService } from './ephemeral/presence.service.js';
 import { createEphemeralStore } from './ephemeral/redis-ephemeral-store.js';
 import { TypingService } from './ephemeral/typing.service.js';
-import { CLIENT_API_SETTINGS, clientApiSettings, type ClientApiSettings } from './settings.js';
+import { CLIENT_API_SETTINGS, clientApiSettings, DEFAULT_MEDIA_SETTINGS, type ClientApiSettings } from './settings.js';
 import { StreamChanges } from './stream-changes.js';
 import { CLIENT_API_DB } from './tokens.js';
 import { AccountDataService } from './user-data/account-data.service.js';
@@ -31,6 +37,12 @@ import { PushRulesController } from './user-data/push-rules.controller.js';
 import { PushRulesService } from './user-data/push-rules.service.js';
 import { ReceiptsService } from './user-data/receipts.service.js';
 import { AccountDataController, CapabilitiesController, ProfileController, ProfileWriteController } from './user-data/user-data.controller.js';
+import { WhoisController } from './admin/whois.controller.js';
+import { WhoisService } from './admin/whois.service.js';
+import { OpenIdController } from './openid/openid.controller.js';
+import { OpenIdTokensService } from './openid/openid-tokens.service.js';
+import { ThirdPartyController } from './thirdparty/thirdparty.controller.js';
+import { VoipController } from './voip/voip.controller.js';
 
 /**
  * Optional: settings over those of the HomeserverConfig (YAML: rate_limits, access_tokens,
@@ -64,11 +76,13 @@ const services = [
   FiltersService,
   ProfileService,
   PushRulesService,
+  PushersService,
   ReceiptsService,
   PresenceService,
   TypingService,
   KeysService,
   ToDeviceService,
+  KeyBackupService,
   StreamChanges,
   RemoteQueries,
   AccessTokenGuard,
@@ -90,8 +104,16 @@ const services = [
     ProfileWriteController,
     AccountDataController,
     PushRulesController,
+    PushersController,
     EphemeralController,
     E2eeController,
+    MediaController,
+    LegacyMediaController,
+    KeyBackupController,
+    VoipController,
+    ThirdPartyController,
+    OpenIdController,
+    WhoisController,
   ],
   providers: [
     { provide: CLIENT_API_DB, useExisting: DB },
@@ -106,6 +128,7 @@ const services = [
           accessTokenFormat: config.clientApi.accessTokenFormat,
           jwtAccessTokenSecret: config.clientApi.jwtAccessTokenSecret,
           jwtLogin: config.clientApi.jwtLogin,
+          media: { ...DEFAULT_MEDIA_SETTINGS, ...config.media },
           ...overrides,
         }),
     },
@@ -118,6 +141,9 @@ const services = [
     EphemeralStoreCloser,
     EduBridge,
     ClientChangesRelay,
+    MediaService,
+    OpenIdTokensService,
+    WhoisService,
     ...services,
   ],
   exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],

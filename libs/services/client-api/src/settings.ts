@@ -22,6 +22,25 @@ export interface JwtLoginSettings {
   subjectClaim: string;
 }
 
+/** The content repository (see media/). */
+export interface MediaSettings {
+  /** Largest upload in bytes (413 M_TOO_LARGE beyond); m.upload.size of /media/config. */
+  maxUploadSize: number;
+  /** New media is served only by the authenticated endpoints (Synapse's enable_authenticated_media). */
+  enableAuthenticatedMedia: boolean;
+  /** How long a media id from POST /media/v1/create waits for its upload (spec: 24 hours recommended). */
+  unusedExpiryMs: number;
+  /** Pending (created, not uploaded, unexpired) media ids a user may hold (Synapse's max_pending_media_uploads). */
+  maxPendingUploads: number;
+}
+
+export const DEFAULT_MEDIA_SETTINGS: Readonly<MediaSettings> = {
+  maxUploadSize: 50 * 1024 * 1024,
+  enableAuthenticatedMedia: true,
+  unusedExpiryMs: 24 * 60 * 60 * 1000,
+  maxPendingUploads: 5,
+};
+
 export interface ClientApiSettings {
   serverName: string;
   enableRegistration: boolean;
@@ -37,6 +56,7 @@ export interface ClientApiSettings {
   rateLimit: { perUser: RateLimitSettings; perIp: RateLimitSettings };
   /** scrypt cost N (a power of two); parameters are stored with each hash. */
   passwordScryptCost: number;
+  media: MediaSettings;
 }
 
 export const CLIENT_API_SETTINGS = Symbol('CLIENT_API_SETTINGS');
@@ -50,6 +70,7 @@ export function clientApiSettings(serverName: string, overrides: Partial<ClientA
     loginTokenLifetimeMs: 120_000,
     rateLimit: { perUser: { perSecond: 10, burst: 50 }, perIp: { perSecond: 20, burst: 100 } },
     passwordScryptCost: 16384,
+    media: DEFAULT_MEDIA_SETTINGS,
     ...overrides,
   };
 }

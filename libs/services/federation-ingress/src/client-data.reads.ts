@@ -90,3 +90,14 @@ export async function getPublishedRoomIds(db: Queryable): Promise<string[]> {
     return rows.map((r) => r.room_id);
   }, []);
 }
+
+/**
+ * The user an unexpired OpenID token (client-api's POST /openid/request_token) was issued to;
+ * tokens are stored by their SHA-256, as client-api writes them.
+ */
+export async function getOpenIdTokenUser(db: Queryable, tokenHash: string, now: number): Promise<string | null> {
+  return orEmpty(async () => {
+    const { rows } = await db.query<{ user_id: string }>('SELECT user_id FROM openid_tokens WHERE token_hash = $1 AND expires_ts > $2', [tokenHash, now]);
+    return rows[0]?.user_id ?? null;
+  }, null);
+}

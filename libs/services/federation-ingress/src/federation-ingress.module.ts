@@ -2,8 +2,10 @@ import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
 import { FederationContext } from './federation-context.js';
 import { FederationVersionController } from './federation-version.controller.js';
+import { HierarchyController } from './hierarchy.controller.js';
 import { KeyQueryController } from './key-query.controller.js';
 import { MembershipController } from './membership.controller.js';
+import { OpenIdUserInfoController } from './openid-userinfo.controller.js';
 import { QueriesController } from './queries.controller.js';
 import { RoomHistoryController } from './room-history.controller.js';
 import { ServerKeysController } from './server-keys.controller.js';
@@ -17,8 +19,9 @@ import { TransactionsController } from './transactions.controller.js';
   imports: [WellKnownModule],
   providers: [FederationContext],
   controllers: [
-    FederationVersionController, ServerKeysController, KeyQueryController,
+    FederationVersionController, ServerKeysController, KeyQueryController, HierarchyController,
     TransactionsController, RoomHistoryController, MembershipController, QueriesController,
+    OpenIdUserInfoController,
   ],
 })
 export class FederationIngressModule {}

@@ -10,3 +10,5 @@ export * from './client-txns.js';
 export * from './consumer-cursors.js';
 export * from './federation-reads.js';
 export * from './client-reads.js';
+export * from './relations.js';
+export * from './space-reads.js';

@@ -9,6 +9,7 @@
  */
 import type { Migration } from '../migrate.js';
 import { eventDestinationsMigrations } from '../fanout/migrations.js';
+import { eventRelationsMigrations } from './relations-migrations.js';
 
 export const eventLogMigrations: Migration[] = [
   {
@@ -139,4 +140,6 @@ CREATE TABLE consumer_cursors (
   },
   // Joined servers per room and per local event, for fanout-sender.
   ...eventDestinationsMigrations,
+  // Expression indexes for event relationships (/relations, /threads).
+  ...eventRelationsMigrations,
 ];

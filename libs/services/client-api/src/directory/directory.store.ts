@@ -26,6 +26,11 @@ export const directoryStore = {
     return rows.map((r) => r.alias);
   },
 
+  /** A room upgrade: every local alias of the old room now names the new one (creators kept). */
+  async moveAliases(db: Queryable, fromRoomId: string, toRoomId: string): Promise<void> {
+    await db.query('UPDATE room_aliases SET room_id = $2 WHERE room_id = $1', [fromRoomId, toRoomId]);
+  },
+
   async isPublished(db: Queryable, roomId: string): Promise<boolean> {
     const { rows } = await db.query('SELECT 1 FROM room_directory WHERE room_id = $1', [roomId]);
     return rows.length > 0;

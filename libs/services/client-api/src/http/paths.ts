@@ -9,3 +9,11 @@ export function clientPaths(path: string): string[] {
 export function v1Paths(path: string): string[] {
   return [`/_matrix/client/v1/${path}`];
 }
+
+/**
+ * The content repository's own hierarchy (`/_matrix/media/...`): v3 and, as Synapse still
+ * serves them, r0. (POST /_matrix/media/v1/create is v1 only.)
+ */
+export function mediaPaths(path: string): string[] {
+  return [`/_matrix/media/v3/${path}`, `/_matrix/media/r0/${path}`];
+}

@@ -5,6 +5,7 @@ import {
   getUserMemberships, type Db, type StoredEvent,
 } from '@tessera/storage';
 import { MatrixError, forbidden, invalidParam, notFound } from '../errors.js';
+import { BundledAggregations } from '../relations/bundled-aggregations.js';
 import type { ClientEvent } from './client-event.js';
 import { eventPasses, filterLimit, type RoomEventFilter } from './event-filter.js';
 import { decodePaginationToken, encodePaginationToken } from './pagination-token.js';
@@ -28,6 +29,7 @@ export class RoomHistoryService {
   constructor(
     @Inject(DB) private readonly db: Db,
     @Inject(RoomReads) private readonly reads: RoomReads,
+    @Inject(BundledAggregations) private readonly aggregations: BundledAggregations,
   ) {}
 
   /**
@@ -77,7 +79,9 @@ export class RoomHistoryService {
     }
     const [visible] = await this.reads.visibleEvents(viewer.userId, roomId, [event]);
     if (!visible) throw notFound(`Event ${eventId} not found in ${roomId}`);
-    return (await this.reads.toClientEvents([event], viewer, true))[0]!;
+    const formatted = await this.reads.toClientEvents([event], viewer, true);
+    await this.aggregations.bundle(viewer, roomId, [event], formatted);
+    return formatted[0]!;
   }
 
   /** GET /rooms/{roomId}/members with at, membership and not_membership. */
@@ -184,6 +188,7 @@ export class RoomHistoryService {
       start: q.from ?? encodePaginationToken(from === Number.MAX_SAFE_INTEGER - 1 ? (events[0]?.streamPos ?? 0) : from),
       chunk: await this.reads.toClientEvents(events, viewer, true),
     };
+    await this.aggregations.bundle(viewer, roomId, events, result.chunk as ClientEvent[]);
     if (next !== null) result.end = encodePaginationToken(next);
     if (q.filter?.lazy_load_members) result.state = await this.memberStateFor(viewer, roomId, events, q.filter.include_redundant_members);
     return result;

@@ -81,14 +81,14 @@ export const accountsStore = {
 
   /**
    * Removes devices and everything that hangs off them: keys, one-time and fallback keys,
-   * pending to-device messages, transaction ids. Returns the token keys the devices held (the
+   * pending to-device messages, transaction ids, pushers (as Synapse). Returns the token keys the devices held (the
    * caller revokes JWTs among them). Records a device list change when any device went.
    */
   async deleteDevices(tx: Queryable, userId: string, deviceIds: string[]): Promise<{ deleted: string[]; tokenKeys: string[] }> {
     if (deviceIds.length === 0) return { deleted: [], tokenKeys: [] };
     const { rows } = await tx.query<{ device_id: string }>('DELETE FROM devices WHERE user_id = $1 AND device_id = ANY($2) RETURNING device_id', [userId, deviceIds]);
     const { rows: tokens } = await tx.query<{ token_hash: string }>('DELETE FROM access_tokens WHERE user_id = $1 AND device_id = ANY($2) RETURNING token_hash', [userId, deviceIds]);
-    for (const table of ['device_keys', 'one_time_keys', 'fallback_keys', 'to_device_inbox', 'to_device_txns']) {
+    for (const table of ['device_keys', 'one_time_keys', 'fallback_keys', 'to_device_inbox', 'to_device_txns', 'pushers']) {
       await tx.query(`DELETE FROM ${table} WHERE user_id = $1 AND device_id = ANY($2)`, [userId, deviceIds]);
     }
     if (rows.length > 0) await recordDeviceListChange(tx, userId);

@@ -176,4 +176,121 @@ CREATE TABLE to_device_txns (
 );
 `,
   },
+  {
+    // POST /user/{userId}/openid/request_token: tokens a third party exchanges, through
+    // federation's GET /openid/userinfo (federation-ingress reads this table), for the user id.
+    // Stored by their SHA-256 as access tokens are.
+    id: 'client_api_openid_0001_tokens',
+    sql: `
+CREATE TABLE openid_tokens (
+  token_hash text PRIMARY KEY,
+  user_id text NOT NULL,
+  expires_ts bigint NOT NULL
+);
+CREATE INDEX openid_tokens_by_expiry ON openid_tokens (expires_ts);
+`,
+  },
+  {
+    // Reports of events, rooms and users (spec "Reporting content"), for the server's admins.
+    id: 'client_api_reports_0001_reports',
+    sql: `
+CREATE TABLE content_reports (
+  id bigserial PRIMARY KEY,
+  -- event, room or user
+  kind text NOT NULL,
+  reporter text NOT NULL,
+  room_id text,
+  event_id text,
+  target_user_id text,
+  reason text,
+  score integer,
+  received_ts bigint NOT NULL
+);
+CREATE INDEX content_reports_by_time ON content_reports (received_ts);
+`,
+  },
+  {
+    id: 'client_api_pushers_0001_pushers',
+    sql: `
+-- Push gateways registered by a user's clients (POST /pushers/set): one per (user, app_id,
+-- pushkey); the same app_id and pushkey belong to several users only when set with append.
+-- device_id: the device whose access token set it; the pusher is deleted with that device.
+CREATE TABLE pushers (
+  user_id text NOT NULL,
+  app_id text NOT NULL,
+  pushkey text NOT NULL,
+  kind text NOT NULL,
+  app_display_name text NOT NULL,
+  device_display_name text NOT NULL,
+  profile_tag text,
+  lang text NOT NULL,
+  data jsonb NOT NULL,
+  device_id text NOT NULL,
+  created_ts bigint NOT NULL,
+  PRIMARY KEY (user_id, app_id, pushkey)
+);
+CREATE INDEX pushers_by_key ON pushers (app_id, pushkey);
+CREATE INDEX pushers_by_device ON pushers (user_id, device_id);
+`,
+  },
+  {
+    // Server-side key backups (spec "Server-side key backups"). room_keys_owners has one row per
+    // user who ever made a backup: its row lock orders that user's backup writes across replicas
+    // (a new version, an upload and a delete never interleave), and last_version numbers versions
+    // so a deleted one is never reused and a DELETE of it can still answer 200. A deleted
+    // version's row and keys are removed. etag counts changes to the version's keys; key_count is
+    // kept in step by the same transactions, so no request counts the keys.
+    id: 'client_api_room_keys_0001_backups',
+    sql: `
+CREATE TABLE room_keys_owners (
+  user_id text PRIMARY KEY,
+  last_version bigint NOT NULL
+);
+
+CREATE TABLE room_keys_versions (
+  user_id text NOT NULL,
+  version bigint NOT NULL,
+  algorithm text NOT NULL,
+  auth_data jsonb NOT NULL,
+  etag bigint NOT NULL,
+  key_count bigint NOT NULL,
+  PRIMARY KEY (user_id, version)
+);
+
+CREATE TABLE room_keys (
+  user_id text NOT NULL,
+  version bigint NOT NULL,
+  room_id text NOT NULL,
+  session_id text NOT NULL,
+  first_message_index bigint NOT NULL,
+  forwarded_count bigint NOT NULL,
+  is_verified boolean NOT NULL,
+  session_data jsonb NOT NULL,
+  PRIMARY KEY (user_id, version, room_id, session_id)
+);
+`,
+  },
+  {
+    // The content repository (media/): each local media item, bytes included, in the database
+    // so that every client-api replica serves every upload without a shared disk, and the
+    // embedded (PGlite) server keeps everything in its one data folder. A row without
+    // uploaded_ts is an id reserved by POST /_matrix/media/v1/create, waiting for its bytes.
+    // authenticated: uploaded while the unauthenticated endpoints were frozen (served only by
+    // /_matrix/client/v1/media), as Synapse's local_media_repository.authenticated.
+    id: 'client_api_media_0001_local_media',
+    sql: `
+CREATE TABLE local_media (
+  media_id text PRIMARY KEY,
+  user_id text NOT NULL,
+  created_ts bigint NOT NULL,
+  uploaded_ts bigint,
+  content_type text,
+  upload_name text,
+  content_length bigint,
+  content bytea,
+  authenticated boolean NOT NULL
+);
+CREATE INDEX local_media_pending_by_user ON local_media (user_id, created_ts) WHERE uploaded_ts IS NULL;
+`,
+  },
 ];

@@ -97,8 +97,11 @@ export class NotificationCounter implements OnModuleDestroy {
     return tallyEvents(new RoomTally(upTo), userId, newestFirst.reverse(), evaluate, readUpTo);
   }
 
-  /** Evaluates the user's push rules for events of the room. */
-  private async evaluator(userId: string, roomId: string, upTo: number): Promise<(event: Record<string, unknown>) => ReturnType<typeof evaluatePushRules>> {
+  /**
+   * Evaluates the user's push rules for events of the room, against the room's facts as of
+   * `upTo` (also used by GET /notifications).
+   */
+  async evaluator(userId: string, roomId: string, upTo: number): Promise<(event: Record<string, unknown>) => ReturnType<typeof evaluatePushRules>> {
     const [ruleset, facts] = await Promise.all([this.ruleset(userId), this.roomFacts(roomId, upTo)]);
     let displayName = facts.displayNames.get(userId);
     if (!displayName) {
