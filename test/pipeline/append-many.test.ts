@@ -1,6 +1,6 @@
 /**
  * room-server hands persistence the appends of one event-loop turn in one message
- * (persistence.append_many), and falls back to one message per append when persistence does
+ * (persistence.append-many), and falls back to one message per append when persistence does
  * not answer that subject (an older version during a rolling upgrade). Real room-server and
  * persistence on PGlite and the in-process bus.
  */

@@ -66,7 +66,7 @@ export const QueueGroups = {
 export interface RequestContracts {
   'roomserver.input': { request: RoomServerRequest; response: RoomServerReply };
   'persistence.append': { request: AppendRequest; response: AppendReply };
-  'persistence.append_many': { request: AppendManyRequest; response: AppendManyReply };
+  'persistence.append-many': { request: AppendManyRequest; response: AppendManyReply };
   [health: `health.${string}`]: { request: HealthRequest; response: HealthReply };
 }
 

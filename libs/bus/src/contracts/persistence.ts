@@ -7,12 +7,12 @@
  */
 export const PERSISTENCE_APPEND = 'persistence.append';
 /**
- * `persistence.append_many` (request/reply): several rooms' appends in one message
+ * `persistence.append-many` (request/reply): several rooms' appends in one message
  * (AppendManyRequest -> AppendManyReply). A room-server replica deciding many rooms at once
  * sends the appends of one event-loop turn together: one bus round trip instead of one per
  * room, and they land in the same group commit. Each append succeeds or fails on its own.
  */
-export const PERSISTENCE_APPEND_MANY = 'persistence.append_many';
+export const PERSISTENCE_APPEND_MANY = 'persistence.append-many';
 
 /** A state as [type, state_key, event_id] triples. */
 export type StateTriple = [type: string, stateKey: string, eventId: string];

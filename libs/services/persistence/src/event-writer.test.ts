@@ -115,7 +115,7 @@ function suite(name: string, skip: boolean, open: () => Promise<{ db: Db; close:
       expect((await db.query<{ n: number }>('SELECT count(*) AS n FROM events')).rows[0]!.n).toBe(ROOMS * (SENDS_PER_ROOM + 1));
     }, 120_000);
 
-    it('persistence.append_many: several rooms in one message, each appended or refused on its own', async () => {
+    it('persistence.append-many: several rooms in one message, each appended or refused on its own', async () => {
       const { db, close } = await open();
       await migrate(db, eventLogMigrations);
       const bus: BusTransport = createInProcessBus();

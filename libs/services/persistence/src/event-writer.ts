@@ -76,7 +76,7 @@ export class EventWriter {
     private readonly logger?: EventWriterLogger,
   ) {}
 
-  /** Answers persistence.append and persistence.append_many (queue group: any number of persistence replicas). */
+  /** Answers persistence.append and persistence.append-many (queue group: any number of persistence replicas). */
   async start(): Promise<void> {
     this.subscriptions.push(
       await this.bus.handle<AppendRequest, AppendReply>(PERSISTENCE_APPEND, (req) => this.appendForBus(req), { queue: PERSISTENCE_QUEUE }),
@@ -96,7 +96,7 @@ export class EventWriter {
    */
   async appendManyForBus(request: AppendManyRequest): Promise<AppendManyReply> {
     if (!request || typeof request !== 'object' || !Array.isArray(request.appends)) {
-      throw new BusError('M_BAD_JSON', 'persistence.append_many needs { appends: AppendRequest[] }');
+      throw new BusError('M_BAD_JSON', 'persistence.append-many needs { appends: AppendRequest[] }');
     }
     const settled = await Promise.allSettled(request.appends.map((a) => this.appendForBus(a)));
     return {

@@ -27,9 +27,9 @@ import { RoomStore, type RoomView } from './room-view.js';
 const MAX_ATTEMPTS = 100;
 /** Queued sends of one room decided and appended together. */
 const MAX_BATCH = 50;
-/** Rooms' appends sent to persistence in one message at most (persistence.append_many). */
+/** Rooms' appends sent to persistence in one message at most (persistence.append-many). */
 const MAX_APPENDS_PER_MESSAGE = 32;
-/** After persistence did not answer persistence.append_many (an older version during a rolling upgrade), appends go one by one this long. */
+/** After persistence did not answer persistence.append-many (an older version during a rolling upgrade), appends go one by one this long. */
 const APPEND_MANY_RETRY_MS = 60_000;
 const APPEND_TIMEOUT_MS = 5_000;
 
@@ -145,7 +145,7 @@ export class Decider {
     }
     chunk.forEach((p, i) => {
       const outcome = reply.outcomes?.[i];
-      if (!outcome) p.reject(new BusError(BUS_TIMEOUT, 'persistence.append_many answered fewer outcomes than appends'));
+      if (!outcome) p.reject(new BusError(BUS_TIMEOUT, 'persistence.append-many answered fewer outcomes than appends'));
       else if (outcome.ok) p.resolve(outcome.reply);
       else p.reject(fromWireError(outcome.error));
     });
