@@ -36,6 +36,12 @@ for (const { backend, available } of backends) {
       expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.topic`), as(alice))).toEqual({ topic: 'Say hi' });
       expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.join_rules/`), as(alice))).toEqual({ join_rule: 'public' });
       expect(await hs.ok('GET', v3(`directory/list/room/${enc(roomId)}`))).toEqual({ visibility: 'public' });
+      // The creator's join carries their profile, as every other join does (as Synapse).
+      await hs.ok('PUT', v3(`profile/${enc(alice.user_id)}/avatar_url`), { ...as(alice), body: { avatar_url: 'mxc://example.org/alice' } });
+      const withAvatar = (await hs.ok('POST', v3('createRoom'), { ...as(alice), body: {} })).room_id as string;
+      const creatorJoin = await hs.ok('GET', v3(`rooms/${enc(withAvatar)}/state/m.room.member/${enc(alice.user_id)}`), as(alice));
+      const profile = await hs.ok('GET', v3(`profile/${enc(alice.user_id)}`));
+      expect(creatorJoin).toEqual({ membership: 'join', displayname: profile.displayname, avatar_url: 'mxc://example.org/alice' });
 
       const taken = await hs.call('POST', v3('createRoom'), { ...as(bob), body: { room_alias_name: 'lobby' } });
       expect(taken.status).toBe(400);

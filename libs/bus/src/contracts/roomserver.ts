@@ -39,6 +39,8 @@ export interface CreateRoomRequest {
   is_direct?: boolean;
   /** The full alias (#name:server), already reserved by client-api: sent as m.room.canonical_alias. */
   canonicalAlias?: string;
+  /** The creator's displayname and avatar_url for their join event (from their profile, as Synapse). */
+  creatorMemberContent?: { displayname?: string; avatar_url?: string };
 }
 
 export interface CreateRoomReply {

@@ -45,7 +45,11 @@ export function planCreateRoom(req: CreateRoomRequest, rv: RoomVersion): LocalEv
   const createContent: Record<string, unknown> = { ...(req.creation_content ?? {}), room_version: rv.id };
   if (!rv.implicitRoomCreator) createContent.creator = sender;
   const specs: LocalEventSpec[] = [st('m.room.create', createContent)];
-  specs.push(st('m.room.member', { membership: 'join' }, sender));
+  const profile = req.creatorMemberContent ?? {};
+  const creatorJoin: Record<string, unknown> = { membership: 'join' };
+  if (typeof profile.displayname === 'string') creatorJoin.displayname = profile.displayname;
+  if (typeof profile.avatar_url === 'string') creatorJoin.avatar_url = profile.avatar_url;
+  specs.push(st('m.room.member', creatorJoin, sender));
 
   const users: Record<string, number> = rv.privilegedCreators ? {} : { [sender]: 100 };
   if (preset === 'trusted_private_chat') for (const u of invites) users[u] = 100;

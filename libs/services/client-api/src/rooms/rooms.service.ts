@@ -72,6 +72,8 @@ export class RoomsService {
     if (creationContent !== undefined) request.creation_content = creationContent;
     if (isDirect !== undefined) request.is_direct = isDirect;
     if (alias !== undefined) request.canonicalAlias = alias;
+    const profile = await this.profileContent(userId);
+    if (Object.keys(profile).length > 0) request.creatorMemberContent = profile;
     const { roomId } = await this.input.createRoom(request);
     // The alias was free a moment ago; a concurrent claim wins and this room keeps its canonical alias event only.
     if (alias !== undefined) await this.directory.addAliasForNewRoom(alias, roomId, userId);
