@@ -176,14 +176,17 @@ for (const setup of setups) {
       expect((await hs.call('GET', `${V1}/download/${mxcPath(created.body.content_uri)}?timeout_ms=0`, { token: alice.access_token })).status).toBe(504);
     });
 
-    it('answers 404 for unknown, malformed and remote media, 400 for an invalid server name', async () => {
+    it('answers 404 for unknown and malformed media, 502 for unreachable remote media, 400 for an invalid server name', async () => {
       const auth = { token: alice.access_token };
       expect(await hs.call('GET', `${V1}/download/${hs.serverName}/NoSuchMediaHere`, auth)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
       expect(await hs.call('GET', `${V1}/download/${hs.serverName}/bad.id`, auth)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
       expect(await hs.call('GET', `${V1}/thumbnail/${hs.serverName}/NoSuchMediaHere?width=1&height=1`, auth)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
       expect(await hs.call('GET', `${LEGACY}/download/${hs.serverName}/NoSuchMediaHere`)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
-      // Remote media is not fetched over federation yet.
-      expect(await hs.call('GET', `${V1}/download/remote.example.org/abcdef`, auth)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
+      // Remote media of a server that cannot be reached (nothing listens on port 1): 502; the
+      // deprecated endpoints with allow_remote=false do not even ask (remote media over
+      // federation itself: test/federation-client-api/remote-media.test.ts).
+      expect(await hs.call('GET', `${V1}/download/127.0.0.1:1/abcdef`, auth)).toMatchObject({ status: 502, body: { errcode: 'M_UNKNOWN' } });
+      expect(await hs.call('GET', `${LEGACY}/download/127.0.0.1:1/abcdef?allow_remote=false`)).toMatchObject({ status: 404, body: { errcode: 'M_NOT_FOUND' } });
       expect(await hs.call('GET', `${V1}/download/${encodeURIComponent('bad server!')}/abcdef`, auth)).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
       expect(await hs.call('GET', `${V1}/download/${hs.serverName}/abc?timeout_ms=soon`, auth)).toMatchObject({ status: 400, body: { errcode: 'M_INVALID_PARAM' } });
     });

@@ -93,6 +93,15 @@ export interface MediaConfig {
   enableAuthenticatedMedia: boolean;
 }
 
+/** Push notifications to push gateways (client-api's PushSender). */
+export interface PushConfig {
+  /**
+   * CIDRs a push gateway (a pusher's data.url, chosen by a client) may be reached at although
+   * private, loopback or otherwise special-purpose. Empty (default): public addresses only.
+   */
+  allowedCidrs: string[];
+}
+
 export interface HomeserverConfig {
   /** The file the values came from, if one was read (for messages). */
   configFile?: string;
@@ -130,5 +139,6 @@ export interface HomeserverConfig {
   /** Largest accepted request body in bytes (413 M_TOO_LARGE beyond). */
   maxRequestSize: number;
   media: MediaConfig;
+  push: PushConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }

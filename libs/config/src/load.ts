@@ -40,6 +40,7 @@ const TOP_LEVEL_KEYS = [
   'max_request_size',
   'max_upload_size',
   'enable_authenticated_media',
+  'push',
   'log_level',
 ] as const;
 
@@ -407,6 +408,19 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
   }
   const enableAuthenticatedMedia = envBool('ENABLE_AUTHENTICATED_MEDIA') ?? bool(raw, 'enable_authenticated_media', 'enable_authenticated_media') ?? true;
 
+  // push.allowed_cidrs: a list (or, from PUSH_ALLOWED_CIDRS, a comma-separated string) of CIDRs; checked as CIDRs by client-api at start.
+  const pushRaw = map(raw, 'push', 'push', ['allowed_cidrs']);
+  let pushAllowedCidrs: string[] = [];
+  if (env.PUSH_ALLOWED_CIDRS !== undefined) {
+    pushAllowedCidrs = env.PUSH_ALLOWED_CIDRS.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  } else if (pushRaw.allowed_cidrs !== undefined && pushRaw.allowed_cidrs !== null) {
+    const list = pushRaw.allowed_cidrs;
+    if (!Array.isArray(list) || !list.every((c) => typeof c === 'string' && c.trim() !== '')) {
+      fail('push.allowed_cidrs', `must be a list of CIDR strings (e.g. ["10.0.0.0/8"]), got ${JSON.stringify(list)}`);
+    }
+    pushAllowedCidrs = (list as string[]).map((c) => c.trim());
+  }
+
   const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     const problem = `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`;
@@ -442,6 +456,7 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     clientApi,
     maxRequestSize,
     media: { maxUploadSize, enableAuthenticatedMedia },
+    push: { allowedCidrs: pushAllowedCidrs },
     logLevel,
   };
 }

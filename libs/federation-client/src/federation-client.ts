@@ -5,7 +5,7 @@
  */
 import type { SigningKey } from '@tessera/protocol';
 import { FederationError } from './errors.js';
-import { HttpsTransport, type HttpsTransportOptions } from './https-transport.js';
+import { HttpsTransport, type HttpsTransportOptions, type TransportResponse } from './https-transport.js';
 import { ServerResolver, type ServerResolverOptions } from './server-discovery.js';
 import { httpsWellKnownFetcher } from './well-known.js';
 import { signRequest } from './x-matrix.js';
@@ -46,6 +46,19 @@ export interface RequestOptions {
   query?: Record<string, QueryValue | undefined>;
   timeoutMs?: number;
 }
+
+export interface RawRequestOptions extends RequestOptions {
+  /** Largest body accepted (FederationError 'invalid_response' beyond); the transport's default otherwise. */
+  maxResponseBytes?: number;
+  /** Sign with X-Matrix (default true). */
+  signed?: boolean;
+}
+
+/** An answer as received, whatever its status or type (media downloads are not JSON). */
+export type RawResponse = TransportResponse;
+
+/** Redirects followed by fetchUrl before giving up. */
+const MAX_REDIRECTS = 5;
 
 export class FederationClient {
   readonly serverName: string;
@@ -117,6 +130,58 @@ export class FederationClient {
       throw new FederationError('invalid_response', destination, `${method} ${uri} to ${destination}: the answer is not JSON (${parseError})`, { status: res.status });
     }
     return (parsed ?? {}) as T;
+  }
+
+  /**
+   * A GET whose answer is returned as it came (status, headers, bytes), never parsed nor
+   * turned into an error by its status: for media downloads. Discovery, signing, the IP
+   * policy and the deadline are those of request().
+   */
+  async getRaw(destination: string, path: string, options: RawRequestOptions = {}): Promise<RawResponse> {
+    if (!path.startsWith('/')) throw new FederationError('invalid_response', destination, `request path must start with "/": ${path}`);
+    const uri = path + encodeQuery(options.query);
+    const target = await this.discovery.resolveServer(destination);
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: '*/*' };
+    if (options.signed !== false) {
+      headers.authorization = signRequest({ method: 'GET', uri, origin: this.serverName, destination }, this.signingKey);
+    }
+    return this.transport.request({
+      destination, target, method: 'GET', path: uri, headers, timeoutMs: options.timeoutMs, maxResponseBytes: options.maxResponseBytes,
+    });
+  }
+
+  /**
+   * An unsigned GET of an https URL given by a remote server (the Location of a federation
+   * media answer), following redirects, each hop through the same transport: the same CA
+   * checks, IP policy (a Location cannot point us at a private address), deadline and size cap.
+   * `destination` is the server that gave the URL, for error messages.
+   */
+  async fetchUrl(destination: string, url: string, options: { timeoutMs?: number; maxResponseBytes?: number } = {}): Promise<RawResponse> {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      let parsed: URL;
+      try {
+        parsed = new URL(current);
+      } catch {
+        throw new FederationError('invalid_response', destination, `${destination} gave an invalid URL: ${current}`);
+      }
+      if (parsed.protocol !== 'https:') throw new FederationError('invalid_response', destination, `${destination} gave a URL that is not https: ${current}`);
+      const host = parsed.hostname;
+      const port = parsed.port === '' ? 443 : Number(parsed.port);
+      const res = await this.transport.request({
+        destination,
+        target: { address: host, port, tlsServerName: host.replace(/^\[|\]$/g, ''), hostHeader: parsed.host },
+        method: 'GET',
+        path: `${parsed.pathname}${parsed.search}`,
+        headers: { 'user-agent': this.userAgent, accept: '*/*' },
+        timeoutMs: options.timeoutMs,
+        maxResponseBytes: options.maxResponseBytes,
+      });
+      const location = res.headers.location;
+      if (![301, 302, 303, 307, 308].includes(res.status) || typeof location !== 'string') return res;
+      if (hop >= MAX_REDIRECTS) throw new FederationError('invalid_response', destination, `more than ${MAX_REDIRECTS} redirects from ${url}`);
+      current = new URL(location, current).toString();
+    }
   }
 
   /** Closes idle connections. */

@@ -8,6 +8,7 @@ export * from './server-name.js';
 export * from './server-discovery.js';
 export * from './x-matrix.js';
 export * from './federation-client.js';
+export * from './media-multipart.js';
 export * from './server-keys.js';
 export * from './key-ring.js';
 export * from './pdu-verifier.js';

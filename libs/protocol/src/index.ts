@@ -10,3 +10,4 @@ export * from './auth/index.js';
 export * from './state-res/index.js';
 export * from './push/index.js';
 export * from './spaces.js';
+export * from './animated-image.js';

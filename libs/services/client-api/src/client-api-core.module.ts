@@ -21,8 +21,11 @@ import { KeyBackupService } from './key-backup/key-backup.service.js';
 import { EphemeralController } from './ephemeral/ephemeral.controller.js';
 import { LegacyMediaController, MediaController } from './media/media.controller.js';
 import { MediaService } from './media/media.service.js';
+import { RemoteMediaFetcher } from './media/remote-media.fetcher.js';
+import { RemoteMediaService } from './media/remote-media.service.js';
 import { PushersController } from './push/pushers.controller.js';
 import { PushersService } from './push/pushers.service.js';
+import type { PushSenderSettings } from './push/push-sender-settings.js';
 import { EPHEMERAL_STORE, type EphemeralStore } from './ephemeral/ephemeral-store.js';
 import { PresenceService } from './ephemeral/presence.service.js';
 import { createEphemeralStore } from './ephemeral/redis-ephemeral-store.js';
@@ -54,6 +57,8 @@ export const CLIENT_API_SETTINGS_OVERRIDES = Symbol('CLIENT_API_SETTINGS_OVERRID
 export interface ClientApiOverrides extends Partial<ClientApiSettings> {
   /** Prefix of client-api's Redis keys (default `tessera:<server name>:`). */
   redisKeyPrefix?: string;
+  /** Push sender timings and limits over the defaults (push/push-sender-settings.ts). */
+  pushSender?: Partial<PushSenderSettings>;
 }
 
 /** Closes the ephemeral store (a Redis connection) with the application. */
@@ -142,6 +147,8 @@ const services = [
     EduBridge,
     ClientChangesRelay,
     MediaService,
+    RemoteMediaService,
+    RemoteMediaFetcher,
     OpenIdTokensService,
     WhoisService,
     ...services,

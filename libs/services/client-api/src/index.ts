@@ -42,3 +42,7 @@ export { ToDeviceService, type ToDeviceBatch, type ToDeviceEvent } from './e2ee/
 export { clientPaths, v1Paths } from './http/paths.js';
 export { EduBridge } from './federation/edu-bridge.js';
 export { objectBody } from './validation.js';
+// Push notifications to push gateways (see push/push-sender.ts).
+export { PushSender, PUSH_SENDER_CONSUMER } from './push/push-sender.js';
+export { GatewayClient, GatewayError, type GatewayAnswer } from './push/gateway-client.js';
+export { acquirePushLease, pushLeaseHolder } from './push/push-lease.js';

@@ -4,6 +4,7 @@ import { FederationContext } from './federation-context.js';
 import { FederationVersionController } from './federation-version.controller.js';
 import { HierarchyController } from './hierarchy.controller.js';
 import { KeyQueryController } from './key-query.controller.js';
+import { MediaController } from './media.controller.js';
 import { MembershipController } from './membership.controller.js';
 import { OpenIdUserInfoController } from './openid-userinfo.controller.js';
 import { QueriesController } from './queries.controller.js';
@@ -21,7 +22,7 @@ import { TransactionsController } from './transactions.controller.js';
   controllers: [
     FederationVersionController, ServerKeysController, KeyQueryController, HierarchyController,
     TransactionsController, RoomHistoryController, MembershipController, QueriesController,
-    OpenIdUserInfoController,
+    OpenIdUserInfoController, MediaController,
   ],
 })
 export class FederationIngressModule {}

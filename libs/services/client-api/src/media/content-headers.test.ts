@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isAnimatedImage } from './animated-image.js';
+import { isAnimatedImage } from '@tessera/protocol';
 import { contentDisposition, essenceOf, servedContentType, thumbnailDisposition } from './content-headers.js';
 
 describe('Content-Disposition of downloads', () => {

@@ -91,7 +91,7 @@ export class LegacyMediaController {
 
   @Get(mediaPaths('download/:serverName/:mediaId'))
   async download(@Param('serverName') serverName: string, @Param('mediaId') mediaId: string, @Query() query: Query, @Res() reply: FastifyReply) {
-    await answer(reply, async () => sendDownload(reply, await this.media.download(serverName, mediaId, waitOf(query), false), undefined));
+    await answer(reply, async () => sendDownload(reply, await this.media.download(serverName, mediaId, waitOf(query), false, allowRemoteOf(query)), undefined));
   }
 
   @Get(mediaPaths('download/:serverName/:mediaId/:fileName'))
@@ -102,12 +102,12 @@ export class LegacyMediaController {
     @Query() query: Query,
     @Res() reply: FastifyReply,
   ) {
-    await answer(reply, async () => sendDownload(reply, await this.media.download(serverName, mediaId, waitOf(query), false), fileName));
+    await answer(reply, async () => sendDownload(reply, await this.media.download(serverName, mediaId, waitOf(query), false, allowRemoteOf(query)), fileName));
   }
 
   @Get(mediaPaths('thumbnail/:serverName/:mediaId'))
   async thumbnail(@Param('serverName') serverName: string, @Param('mediaId') mediaId: string, @Query() query: Query, @Res() reply: FastifyReply) {
-    await answer(reply, async () => sendThumbnail(reply, await this.media.thumbnail(serverName, mediaId, thumbnailRequestOf(query), waitOf(query), false)));
+    await answer(reply, async () => sendThumbnail(reply, await this.media.thumbnail(serverName, mediaId, thumbnailRequestOf(query), waitOf(query), false, allowRemoteOf(query))));
   }
 }
 
@@ -121,6 +121,14 @@ function uploadOf(body: unknown, contentType: string | undefined, query: Query):
     contentType: contentType?.trim() || DEFAULT_CONTENT_TYPE,
     uploadName: filename || null,
   };
+}
+
+/** allow_remote of the deprecated endpoints: default true; false never asks another server. */
+function allowRemoteOf(query: Query): boolean {
+  const value = query.allow_remote;
+  if (value === undefined) return true;
+  if (value !== 'true' && value !== 'false') throw invalidParam('query parameter "allow_remote" must be true or false');
+  return value === 'true';
 }
 
 /** timeout_ms: default 20 s, at most 60 s (the spec asks for a maximum; Synapse's). */

@@ -6,9 +6,11 @@ import type { Db } from '@tessera/storage';
 import { MatrixError, forbidden, invalidParam, notFound } from '../errors.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { CLIENT_API_DB } from '../tokens.js';
-import { isAnimatedImage } from './animated-image.js';
+import { isAnimatedImage } from '@tessera/protocol';
 import { essenceOf } from './content-headers.js';
 import { mediaStore, type MediaInfo, type MediaUpload } from './media.store.js';
+import { RemoteMediaService } from './remote-media.service.js';
+import type { RemoteMedia } from './remote-media.store.js';
 
 /** The spec's media-id alphabet (security considerations: only these, so no path tricks). */
 const MEDIA_ID = /^[A-Za-z0-9_-]+$/;
@@ -41,13 +43,15 @@ export interface ThumbnailRequest {
 /**
  * The content repository for local media: uploads (direct, and async through a reserved id),
  * downloads and thumbnails, all in the database (media.store.ts), so any replica serves any
- * media. Remote media (another server's mxc://) is not fetched over federation yet: 404.
+ * media. Remote media (another server's mxc://) is fetched over federation and cached by
+ * RemoteMediaService.
  */
 @Injectable()
 export class MediaService {
   constructor(
     @Inject(CLIENT_API_DB) private readonly db: Db,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(RemoteMediaService) private readonly remote: RemoteMediaService,
   ) {}
 
   get maxUploadSize(): number {
@@ -103,8 +107,14 @@ export class MediaService {
    * The media with its bytes, for a download. An id reserved but not uploaded yet is waited
    * for up to timeoutMs (spec: then 504 M_NOT_YET_UPLOADED). `authenticatedRequest` false:
    * the deprecated /_matrix/media endpoints, which do not serve frozen media (404, as Synapse).
+   * Another server's media comes from RemoteMediaService (`allowRemote`: the legacy endpoints'
+   * allow_remote parameter).
    */
-  async download(serverName: string, mediaId: string, timeoutMs: number, authenticatedRequest: boolean): Promise<ServedMedia> {
+  async download(serverName: string, mediaId: string, timeoutMs: number, authenticatedRequest: boolean, allowRemote = true): Promise<ServedMedia> {
+    if (this.isRemote(serverName, mediaId)) {
+      const media = await this.remote.download(serverName, mediaId, timeoutMs, { authenticatedRequest, allowRemote });
+      return { info: remoteInfo(mediaId, media), content: media.content };
+    }
     const info = await this.awaitUploaded(serverName, mediaId, timeoutMs, authenticatedRequest);
     const content = await mediaStore.content(this.db, mediaId);
     if (!content) throw notFound('Media not found');
@@ -118,7 +128,11 @@ export class MediaService {
    * is what to return). Other content cannot be thumbnailed: 400 M_UNKNOWN, as Synapse.
    * `animated=false` must not get an animated image: an animated original is refused then.
    */
-  async thumbnail(serverName: string, mediaId: string, request: ThumbnailRequest, timeoutMs: number, authenticatedRequest: boolean): Promise<ServedMedia & { essence: string }> {
+  async thumbnail(serverName: string, mediaId: string, request: ThumbnailRequest, timeoutMs: number, authenticatedRequest: boolean, allowRemote = true): Promise<ServedMedia & { essence: string }> {
+    if (this.isRemote(serverName, mediaId)) {
+      const { essence, content } = await this.remote.thumbnail(serverName, mediaId, request, timeoutMs, { authenticatedRequest, allowRemote });
+      return { info: remoteInfo(mediaId, { contentType: essence, uploadName: null, content }), content, essence };
+    }
     const { info, content } = await this.download(serverName, mediaId, timeoutMs, authenticatedRequest);
     const essence = essenceOf(info.contentType ?? '');
     if (!THUMBNAIL_TYPES.has(essence)) {
@@ -151,6 +165,14 @@ export class MediaService {
     }
   }
 
+  /** Whether the media is another server's (validated first: a bad name is 400, a bad id 404). */
+  private isRemote(serverName: string, mediaId: string): boolean {
+    if (!isValidServerName(serverName)) throw invalidParam(`"${serverName}" is not a valid server name`);
+    if (serverName === this.settings.serverName) return false;
+    if (!MEDIA_ID.test(mediaId)) throw notFound('Media not found');
+    return true;
+  }
+
   private checkSize(upload: MediaUpload): void {
     // Normally refused earlier, while reading the body (the route's body limit is the same).
     if (upload.content.byteLength > this.settings.media.maxUploadSize) {
@@ -161,6 +183,20 @@ export class MediaService {
   private mxcUri(mediaId: string): string {
     return `mxc://${this.settings.serverName}/${mediaId}`;
   }
+}
+
+/** What the download headers need of fetched remote media. */
+function remoteInfo(mediaId: string, media: RemoteMedia): MediaInfo {
+  return {
+    mediaId,
+    userId: '',
+    createdTs: 0,
+    uploadedTs: 0,
+    contentType: media.contentType,
+    uploadName: media.uploadName,
+    contentLength: media.content.byteLength,
+    authenticated: true,
+  };
 }
 
 function cannotOverwrite(): MatrixError {

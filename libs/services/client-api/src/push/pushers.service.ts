@@ -11,7 +11,7 @@ import { pushersStore, type PusherView } from './pushers.store.js';
  * tied to the device whose access token set it and is deleted with that device (logout,
  * device deletion: see accountsStore.deleteDevices), as Synapse does.
  *
- * Only the registrations are kept here: nothing sends to the push gateways yet.
+ * Only the registrations are kept here: PushSender (push-sender.ts) sends to the push gateways.
  */
 @Injectable()
 export class PushersService {

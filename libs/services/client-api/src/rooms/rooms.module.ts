@@ -4,6 +4,8 @@ import { DirectoryController, PublicDirectoryController } from '../directory/dir
 import { DirectoryService } from '../directory/directory.service.js';
 import { NotificationsController } from '../push/notifications.controller.js';
 import { NotificationsService } from '../push/notifications.service.js';
+import { PushSender } from '../push/push-sender.js';
+import { pushSenderSettingsProvider } from '../push/push-sender-settings.js';
 import { BundledAggregations } from '../relations/bundled-aggregations.js';
 import { RelationPages } from '../relations/relation-pages.js';
 import { RelationsController } from '../relations/relations.controller.js';
@@ -41,7 +43,7 @@ import { UserDirectoryService } from '../user-directory/user-directory.service.j
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController],
-  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService],
+  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}

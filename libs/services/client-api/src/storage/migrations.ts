@@ -293,4 +293,48 @@ CREATE TABLE local_media (
 CREATE INDEX local_media_pending_by_user ON local_media (user_id, created_ts) WHERE uploaded_ts IS NULL;
 `,
   },
+  {
+    // Remote media (media/remote-media.*): another server's media fetched over federation for
+    // our users, kept so a second download does not ask again (Synapse's remote_media_cache).
+    // Thumbnails fetched from the remote are kept apart, per requested size and method.
+    // authenticated: fetched while the unauthenticated endpoints were frozen (as local_media).
+    id: 'client_api_remote_media_0001_cache',
+    sql: `
+CREATE TABLE remote_media (
+  server_name text NOT NULL,
+  media_id text NOT NULL,
+  fetched_ts bigint NOT NULL,
+  content_type text,
+  upload_name text,
+  content_length bigint NOT NULL,
+  content bytea NOT NULL,
+  authenticated boolean NOT NULL,
+  PRIMARY KEY (server_name, media_id)
+);
+CREATE TABLE remote_media_thumbnails (
+  server_name text NOT NULL,
+  media_id text NOT NULL,
+  width bigint NOT NULL,
+  height bigint NOT NULL,
+  method text NOT NULL,
+  animated text NOT NULL,
+  fetched_ts bigint NOT NULL,
+  content_type text NOT NULL,
+  content bytea NOT NULL,
+  PRIMARY KEY (server_name, media_id, width, height, method, animated)
+);
+`,
+  },
+  {
+    // The push sender lease (push/push-lease.ts): one row naming the client-api replica that
+    // sends push notifications until expires_at_ms (database clock, ms); renewed while it lives.
+    id: 'client_api_push_sender_0001_lease',
+    sql: `
+CREATE TABLE push_sender_lease (
+  lease text PRIMARY KEY,
+  owner text NOT NULL,
+  expires_at_ms bigint NOT NULL
+);
+`,
+  },
 ];
