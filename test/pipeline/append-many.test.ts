@@ -42,7 +42,7 @@ describe('room-server appends to persistence, several rooms per message', () => 
         return writer.appendManyForBus(req);
       }, { queue: PERSISTENCE_QUEUE });
     }
-    const rs = new RoomServer({ db, bus, serverName: 'hs.test', signingKey: generateSigningKey() });
+    const rs = new RoomServer({ db, bus, serverName: 'hs.test', signingKey: generateSigningKey(), bundleAppends: true });
     await rs.start();
     cleanup.push(() => db.close(), () => bus.close(), () => writer.stop(), () => rs.stop());
     return { db, bus, messages };

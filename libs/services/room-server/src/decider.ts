@@ -99,6 +99,13 @@ export class Decider {
     readonly store: RoomStore,
     private readonly bus: BusTransport,
     readonly signer: Signer,
+    /**
+     * Send the appends of one event-loop turn in one message (persistence.append-many). Worth
+     * it over a network bus, where each message costs both ends and the broker; on the
+     * in-process bus a message costs nothing and waiting for the turn's end only delays
+     * (measured: embedded 1,000-room rate 933-1,028 events/s bundled, 1,102-1,360 not).
+     */
+    private readonly bundleAppends = false,
   ) {}
 
   /**
@@ -108,6 +115,10 @@ export class Decider {
    */
   append(request: AppendRequest): Promise<AppendReply> {
     return new Promise((resolve, reject) => {
+      if (!this.bundleAppends) {
+        this.appendOne({ request, resolve, reject });
+        return;
+      }
       this.pendingAppends.push({ request, resolve, reject });
       if (this.pendingAppends.length === 1) setImmediate(() => this.flushAppends());
     });

@@ -22,6 +22,8 @@ export interface RoomServerOptions {
   signingKey: SigningKey;
   /** Failures of background work (partition announcements); the default ignores them. */
   onError?: (err: unknown) => void;
+  /** Appends of one event-loop turn in one message to persistence (a network bus: see Decider). */
+  bundleAppends?: boolean;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -51,7 +53,7 @@ export class RoomServer {
   private subscription: Subscription | undefined;
 
   constructor(private readonly options: RoomServerOptions) {
-    this.decider = new Decider(new RoomStore(options.db), options.bus, { serverName: options.serverName, key: options.signingKey });
+    this.decider = new Decider(new RoomStore(options.db), options.bus, { serverName: options.serverName, key: options.signingKey }, options.bundleAppends ?? false);
     this.partitions = new PartitionOwnership(options.bus, { onError: options.onError });
   }
 
