@@ -383,7 +383,7 @@ describe.skipIf(!services.postgres || !services.nats || !services.redis)('rollin
     for (const r of rolled) expect(`${r.id} exited ${r.exits.join(',')}`).toBe(`${r.id} exited 0`);
     // Clients reach client-api directly (no load balancer takes a stopped replica out), so its
     // restarts are seen and retried; the restart of any other replica is invisible to them.
-    for (const r of rolled.filter((r) => r.app !== 'client-api')) expect(failedDuring.get(r.id), `send attempts failed while ${r.id} restarted`).toEqual([]);
+    for (const r of rolled.filter((r) => r.app !== 'client-api')) expect(failedDuring.get(r.id), `send attempts failed while ${r.id} restarted: ${JSON.stringify(failedDuring.get(r.id))}`).toEqual([]);
     // Only a report: attempts that met a stopped client-api replica and went to the other.
     console.info(`rolling restart: ${senders.reduce((n, s) => n + s.acked.size, 0)} sends acknowledged, ${senders.reduce((n, s) => n + s.errors.length, 0)} attempts failed and were retried`);
   }, 300_000);

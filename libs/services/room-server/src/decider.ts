@@ -245,7 +245,8 @@ export class Decider {
     // owns them (room partitions), so its cached view is almost always current, and a repeated
     // client transaction is rare (a client retrying). Persistence refuses both anyway (stale
     // sequence, duplicate transaction, whose reply names the earlier event); only then is the
-    // database read here.
+    // database read here. A refusal is never final on the cached view: it is decided again on
+    // the stored room (the view may predate another replica's appends).
     let live = items;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && live.length > 0; attempt++) {
       const view = attempt === 0 ? await this.store.view(roomId) : await this.store.reload(roomId);
@@ -278,6 +279,13 @@ export class Decider {
             inc.item.resolve({ eventId: inc.eventId, streamPos: reply.events[i]!.streamPos });
           });
           chain.aliases.forEach(({ item, eventId }) => item.resolve({ eventId, streamPos: null }));
+        }
+        if (attempt === 0 && chain.refused.length > 0) {
+          // Refused against the cached view, which nothing checked: after the room's partition
+          // moved between replicas it may predate another replica's appends (a join this one
+          // never saw). Refusals are decided again on the stored room before they are final.
+          live = chain.refused.map(({ item }) => item);
+          continue;
         }
         chain.refused.forEach(({ item, error }) => item.reject(error));
         return;
