@@ -12,6 +12,7 @@ import type { LookupFunction } from 'node:net';
 import { FederationError } from './errors.js';
 import { IpPolicy } from './ip-ranges.js';
 import { systemResolver, type DnsResolver } from './dns-resolver.js';
+import { guardedLookup } from './guarded-lookup.js';
 
 /** Where to connect and what names to present: the output of server discovery. */
 export interface ConnectTarget {
@@ -74,6 +75,7 @@ export class HttpsTransport {
     this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024;
     const extra = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca];
     const ca = extra === undefined ? undefined : options.includeSystemCas ? [...rootCertificates, ...extra] : extra;
+    this.lookup = guardedLookup(this.resolver, this.policy, BLOCKED_CODE);
     // Keep-alive connections per peer, and TLS sessions kept for resumption: a fanout talks to
     // hundreds of servers, more than Node's default cache of 100 sessions holds.
     this.agent = new https.Agent({ keepAlive: true, ca, lookup: this.lookup, maxSockets: 8, maxCachedSessions: 2000 });
@@ -84,29 +86,8 @@ export class HttpsTransport {
     this.agent.destroy();
   }
 
-  /** dns.lookup-compatible, but through the injected resolver and the IP policy. */
-  private readonly lookup: LookupFunction = (hostname, options, callback) => {
-    this.resolver.lookup(hostname).then(
-      (found) => {
-        const family = options.family === 4 || options.family === 6 ? options.family : undefined;
-        const candidates = found.filter((a) => family === undefined || a.family === family);
-        const allowed = candidates.filter((a) => this.policy.isAllowed(a.address));
-        if (allowed.length === 0) {
-          const why = candidates.length === 0 ? `${hostname} has no usable address` : this.policy.refusal(candidates[0]!.address)!;
-          const err: NodeJS.ErrnoException = new Error(why);
-          err.code = candidates.length === 0 ? 'ENOTFOUND' : BLOCKED_CODE;
-          callback(err, '', 0);
-          return;
-        }
-        if (options.all) {
-          (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, allowed);
-        } else {
-          callback(null, allowed[0]!.address, allowed[0]!.family);
-        }
-      },
-      (err: NodeJS.ErrnoException) => callback(err, '', 0),
-    );
-  };
+  /** dns.lookup-compatible, through the resolver and the IP policy. */
+  private readonly lookup: LookupFunction;
 
   request(req: TransportRequest): Promise<TransportResponse> {
     const { destination, target } = req;

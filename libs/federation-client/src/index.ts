@@ -13,3 +13,4 @@ export * from './server-keys.js';
 export * from './key-ring.js';
 export * from './pdu-verifier.js';
 export * from './from-environment.js';
+export * from './guarded-lookup.js';

@@ -148,20 +148,7 @@ export function roomVisibleTo(summary: RoomSummaryChunk, viewer: SpaceViewer): b
   if (viewer.membership === 'join' || viewer.membership === 'invite') return true;
   if (viewer.membership === 'ban') return false;
   if (summary.world_readable) return true;
-  const version = summary.room_version && isKnownRoomVersion(summary.room_version) ? getRoomVersion(summary.room_version) : undefined;
-  switch (summary.join_rule ?? 'public') {
-    case 'public':
-      return true;
-    case 'knock':
-      return version?.knockJoinRule ?? false;
-    case 'knock_restricted':
-      if (version?.knockRestrictedJoinRule) return true;
-      return false;
-    case 'restricted':
-      return (version?.restrictedJoinRule ?? false) && (summary.allowed_room_ids ?? []).some((r) => viewer.joinedRooms.has(r));
-    default:
-      return false;
-  }
+  return joinRuleOpens(summary, (allowed) => allowed.some((r) => viewer.joinedRooms.has(r)));
 }
 
 /**
@@ -171,6 +158,14 @@ export function roomVisibleTo(summary: RoomSummaryChunk, viewer: SpaceViewer): b
  */
 export function roomVisibleToServer(summary: RoomSummaryChunk, serverHasMembers: boolean): boolean {
   if (serverHasMembers || summary.world_readable) return true;
+  return joinRuleOpens(summary, () => true);
+}
+
+/**
+ * Whether the room's join rule lets someone outside see it: public, knockable (in a room
+ * version with that rule), or restricted when `restrictedAllows` says so of its allowed rooms.
+ */
+function joinRuleOpens(summary: RoomSummaryChunk, restrictedAllows: (allowedRoomIds: string[]) => boolean): boolean {
   const version = summary.room_version && isKnownRoomVersion(summary.room_version) ? getRoomVersion(summary.room_version) : undefined;
   switch (summary.join_rule ?? 'public') {
     case 'public':
@@ -180,7 +175,7 @@ export function roomVisibleToServer(summary: RoomSummaryChunk, serverHasMembers:
     case 'knock_restricted':
       return version?.knockRestrictedJoinRule ?? false;
     case 'restricted':
-      return version?.restrictedJoinRule ?? false;
+      return (version?.restrictedJoinRule ?? false) && restrictedAllows(summary.allowed_room_ids ?? []);
     default:
       return false;
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
-import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias, isValidServerName } from '@tessera/protocol';
-import { getCurrentStateEvents, getJoinedServers, getRoom, getRoomMemberCounts, type Db } from '@tessera/storage';
+import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias, isValidServerName, roomSummaryFromState, type RoomSummaryChunk } from '@tessera/protocol';
+import { getCurrentStateEvents, getJoinedServers, getRoom, getSpaceRoomState, type Db } from '@tessera/storage';
 import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
 import { RemoteQueries } from '../federation/remote-queries.js';
 import { maySendState } from '../rooms/power.js';
@@ -12,18 +12,8 @@ import { directoryStore } from './directory.store.js';
 
 const DEFAULT_PUBLIC_ROOMS_LIMIT = 100;
 
-export interface PublicRoomsChunk {
-  room_id: string;
-  num_joined_members: number;
-  world_readable: boolean;
-  guest_can_join: boolean;
-  name?: string;
-  topic?: string;
-  canonical_alias?: string;
-  avatar_url?: string;
-  join_rule?: string;
-  room_type?: string;
-}
+/** A room of the directory (PublishedRoomsChunk): a room summary without the fields the hierarchy API adds. */
+export type PublicRoomsChunk = Omit<RoomSummaryChunk, 'allowed_room_ids' | 'encryption' | 'room_version'>;
 
 /** Room aliases and the public room directory (spec "Room aliases", "Listing rooms"). */
 @Injectable()
@@ -155,33 +145,9 @@ export class DirectoryService {
   }
 
   private async describe(roomId: string): Promise<PublicRoomsChunk | undefined> {
-    const room = await getRoom(this.db, roomId);
-    if (!room) return undefined;
-    const state = await getCurrentStateEvents(this.db, roomId, [
-      'm.room.name', 'm.room.topic', 'm.room.canonical_alias', 'm.room.avatar', 'm.room.join_rules', 'm.room.history_visibility',
-      'm.room.guest_access', 'm.room.create',
-    ]);
-    const content = (type: string) => (state.find((e) => e.type === type && e.stateKey === '')?.json.content ?? {}) as Record<string, unknown>;
-    const counts = await getRoomMemberCounts(this.db, roomId);
-    const chunk: PublicRoomsChunk = {
-      room_id: roomId,
-      num_joined_members: counts.join ?? 0,
-      world_readable: content('m.room.history_visibility').history_visibility === 'world_readable',
-      guest_can_join: content('m.room.guest_access').guest_access === 'can_join',
-    };
-    const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-    const name = str(content('m.room.name').name);
-    if (name) chunk.name = name;
-    const topic = str(content('m.room.topic').topic);
-    if (topic) chunk.topic = topic;
-    const alias = str(content('m.room.canonical_alias').alias);
-    if (alias) chunk.canonical_alias = alias;
-    const avatar = str(content('m.room.avatar').url);
-    if (avatar) chunk.avatar_url = avatar;
-    const joinRule = str(content('m.room.join_rules').join_rule);
-    if (joinRule) chunk.join_rule = joinRule;
-    const roomType = str(content('m.room.create').type);
-    if (roomType) chunk.room_type = roomType;
+    const held = await getSpaceRoomState(this.db, roomId);
+    if (!held) return undefined;
+    const { allowed_room_ids: _allowed, encryption: _encryption, room_version: _version, ...chunk } = roomSummaryFromState(roomId, held.roomVersion, held.state, held.joinedMembers);
     return chunk;
   }
 

@@ -32,7 +32,8 @@ export class RemoteQueries implements OnModuleDestroy {
     @Inject(SIGNING_KEYS) private readonly keys: LoadedSigningKeys,
   ) {}
 
-  private get federation(): FederationClient {
+  /** The client-api's one outbound federation client (its connection pool), made on first use; media fetches use it too. */
+  get federation(): FederationClient {
     this.client ??= createFederationClient(this.config.serverName, this.keys.current, readFederationEnvironment());
     return this.client;
   }

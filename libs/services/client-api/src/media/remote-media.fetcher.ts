@@ -14,14 +14,13 @@
  * out, an answer that is not what the spec says). A thumbnail the remote refuses to make (400,
  * 413) is refused with its own errcode.
  */
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { HomeserverConfig, LoadedSigningKeys } from '@tessera/config';
+import { Inject, Injectable } from '@nestjs/common';
 import {
-  createFederationClient, FederationError, fileNameOfDisposition, MultipartError, parseMediaMultipart, readFederationEnvironment,
+  FederationError, fileNameOfDisposition, MultipartError, parseMediaMultipart,
   type FederationClient, type MediaMultipart, type RawResponse,
 } from '@tessera/federation-client';
-import { CONFIG, SIGNING_KEYS } from '@tessera/http';
 import { MatrixError } from '../errors.js';
+import { RemoteQueries } from '../federation/remote-queries.js';
 import type { RemoteMedia, ThumbnailKey } from './remote-media.store.js';
 
 /** Room for the multipart framing around the media itself. */
@@ -32,22 +31,12 @@ const TRANSFER_MS = 30_000;
 type Kind = 'download' | 'thumbnail';
 
 @Injectable()
-export class RemoteMediaFetcher implements OnModuleDestroy {
-  private client: FederationClient | undefined;
+export class RemoteMediaFetcher {
+  constructor(@Inject(RemoteQueries) private readonly remote: RemoteQueries) {}
 
-  constructor(
-    @Inject(CONFIG) private readonly config: HomeserverConfig,
-    @Inject(SIGNING_KEYS) private readonly keys: LoadedSigningKeys,
-  ) {}
-
-  /** Made on first use, so a server that never fetches remote media never reads the federation settings. */
+  /** client-api's one federation client (RemoteQueries makes it on first use and closes it). */
   private get federation(): FederationClient {
-    this.client ??= createFederationClient(this.config.serverName, this.keys.current, readFederationEnvironment());
-    return this.client;
-  }
-
-  onModuleDestroy(): void {
-    this.client?.close();
+    return this.remote.federation;
   }
 
   /** The media's bytes, type and name. */

@@ -12,7 +12,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
-import { IpPolicy, systemResolver, type DnsResolver } from '@tessera/federation-client';
+import { guardedLookup, IpPolicy, systemResolver, type DnsResolver } from '@tessera/federation-client';
 
 export type GatewayFailure = 'refused' | 'network' | 'timeout' | 'status';
 
@@ -66,6 +66,7 @@ export class GatewayClient {
     this.resolver = options.resolver ?? systemResolver;
     this.timeoutMs = options.timeoutMs;
     this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024;
+    this.lookup = guardedLookup(this.resolver, this.policy, REFUSED_CODE, refusalMessage);
     this.httpAgent = new http.Agent({ keepAlive: true, lookup: this.lookup, maxSockets: 8 });
     this.httpsAgent = new https.Agent({ keepAlive: true, lookup: this.lookup, maxSockets: 8 });
   }
@@ -76,26 +77,7 @@ export class GatewayClient {
   }
 
   /** dns.lookup-compatible, through the resolver and the IP policy. */
-  private readonly lookup: LookupFunction = (hostname, options, callback) => {
-    this.resolver.lookup(hostname).then(
-      (found) => {
-        const family = options.family === 4 || options.family === 6 ? options.family : undefined;
-        const candidates = found.filter((a) => family === undefined || a.family === family);
-        const allowed = candidates.filter((a) => this.policy.isAllowed(a.address));
-        if (allowed.length === 0) {
-          const err: NodeJS.ErrnoException = new Error(
-            candidates.length === 0 ? `${hostname} has no usable address` : refusalMessage(hostname, this.policy.refusal(candidates[0]!.address)!),
-          );
-          err.code = candidates.length === 0 ? 'ENOTFOUND' : REFUSED_CODE;
-          callback(err, '', 0);
-          return;
-        }
-        if (options.all) (callback as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, allowed);
-        else callback(null, allowed[0]!.address, allowed[0]!.family);
-      },
-      (err: NodeJS.ErrnoException) => callback(err, '', 0),
-    );
-  };
+  private readonly lookup: LookupFunction;
 
   /** POSTs `body` as JSON to the gateway's notify URL. Rejects with a GatewayError. */
   notify(url: string, body: unknown): Promise<GatewayAnswer> {

@@ -1,5 +1,5 @@
 import { badJson, invalidParam } from '../errors.js';
-import { roomPasses } from '../rooms/event-filter.js';
+import { roomPasses, type RoomEventFilter } from '../rooms/event-filter.js';
 import {
   isPlainObject, objectBody, optionalBoolean, optionalInteger, optionalObject, optionalString, optionalStringArray, requireObject, requireString,
   type JsonBody,
@@ -16,16 +16,7 @@ export type SearchKey = keyof typeof SEARCH_KEYS;
 export type GroupKey = 'room_id' | 'sender';
 
 /** The part of a RoomEventFilter search reads (lazy loading and thread counts mean nothing here). */
-export interface SearchFilter {
-  limit?: number;
-  types?: string[];
-  not_types?: string[];
-  senders?: string[];
-  not_senders?: string[];
-  rooms?: string[];
-  not_rooms?: string[];
-  contains_url?: boolean;
-}
+export type SearchFilter = Pick<RoomEventFilter, 'limit' | 'types' | 'not_types' | 'senders' | 'not_senders' | 'rooms' | 'not_rooms' | 'contains_url'>;
 
 /** search_categories.room_events, checked. */
 export interface RoomEventsCriteria {
