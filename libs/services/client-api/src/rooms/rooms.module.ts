@@ -35,6 +35,9 @@ import { ReportsService } from '../reports/reports.service.js';
 import { TimestampToEventController } from '../timestamp-to-event/timestamp-to-event.controller.js';
 import { UserDirectoryController } from '../user-directory/user-directory.controller.js';
 import { UserDirectoryService } from '../user-directory/user-directory.service.js';
+import { EventStreamService } from '../legacy-sync/event-stream.service.js';
+import { InitialSyncService } from '../legacy-sync/initial-sync.service.js';
+import { LegacySyncController } from '../legacy-sync/legacy-sync.controller.js';
 
 /**
  * Rooms, aliases and the directory, and /sync: the Client-Server API over the room pipeline.
@@ -42,8 +45,8 @@ import { UserDirectoryService } from '../user-directory/user-directory.service.j
  */
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
-  controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController],
-  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender],
+  controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController, LegacySyncController],
+  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}
