@@ -10,6 +10,11 @@
  *   migrate                         apply every service's migrations to DATABASE_URL
  *   health [NAME=URL ...]           readiness of each service, as a table
  *   state-resolve FILE...           resolve a room's state from PDU files (tools/state-resolve.ts)
+ *   create-registration-token [SERVER_URL]
+ *                                   create a registration token (m.login.registration_token) through
+ *                                   Synapse's admin API, as a server admin
+ *   list-registration-tokens [SERVER_URL]
+ *                                   the registration tokens with their uses, as JSON lines
  *
  * Exit codes: 0 done, 1 the operation failed (server refused, service not ready), 2 bad usage.
  */
@@ -36,6 +41,9 @@ const USAGE: Record<string, string> = {
   migrate: 'migrate [--database-url URL]   (default: $DATABASE_URL)',
   health: 'health [--timeout MS] [NAME=URL ...]   (default: every service on localhost at its default port)',
   'state-resolve': 'state-resolve FILE...',
+  'create-registration-token':
+    'create-registration-token [--token TOKEN | --length N] [--uses-allowed N] [--expiry-time MS | --valid-for DURATION] (--access-token TOKEN | -u ADMIN_USER -p PASSWORD) [SERVER_URL (default http://localhost:8008)]',
+  'list-registration-tokens': 'list-registration-tokens [--valid | --invalid] (--access-token TOKEN | -u ADMIN_USER -p PASSWORD) [SERVER_URL (default http://localhost:8008)]',
 };
 
 function usage(): string {
@@ -151,6 +159,114 @@ async function registerUser(args: string[]): Promise<void> {
   const res = await fetch(endpoint, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const result = await readJson(res, 'registering');
   process.stdout.write(`Success! Registered ${String(result.user_id)}${admin ? ' (admin)' : ''}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// registration tokens
+
+const ADMIN_LOGIN_OPTIONS = {
+  'access-token': { type: 'string' },
+  user: { type: 'string', short: 'u' },
+  password: { type: 'string', short: 'p' },
+} as const;
+
+/**
+ * Runs `work` with an admin's access token: --access-token (or ADMIN_ACCESS_TOKEN), or a login
+ * with -u/-p whose session is logged out afterwards.
+ */
+async function asAdmin<T>(
+  command: string,
+  server: string,
+  values: { 'access-token'?: string; user?: string; password?: string },
+  work: (token: string) => Promise<T>,
+): Promise<T> {
+  const given = values['access-token'] ?? process.env.ADMIN_ACCESS_TOKEN;
+  if (given) return work(given);
+  if (!values.user) throw new UsageError(`an admin's access token (--access-token, ADMIN_ACCESS_TOKEN) or login (-u USER -p PASSWORD) is needed\nusage: ${USAGE[command]}`);
+  const password = values.password ?? (await prompt('Password: '));
+  let res: Response;
+  try {
+    res = await fetch(`${server}/_matrix/client/v3/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: values.user }, password, initial_device_display_name: 'tessera admin tool' }),
+    });
+  } catch (err) {
+    throw new FailedError(`cannot reach ${server}: ${(err as Error).cause ?? (err as Error).message}`);
+  }
+  const { access_token: token } = await readJson(res, 'logging in');
+  if (typeof token !== 'string') throw new FailedError('the login gave no access token');
+  try {
+    return await work(token);
+  } finally {
+    await fetch(`${server}/_matrix/client/v3/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' }).catch(() => undefined);
+  }
+}
+
+function serverUrl(command: string, positionals: string[]): string {
+  if (positionals.length > 1) throw new UsageError(`one server URL at most\nusage: ${USAGE[command]}`);
+  const server = (positionals[0] ?? 'http://localhost:8008').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(server)) throw new UsageError(`the server URL must be http(s)://host[:port], got ${JSON.stringify(server)}`);
+  return server;
+}
+
+function wholeNumber(command: string, name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} must be a whole number, got ${JSON.stringify(value)}\nusage: ${USAGE[command]}`);
+  return Number(value);
+}
+
+/** POST /_synapse/admin/v1/registration_tokens/new; prints the token, then its record as JSON on stderr. */
+async function createRegistrationToken(args: string[]): Promise<void> {
+  const command = 'create-registration-token';
+  const { values, positionals } = parse(command, args, {
+    ...ADMIN_LOGIN_OPTIONS,
+    token: { type: 'string' },
+    length: { type: 'string' },
+    'uses-allowed': { type: 'string' },
+    'expiry-time': { type: 'string' },
+    'valid-for': { type: 'string' },
+  });
+  const server = serverUrl(command, positionals);
+  if (values.token !== undefined && values.length !== undefined) throw new UsageError(`--token and --length together\nusage: ${USAGE[command]}`);
+  if (values['expiry-time'] !== undefined && values['valid-for'] !== undefined) throw new UsageError(`--expiry-time and --valid-for together\nusage: ${USAGE[command]}`);
+  const body: Record<string, unknown> = {};
+  if (values.token !== undefined) body.token = values.token;
+  const length = wholeNumber(command, 'length', values.length);
+  if (length !== undefined) body.length = length;
+  const usesAllowed = wholeNumber(command, 'uses-allowed', values['uses-allowed']);
+  if (usesAllowed !== undefined) body.uses_allowed = usesAllowed;
+  const expiry = wholeNumber(command, 'expiry-time', values['expiry-time']);
+  if (expiry !== undefined) body.expiry_time = expiry;
+  if (values['valid-for'] !== undefined) {
+    const { parseDuration } = await import('@tessera/config');
+    const ms = parseDuration(values['valid-for']);
+    if (ms === undefined) throw new UsageError(`--valid-for must be a duration such as 7d, 12h or 30m, got ${JSON.stringify(values['valid-for'])}`);
+    body.expiry_time = Date.now() + ms;
+  }
+  const created = await asAdmin(command, server, values, async (token) => {
+    const res = await fetch(`${server}/_synapse/admin/v1/registration_tokens/new`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return readJson(res, 'creating the registration token');
+  });
+  process.stdout.write(`${String(created.token)}\n`);
+  process.stderr.write(`${JSON.stringify(created)}\n`);
+}
+
+async function listRegistrationTokens(args: string[]): Promise<void> {
+  const command = 'list-registration-tokens';
+  const { values, positionals } = parse(command, args, { ...ADMIN_LOGIN_OPTIONS, valid: { type: 'boolean' }, invalid: { type: 'boolean' } });
+  const server = serverUrl(command, positionals);
+  if (values.valid && values.invalid) throw new UsageError(`--valid and --invalid together\nusage: ${USAGE[command]}`);
+  const query = values.valid ? '?valid=true' : values.invalid ? '?valid=false' : '';
+  const listed = await asAdmin(command, server, values, async (token) => {
+    const res = await fetch(`${server}/_synapse/admin/v1/registration_tokens${query}`, { headers: { authorization: `Bearer ${token}` } });
+    return readJson(res, 'listing registration tokens');
+  });
+  for (const t of (listed.registration_tokens as unknown[]) ?? []) process.stdout.write(`${JSON.stringify(t)}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +479,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'state-resolve':
       return stateResolve(args);
+    case 'create-registration-token':
+      await createRegistrationToken(args);
+      return 0;
+    case 'list-registration-tokens':
+      await listRegistrationTokens(args);
+      return 0;
     case undefined:
     case 'help':
     case '--help':

@@ -51,6 +51,8 @@ export interface RegistrationConfig {
   enableRegistration: boolean;
   /** Shared secret for admin registration (Synapse's register_new_matrix_user). */
   registrationSharedSecret?: string;
+  /** Registration needs a token of registration_tokens (Synapse's registration_requires_token; m.login.registration_token). */
+  registrationRequiresToken?: boolean;
 }
 
 /** A token bucket: `perSecond` tokens added each second, up to `burst`. perSecond 0: no limit. */
@@ -79,6 +81,8 @@ export interface ClientApiConfig {
   jwtAccessTokenSecret?: string;
   /** Set: the JWT login type is offered. */
   jwtLogin?: JwtLoginConfig;
+  /** Lifetime of access tokens issued with a refresh token (Synapse's refreshable_access_token_lifetime; default 5 minutes). */
+  refreshableAccessTokenLifetimeMs?: number;
 }
 
 /** The content repository (Synapse's max_upload_size and enable_authenticated_media). */
@@ -100,6 +104,19 @@ export interface PushConfig {
    * private, loopback or otherwise special-purpose. Empty (default): public addresses only.
    */
   allowedCidrs: string[];
+}
+
+/** URL previews (GET /_matrix/client/v1/media/preview_url), Synapse's url_preview_* and max_spider_size. */
+export interface UrlPreviewConfig {
+  /** false (default, as Synapse): the preview endpoints are not served (404 M_UNRECOGNIZED). */
+  enabled: boolean;
+  /**
+   * CIDRs a previewed URL (or its image, or a redirect) may be fetched from although private,
+   * loopback or otherwise special-purpose (url_preview_ip_range_whitelist). Empty: public only.
+   */
+  allowedCidrs: string[];
+  /** Largest page or image fetched for a preview, in bytes (max_spider_size, default 10M). */
+  maxSize: number;
 }
 
 export interface HomeserverConfig {
@@ -141,4 +158,5 @@ export interface HomeserverConfig {
   media: MediaConfig;
   push: PushConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  urlPreview: UrlPreviewConfig;
 }

@@ -95,7 +95,7 @@ log_level: warn
     expect(c.redis.url).toBe('redis://redis:6379');
     expect(c.wellKnown.client).toEqual({ baseUrl: 'https://matrix.example.org', identityServerBaseUrl: undefined });
     expect(c.wellKnown.server).toEqual({ delegation: 'matrix.example.org:443' });
-    expect(c.registration).toEqual({ enableRegistration: true, registrationSharedSecret: 's3cret' });
+    expect(c.registration).toEqual({ enableRegistration: true, registrationSharedSecret: 's3cret', registrationRequiresToken: false });
     expect(c.maxRequestSize).toBe(2097152);
     expect(c.logLevel).toBe('warn');
   });

@@ -42,6 +42,11 @@ const TOP_LEVEL_KEYS = [
   'enable_authenticated_media',
   'push',
   'log_level',
+  'registration_requires_token',
+  'refreshable_access_token_lifetime',
+  'url_preview_enabled',
+  'url_preview_ip_range_whitelist',
+  'max_spider_size',
 ] as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -302,6 +307,7 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
 
   const enableRegistration = envBool('ENABLE_REGISTRATION') ?? bool(raw, 'enable_registration', 'enable_registration') ?? false;
   const registrationSharedSecret = env.REGISTRATION_SHARED_SECRET || str(raw, 'registration_shared_secret', 'registration_shared_secret');
+  const registrationRequiresToken = envBool('REGISTRATION_REQUIRES_TOKEN') ?? bool(raw, 'registration_requires_token', 'registration_requires_token') ?? false;
 
   // rate_limits: token buckets per user and per IP; enabled: false turns both off.
   const rl = map(raw, 'rate_limits', 'rate_limits', ['enabled', 'per_user', 'per_ip']);
@@ -381,6 +387,12 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     jwtAccessTokenSecret: accessTokenFormat === 'jwt' ? jwtAccessTokenSecret : undefined,
     jwtLogin,
   };
+  // refreshable_access_token_lifetime: how long an access token issued with a refresh token lives (Synapse's default: 5m).
+  if (raw.refreshable_access_token_lifetime !== undefined && raw.refreshable_access_token_lifetime !== null) {
+    const d = parseDuration(raw.refreshable_access_token_lifetime);
+    if (d === undefined) fail('refreshable_access_token_lifetime', 'must be a duration such as "5m", "1h" or a number of milliseconds');
+    clientApi.refreshableAccessTokenLifetimeMs = d;
+  }
 
   let maxRequestSize = 1024 * 1024;
   const mrs = env.MAX_REQUEST_SIZE ?? raw.max_request_size;
@@ -421,6 +433,30 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     pushAllowedCidrs = (list as string[]).map((c) => c.trim());
   }
 
+  // URL previews: off by default (Synapse's url_preview_enabled); the whitelist as push.allowed_cidrs.
+  const urlPreviewEnabled = envBool('URL_PREVIEW_ENABLED') ?? bool(raw, 'url_preview_enabled', 'url_preview_enabled') ?? false;
+  let urlPreviewAllowedCidrs: string[] = [];
+  if (env.URL_PREVIEW_IP_RANGE_WHITELIST !== undefined) {
+    urlPreviewAllowedCidrs = env.URL_PREVIEW_IP_RANGE_WHITELIST.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  } else if (raw.url_preview_ip_range_whitelist !== undefined && raw.url_preview_ip_range_whitelist !== null) {
+    const list = raw.url_preview_ip_range_whitelist;
+    if (!Array.isArray(list) || !list.every((c) => typeof c === 'string' && c.trim() !== '')) {
+      fail('url_preview_ip_range_whitelist', `must be a list of CIDR strings (e.g. ["10.0.0.0/8"]), got ${JSON.stringify(list)}`);
+    }
+    urlPreviewAllowedCidrs = (list as string[]).map((c) => c.trim());
+  }
+  let urlPreviewMaxSize = 10 * 1024 * 1024;
+  const mss = env.MAX_SPIDER_SIZE ?? raw.max_spider_size;
+  if (mss !== undefined && mss !== '') {
+    const n = parseSize(mss);
+    if (n === undefined || n < 1024) {
+      const problem = `must be a number of bytes (optionally with K, M or G, e.g. "10M") of at least 1024, got ${JSON.stringify(mss)}`;
+      if (env.MAX_SPIDER_SIZE !== undefined) failEnv('MAX_SPIDER_SIZE', problem);
+      fail('max_spider_size', problem);
+    }
+    urlPreviewMaxSize = n!;
+  }
+
   const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     const problem = `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`;
@@ -452,12 +488,13 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
       server: delegation ? { delegation } : undefined,
       support: supportContacts !== undefined || supportPage !== undefined ? { contacts: supportContacts, supportPage } : undefined,
     },
-    registration: { enableRegistration, registrationSharedSecret },
+    registration: { enableRegistration, registrationSharedSecret, registrationRequiresToken },
     clientApi,
     maxRequestSize,
     media: { maxUploadSize, enableAuthenticatedMedia },
     push: { allowedCidrs: pushAllowedCidrs },
     logLevel,
+    urlPreview: { enabled: urlPreviewEnabled, allowedCidrs: urlPreviewAllowedCidrs, maxSize: urlPreviewMaxSize },
   };
 }
 

@@ -2,6 +2,7 @@ import { Inject, Injectable, Module, type OnModuleDestroy } from '@nestjs/common
 import type { HomeserverConfig } from '@tessera/config';
 import { CONFIG, DB } from '@tessera/http';
 import { RegistrationController, SessionController } from './accounts/accounts.controller.js';
+import { ThreepidAccountController, ThreepidRequestTokenController } from './accounts/threepid.controller.js';
 import { AccountsService } from './accounts/accounts.service.js';
 import { DevicesController } from './accounts/devices.controller.js';
 import { DevicesService } from './accounts/devices.service.js';
@@ -26,6 +27,7 @@ import { RemoteMediaService } from './media/remote-media.service.js';
 import { PushersController } from './push/pushers.controller.js';
 import { PushersService } from './push/pushers.service.js';
 import type { PushSenderSettings } from './push/push-sender-settings.js';
+import type { UrlPreviewSettings } from './media/url-preview/url-preview-settings.js';
 import { EPHEMERAL_STORE, type EphemeralStore } from './ephemeral/ephemeral-store.js';
 import { PresenceService } from './ephemeral/presence.service.js';
 import { createEphemeralStore } from './ephemeral/redis-ephemeral-store.js';
@@ -46,6 +48,10 @@ import { OpenIdController } from './openid/openid.controller.js';
 import { OpenIdTokensService } from './openid/openid-tokens.service.js';
 import { ThirdPartyController } from './thirdparty/thirdparty.controller.js';
 import { VoipController } from './voip/voip.controller.js';
+import { RefreshController } from './accounts/refresh.controller.js';
+import { RegistrationTokensAdminController, RegistrationTokenValidityController } from './accounts/registration-tokens.controller.js';
+import { RegistrationTokensService } from './accounts/registration-tokens.service.js';
+import { RefreshTokensService } from './auth/refresh-tokens.service.js';
 
 /**
  * Optional: settings over those of the HomeserverConfig (YAML: rate_limits, access_tokens,
@@ -59,6 +65,8 @@ export interface ClientApiOverrides extends Partial<ClientApiSettings> {
   redisKeyPrefix?: string;
   /** Push sender timings and limits over the defaults (push/push-sender-settings.ts). */
   pushSender?: Partial<PushSenderSettings>;
+  /** URL preview limits over the config's (media/url-preview/url-preview-settings.ts). */
+  urlPreview?: Partial<UrlPreviewSettings>;
 }
 
 /** Closes the ephemeral store (a Redis connection) with the application. */
@@ -92,6 +100,8 @@ const services = [
   RemoteQueries,
   AccessTokenGuard,
   RateLimitGuard,
+  RefreshTokensService,
+  RegistrationTokensService,
 ];
 
 /**
@@ -119,6 +129,11 @@ const services = [
     ThirdPartyController,
     OpenIdController,
     WhoisController,
+    RefreshController,
+    RegistrationTokenValidityController,
+    RegistrationTokensAdminController,
+    ThreepidRequestTokenController,
+    ThreepidAccountController,
   ],
   providers: [
     { provide: CLIENT_API_DB, useExisting: DB },
@@ -134,6 +149,8 @@ const services = [
           jwtAccessTokenSecret: config.clientApi.jwtAccessTokenSecret,
           jwtLogin: config.clientApi.jwtLogin,
           media: { ...DEFAULT_MEDIA_SETTINGS, ...config.media },
+          ...(config.clientApi.refreshableAccessTokenLifetimeMs !== undefined ? { refreshableAccessTokenLifetimeMs: config.clientApi.refreshableAccessTokenLifetimeMs } : {}),
+          registrationRequiresToken: config.registration.registrationRequiresToken ?? false,
           ...overrides,
         }),
     },

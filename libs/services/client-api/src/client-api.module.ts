@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
 import { ClientApiCoreModule } from './client-api-core.module.js';
+import { UrlPreviewModule } from './media/url-preview/url-preview.module.js';
 import { RoomsModule } from './rooms/rooms.module.js';
 import { VersionsController } from './versions.controller.js';
 
@@ -9,7 +10,7 @@ import { VersionsController } from './versions.controller.js';
  * keeps its logic in its own files.
  */
 @Module({
-  imports: [WellKnownModule, ClientApiCoreModule, RoomsModule],
+  imports: [WellKnownModule, ClientApiCoreModule, RoomsModule, UrlPreviewModule],
   controllers: [VersionsController],
 })
 export class ClientApiModule {}

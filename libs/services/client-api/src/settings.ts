@@ -57,6 +57,10 @@ export interface ClientApiSettings {
   /** scrypt cost N (a power of two); parameters are stored with each hash. */
   passwordScryptCost: number;
   media: MediaSettings;
+  /** Lifetime of access tokens issued with a refresh token (login/register `refresh_token: true`, /refresh). */
+  refreshableAccessTokenLifetimeMs: number;
+  /** POST /register needs the m.login.registration_token stage (Synapse's registration_requires_token). */
+  registrationRequiresToken: boolean;
 }
 
 export const CLIENT_API_SETTINGS = Symbol('CLIENT_API_SETTINGS');
@@ -71,6 +75,8 @@ export function clientApiSettings(serverName: string, overrides: Partial<ClientA
     rateLimit: { perUser: { perSecond: 10, burst: 50 }, perIp: { perSecond: 20, burst: 100 } },
     passwordScryptCost: 16384,
     media: DEFAULT_MEDIA_SETTINGS,
+    refreshableAccessTokenLifetimeMs: 5 * 60_000,
+    registrationRequiresToken: false,
     ...overrides,
   };
 }

@@ -1,4 +1,4 @@
-import { badJson, invalidParam, missingParam } from './errors.js';
+import { badJson, invalidParam, missingParam, notJson } from './errors.js';
 
 /**
  * Request body checks. Each throws the spec's error for a body that is valid JSON but wrong:
@@ -15,7 +15,9 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 export function objectBody(body: unknown, allowEmpty = true): JsonBody {
   if (body === undefined || body === null || body === '') {
     if (allowEmpty) return {};
-    throw badJson('the request needs a JSON object body');
+    // An empty body is not JSON at all (M_NOT_JSON, as Synapse); `null` is JSON of the wrong shape.
+    if (body === null) throw badJson('the request body must be a JSON object, not null');
+    throw notJson('the request needs a JSON object body; it was empty');
   }
   if (!isPlainObject(body)) throw badJson('the request body must be a JSON object');
   return body;

@@ -10,6 +10,7 @@
 import type { Migration } from '../migrate.js';
 import { eventDestinationsMigrations } from '../fanout/migrations.js';
 import { eventRelationsMigrations } from './relations-migrations.js';
+import { eventTimestampMigrations } from './timestamp-migrations.js';
 
 export const eventLogMigrations: Migration[] = [
   {
@@ -142,4 +143,6 @@ CREATE TABLE consumer_cursors (
   ...eventDestinationsMigrations,
   // Expression indexes for event relationships (/relations, /threads).
   ...eventRelationsMigrations,
+  // Index by origin_server_ts for /timestamp_to_event.
+  ...eventTimestampMigrations,
 ];

@@ -4,6 +4,7 @@ import { importSPKI, jwtVerify, type CryptoKey as JoseKey } from 'jose';
 import type { Db, Queryable } from '@tessera/storage';
 import { AccessTokensService, type Requester } from '../auth/access-tokens.service.js';
 import { PasswordCheck } from '../auth/password-check.js';
+import { RefreshTokensService } from '../auth/refresh-tokens.service.js';
 import { hashPassword } from '../auth/password-hash.js';
 import { randomDeviceId, randomToken, sha256Hex } from '../auth/token-hash.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
@@ -14,12 +15,16 @@ import { accountsStore } from '../storage/accounts-store.js';
 import { StreamChanges } from '../stream-changes.js';
 import { CLIENT_API_DB } from '../tokens.js';
 import { optionalBoolean, optionalString, type JsonBody } from '../validation.js';
+import { RegistrationTokensService } from './registration-tokens.service.js';
 import { checkNewLocalpart } from './username.js';
 
 export interface LoginResult {
   user_id: string;
   access_token: string;
   device_id: string;
+  /** With `refresh_token: true` in the request: the access token expires after expires_in_ms. */
+  refresh_token?: string;
+  expires_in_ms?: number;
 }
 
 const MAX_PASSWORD_LENGTH = 512;
@@ -36,6 +41,8 @@ export class AccountsService {
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
     @Inject(EPHEMERAL_STORE) private readonly ephemeral: EphemeralStore,
     @Inject(StreamChanges) private readonly changes: StreamChanges,
+    @Inject(RefreshTokensService) private readonly refreshTokens: RefreshTokensService,
+    @Inject(RegistrationTokensService) private readonly registrationTokens: RegistrationTokensService,
   ) {}
 
   private readonly deactivationHooks: Array<(userId: string) => Promise<void>> = [];
@@ -68,23 +75,30 @@ export class AccountsService {
     const deviceId = optionalString(body, 'device_id');
     const displayName = optionalString(body, 'initial_device_display_name');
     const inhibitLogin = optionalBoolean(body, 'inhibit_login') ?? false;
-    optionalBoolean(body, 'refresh_token');
+    const refreshable = optionalBoolean(body, 'refresh_token') ?? false;
     if (password !== undefined && password.length > MAX_PASSWORD_LENGTH) throw new MatrixError(400, 'M_INVALID_PARAM', 'The password is too long');
     if (body.auth !== undefined && body.auth !== null && password === undefined) throw missingParam('missing "password"');
     const localpart = username !== undefined ? await this.checkUsernameAvailable(username) : undefined;
 
-    await this.uia.require(body, 'register');
-    if (password === undefined) throw missingParam('missing "password"');
-
-    const passwordHash = await hashPassword(password, this.settings.passwordScryptCost);
-    return this.db.transaction(async (tx) => {
-      const userId = localpart !== undefined ? this.userIdOf(localpart) : await this.freeGeneratedUserId(tx);
-      if (!(await accountsStore.insert(tx, { userId, passwordHash, profile: { displayname: userId.slice(1, userId.indexOf(':')) } }))) {
-        throw new MatrixError(400, 'M_USER_IN_USE', 'This username is already taken');
-      }
-      if (inhibitLogin) return { user_id: userId };
-      return { ...(await this.startSession(tx, userId, deviceId, displayName, ip)) };
-    });
+    const { registrationToken } = await this.uia.require(body, 'register');
+    try {
+      if (password === undefined) throw missingParam('missing "password"');
+      const passwordHash = await hashPassword(password, this.settings.passwordScryptCost);
+      return await this.db.transaction(async (tx) => {
+        const userId = localpart !== undefined ? this.userIdOf(localpart) : await this.freeGeneratedUserId(tx);
+        if (!(await accountsStore.insert(tx, { userId, passwordHash, profile: { displayname: userId.slice(1, userId.indexOf(':')) } }))) {
+          throw new MatrixError(400, 'M_USER_IN_USE', 'This username is already taken');
+        }
+        // The token's pending use becomes a completed one with the account (as Synapse).
+        if (registrationToken !== undefined) await this.registrationTokens.complete(tx, registrationToken);
+        if (inhibitLogin) return { user_id: userId };
+        return { ...(await this.startSession(tx, userId, deviceId, displayName, ip, refreshable)) };
+      });
+    } catch (error) {
+      // No account: the use the UIA stage reserved is given back.
+      if (registrationToken !== undefined) await this.registrationTokens.release(this.db, registrationToken);
+      throw error;
+    }
   }
 
   private async freeGeneratedUserId(tx: Queryable): Promise<string> {
@@ -96,12 +110,24 @@ export class AccountsService {
   }
 
   /** Creates (or reuses) the device and issues its token. A reused device's old tokens end (spec: /login device_id). */
-  private async startSession(tx: Queryable, userId: string, deviceId: string | undefined, displayName: string | undefined, ip: string | undefined): Promise<LoginResult> {
+  private async startSession(
+    tx: Queryable,
+    userId: string,
+    deviceId: string | undefined,
+    displayName: string | undefined,
+    ip: string | undefined,
+    refreshable = false,
+  ): Promise<LoginResult> {
     const device = deviceId ?? randomDeviceId();
     if (deviceId !== undefined) {
       await this.tokens.revokeKeys(tx, await this.tokens.tokenKeysOfDevice(tx, userId, device));
+      await this.tokens.revokeRefreshTokensOfDevices(tx, userId, [device]);
     }
     await accountsStore.upsertDevice(tx, userId, device, displayName, ip);
+    if (refreshable) {
+      const { access_token, refresh_token, expires_in_ms } = await this.refreshTokens.issuePair(tx, userId, device);
+      return { user_id: userId, access_token, device_id: device, refresh_token, expires_in_ms };
+    }
     const accessToken = await this.tokens.issue(userId, device, tx);
     return { user_id: userId, access_token: accessToken, device_id: device };
   }
@@ -120,7 +146,7 @@ export class AccountsService {
     if (typeof type !== 'string') throw badJson('"type" must be a string');
     const deviceId = optionalString(body, 'device_id');
     const displayName = optionalString(body, 'initial_device_display_name');
-    optionalBoolean(body, 'refresh_token');
+    const refreshable = optionalBoolean(body, 'refresh_token') ?? false;
 
     let userId: string;
     if (type === 'm.login.password') userId = await this.passwordLogin(body);
@@ -129,7 +155,7 @@ export class AccountsService {
     else throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}: GET /login lists the supported ones`);
     await this.refuseDeactivated(userId);
 
-    const result = await this.db.transaction((tx) => this.startSession(tx, userId, deviceId, displayName, ip));
+    const result = await this.db.transaction((tx) => this.startSession(tx, userId, deviceId, displayName, ip, refreshable));
     return { ...result, home_server: this.settings.serverName };
   }
 
@@ -209,6 +235,7 @@ export class AccountsService {
     const position = await this.db.transaction(async (tx) => {
       const { deleted, tokenKeys } = await accountsStore.deleteDevices(tx, userId, deviceIds);
       await this.tokens.revokeKeys(tx, [...new Set([...tokenKeys, ...extraTokenKeys])]);
+      await this.tokens.revokeRefreshTokensOfDevices(tx, userId, deviceIds);
       return deleted.length > 0 ? await this.currentDeviceListPosition(tx) : undefined;
     });
     if (position !== undefined) this.changes.emit({ stream: 'device_lists', position, userId });

@@ -20,9 +20,15 @@ export function accessTokenOf(request: RequestWithRequester): string | undefined
   return typeof query === 'string' && query !== '' ? query : undefined;
 }
 
+/** 401 for an access token past its expiry: a soft logout, the client refreshes (POST /refresh) or logs in to the same device. */
+export function expiredTokenError(): MatrixError {
+  return new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Access token has expired: refresh it with POST /refresh', { soft_logout: true });
+}
+
 /**
  * Guards every endpoint that needs an access token: 401 M_MISSING_TOKEN without one,
- * 401 M_UNKNOWN_TOKEN (soft_logout false) for an unknown or revoked one. On success the
+ * 401 M_UNKNOWN_TOKEN (soft_logout false) for an unknown or revoked one, soft_logout true for
+ * an expired one. On success the
  * requester is on the request for @CurrentRequester().
  */
 @Injectable()
@@ -33,7 +39,8 @@ export class AccessTokenGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<RequestWithRequester>();
     const token = accessTokenOf(request);
     if (token === undefined) throw new MatrixError(401, 'M_MISSING_TOKEN', 'Missing access token: send it as "Authorization: Bearer <token>"');
-    const requester = await this.tokens.resolve(token, request.ip);
+    const requester = await this.tokens.check(token, request.ip);
+    if (requester === 'expired') throw expiredTokenError();
     if (!requester) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token: log in again', { soft_logout: false });
     request.requester = requester;
     return true;

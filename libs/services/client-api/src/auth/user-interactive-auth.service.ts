@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Db } from '@tessera/storage';
+import { RegistrationTokensService } from '../accounts/registration-tokens.service.js';
 import { MatrixError } from '../errors.js';
+import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { CLIENT_API_DB } from '../tokens.js';
 import { isPlainObject } from '../validation.js';
 import { randomToken } from './token-hash.js';
@@ -9,7 +11,12 @@ import { PasswordCheck } from './password-check.js';
 export type UiaPurpose = 'register' | 'password' | 'delete_devices' | 'delete_device' | 'get_login_token' | 'device_signing' | 'deactivate';
 
 /** Stages of the flows this server offers. */
-type Stage = 'm.login.dummy' | 'm.login.password';
+type Stage = 'm.login.dummy' | 'm.login.password' | 'm.login.registration_token';
+
+/** What a completed UIA leaves for the operation: the registration token whose use it reserved. */
+export interface UiaOutcome {
+  registrationToken?: string;
+}
 
 const SESSION_LIFETIME_MS = 60 * 60 * 1000;
 
@@ -24,18 +31,24 @@ export class UserInteractiveAuthService {
   constructor(
     @Inject(CLIENT_API_DB) private readonly db: Db,
     @Inject(PasswordCheck) private readonly passwords: PasswordCheck,
+    @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(RegistrationTokensService) private readonly registrationTokens: RegistrationTokensService,
   ) {}
 
-  /** Registration offers m.login.dummy; acting on an existing account asks for its password. */
+  /**
+   * Registration offers m.login.dummy (after m.login.registration_token when a token is
+   * required, as Synapse); acting on an existing account asks for its password.
+   */
   private flowsFor(purpose: UiaPurpose): Stage[][] {
-    return purpose === 'register' ? [['m.login.dummy']] : [['m.login.password']];
+    if (purpose !== 'register') return [['m.login.password']];
+    return this.settings.registrationRequiresToken ? [['m.login.registration_token', 'm.login.dummy']] : [['m.login.dummy']];
   }
 
   /**
    * Resolves when the request's `auth` completes a flow; otherwise throws the 401 that tells the
    * client what to do next. `userId` is the account being acted on (absent for registration).
    */
-  async require(body: Record<string, unknown>, purpose: UiaPurpose, userId?: string): Promise<void> {
+  async require(body: Record<string, unknown>, purpose: UiaPurpose, userId?: string): Promise<UiaOutcome> {
     const flows = this.flowsFor(purpose);
     const auth = body.auth;
     if (auth === undefined || auth === null) {
@@ -47,6 +60,7 @@ export class UserInteractiveAuthService {
 
     let session = typeof auth.session === 'string' ? auth.session : undefined;
     let completed: string[] = [];
+    let registrationToken: string | undefined;
     if (session !== undefined) {
       const stored = await this.loadSession(session);
       if (!stored) throw new MatrixError(400, 'M_UNKNOWN', `Unknown user-interactive auth session "${session}": start again without a session`);
@@ -54,6 +68,7 @@ export class UserInteractiveAuthService {
         throw new MatrixError(403, 'M_FORBIDDEN', 'This auth session was started for another operation');
       }
       completed = stored.completed;
+      registrationToken = stored.registration_token ?? undefined;
     } else {
       session = await this.createSession(purpose, userId);
     }
@@ -64,14 +79,31 @@ export class UserInteractiveAuthService {
       if (!flows.some((flow) => flow.includes(type as Stage))) {
         throw this.challenge(flows, session, completed, 'M_UNRECOGNIZED', `Auth type ${type} is not offered here`, 400);
       }
-      const error = await this.attemptStage(type as Stage, auth, userId);
-      if (error) throw this.challenge(flows, session, completed, 'M_FORBIDDEN', error);
+      if (type === 'm.login.registration_token') {
+        const token = auth.token;
+        if (typeof token !== 'string' || token === '') throw this.challenge(flows, session, completed, 'M_MISSING_PARAM', 'm.login.registration_token needs "token"', 400);
+        // The session's token already holds a pending use; another token would take a second one.
+        if (registrationToken !== undefined && registrationToken !== token) {
+          throw this.challenge(flows, session, completed, 'M_FORBIDDEN', 'This session was already given another registration token');
+        }
+        if (registrationToken === undefined) {
+          const { rowCount } = await this.db.query('UPDATE uia_sessions SET registration_token = $2 WHERE session_id = $1 AND registration_token IS NULL', [session, token]);
+          if (rowCount !== 1 || !(await this.registrationTokens.reserve(this.db, token))) {
+            await this.db.query('UPDATE uia_sessions SET registration_token = NULL WHERE session_id = $1 AND registration_token = $2', [session, token]);
+            throw this.challenge(flows, session, completed, 'M_UNAUTHORIZED', 'Invalid registration token');
+          }
+          registrationToken = token;
+        }
+      } else {
+        const error = await this.attemptStage(type as Stage, auth, userId);
+        if (error) throw this.challenge(flows, session, completed, 'M_FORBIDDEN', error);
+      }
       if (!completed.includes(type)) completed = [...completed, type];
     }
 
     if (flows.some((flow) => flow.every((stage) => completed.includes(stage)))) {
       await this.db.query('DELETE FROM uia_sessions WHERE session_id = $1', [session]);
-      return;
+      return { registrationToken };
     }
     await this.db.query('UPDATE uia_sessions SET completed = $2 WHERE session_id = $1', [session, JSON.stringify(completed)]);
     throw this.challenge(flows, session, completed);
@@ -106,14 +138,18 @@ export class UserInteractiveAuthService {
   private async createSession(purpose: UiaPurpose, userId: string | undefined): Promise<string> {
     const session = randomToken(18);
     const now = Date.now();
-    await this.db.query('DELETE FROM uia_sessions WHERE created_ts < $1', [now - SESSION_LIFETIME_MS]);
+    const { rows: abandoned } = await this.db.query<{ registration_token: string | null }>('DELETE FROM uia_sessions WHERE created_ts < $1 RETURNING registration_token', [
+      now - SESSION_LIFETIME_MS,
+    ]);
+    // An abandoned registration gives its token's pending use back (as Synapse).
+    for (const { registration_token: token } of abandoned) if (token !== null) await this.registrationTokens.release(this.db, token);
     await this.db.query('INSERT INTO uia_sessions (session_id, purpose, user_id, created_ts) VALUES ($1, $2, $3, $4)', [session, purpose, userId ?? null, now]);
     return session;
   }
 
   private async loadSession(session: string) {
-    const { rows } = await this.db.query<{ purpose: string; user_id: string | null; completed: string[]; created_ts: number }>(
-      'SELECT purpose, user_id, completed, created_ts FROM uia_sessions WHERE session_id = $1',
+    const { rows } = await this.db.query<{ purpose: string; user_id: string | null; completed: string[]; created_ts: number; registration_token: string | null }>(
+      'SELECT purpose, user_id, completed, created_ts, registration_token FROM uia_sessions WHERE session_id = $1',
       [session],
     );
     const row = rows[0];

@@ -2,10 +2,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { CreateRoomRequest, InitialStateEvent } from '@tessera/bus';
 import { DB } from '@tessera/http';
 import { isValidRoomAlias, isValidRoomId, isValidUserId } from '@tessera/protocol';
-import { getEvent, getRoom, getUserMembershipInRoom, isRoomHeld, type Db } from '@tessera/storage';
+import { getCurrentStateEvent, getEvent, getRoom, getUserMembershipInRoom, isRoomHeld, type Db } from '@tessera/storage';
 import { DirectoryService } from '../directory/directory.service.js';
 import { directoryStore } from '../directory/directory.store.js';
-import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
+import { MatrixError, badJson, forbidden, invalidParam, notFound, notJson } from '../errors.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { ProfileService } from '../user-data/profile.service.js';
 import { isPlainObject, optionalBoolean, optionalObject, optionalString, optionalStringArray, requireString, serverNameOf, type JsonBody } from '../validation.js';
@@ -59,6 +59,15 @@ export class RoomsService {
       alias = `#${aliasName}:${this.settings.serverName}`;
       if (!ALIAS_LOCALPART.test(aliasName) || !isValidRoomAlias(alias)) throw invalidParam(`"room_alias_name" ${JSON.stringify(aliasName)} cannot make a valid alias`);
       if (!(await this.directory.isAliasFree(alias))) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} is already in use`);
+    }
+    // A canonical alias event in initial_state is checked as PUT /state checks it. The room does
+    // not exist yet: the only alias that can point to it is room_alias_name's, made with it.
+    for (const event of (initialState ?? []) as InitialStateEvent[]) {
+      if (event.type !== 'm.room.canonical_alias') continue;
+      for (const named of canonicalAliasList(event.content as JsonBody)) {
+        if (typeof named !== 'string' || !isValidRoomAlias(named)) throw invalidParam(`${JSON.stringify(named)} in initial_state is not a room alias`);
+        if (named !== alias) throw new MatrixError(400, 'M_BAD_ALIAS', `${named} does not point to the new room (only the alias of "room_alias_name" can)`);
+      }
     }
 
     const request: Omit<CreateRoomRequest, 'op'> = { sender: userId, invite };
@@ -175,6 +184,7 @@ export class RoomsService {
 
   /** PUT /rooms/{roomId}/send/{eventType}/{txnId}: the same txn id on the same device gives the same event. */
   async send(userId: string, deviceId: string, roomId: string, type: string, txnId: string, body: unknown): Promise<{ event_id: string }> {
+    if (body === undefined) throw notJson('The event content is missing: send a JSON object');
     if (!isPlainObject(body)) throw badJson('The event content must be a JSON object');
     if (type === '') throw invalidParam('The event type must not be empty');
     const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, content: body, txn: { deviceId, txnId } });
@@ -183,8 +193,9 @@ export class RoomsService {
 
   /** PUT /rooms/{roomId}/state/{eventType}/{stateKey}. */
   async putState(userId: string, roomId: string, type: string, stateKey: string, body: unknown): Promise<{ event_id: string }> {
+    if (body === undefined) throw notJson('The state content is missing: send a JSON object');
     if (!isPlainObject(body)) throw badJson('The state content must be a JSON object');
-    if (type === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, body);
+    if (type === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, stateKey, body);
     if (type === 'm.room.member') {
       // Memberships go through the membership rules (and the profile join content), as Synapse does.
       if (!isValidUserId(stateKey)) throw invalidParam(`"${stateKey}" is not a user id`);
@@ -201,28 +212,35 @@ export class RoomsService {
     return { event_id: redactionId };
   }
 
-  /** The spec: aliases in m.room.canonical_alias must be valid and point at this room (M_BAD_ALIAS). */
-  private async checkCanonicalAlias(roomId: string, content: JsonBody): Promise<void> {
-    const aliases: unknown[] = [];
-    if (content.alias !== undefined && content.alias !== null) aliases.push(content.alias);
-    if (content.alt_aliases !== undefined) {
-      if (!Array.isArray(content.alt_aliases)) throw invalidParam('"alt_aliases" must be a list of room aliases');
-      aliases.push(...content.alt_aliases);
+  /**
+   * The spec (PUT /state): the new aliases of an m.room.canonical_alias event must be valid
+   * (M_INVALID_PARAM) and point to this room (M_BAD_ALIAS). Aliases removed, or already in the
+   * room's current event (as alias or in alt_aliases), are not checked again: an alias deleted
+   * from the directory since it was named does not block other edits of the event.
+   */
+  private async checkCanonicalAlias(roomId: string, stateKey: string, content: JsonBody): Promise<void> {
+    const current = await getCurrentStateEvent(this.db, roomId, 'm.room.canonical_alias', stateKey);
+    const present = new Set(current ? canonicalAliasesOf(current.json.content ?? {}) : []);
+    for (const alias of canonicalAliasList(content)) {
+      if (typeof alias === 'string' && present.has(alias)) continue;
+      await this.checkAliasPointsTo(alias, roomId);
     }
-    for (const alias of aliases) {
-      if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
-      if (serverNameOf(alias) !== this.settings.serverName) {
-        // An alias of another server is asked of it (as Synapse does); unreachable, the error stands.
-        const remote = await this.directory.resolve(alias).catch((err: unknown) => {
-          if (err instanceof MatrixError && err.errcode === 'M_NOT_FOUND') return undefined;
-          throw err;
-        });
-        if (remote?.room_id !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
-        continue;
-      }
-      const found = await directoryStore.aliasRoom(this.db, alias);
-      if (!found || found.roomId !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
+  }
+
+  /** One new alias: valid (M_INVALID_PARAM) and naming roomId (M_BAD_ALIAS). */
+  private async checkAliasPointsTo(alias: unknown, roomId: string): Promise<void> {
+    if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw invalidParam(`${JSON.stringify(alias)} is not a room alias`);
+    if (serverNameOf(alias) !== this.settings.serverName) {
+      // An alias of another server is asked of it (as Synapse does); unreachable, the error stands.
+      const remote = await this.directory.resolve(alias).catch((err: unknown) => {
+        if (err instanceof MatrixError && err.errcode === 'M_NOT_FOUND') return undefined;
+        throw err;
+      });
+      if (remote?.room_id !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
+      return;
     }
+    const found = await directoryStore.aliasRoom(this.db, alias);
+    if (!found || found.roomId !== roomId) throw new MatrixError(400, 'M_BAD_ALIAS', `${alias} does not point to this room`);
   }
 
   private async requireKnownRoom(roomId: string): Promise<void> {
@@ -262,3 +280,19 @@ function isInitialStateEvent(value: unknown): boolean {
   return isPlainObject(value) && typeof value.type === 'string' && isPlainObject(value.content) && (value.state_key === undefined || typeof value.state_key === 'string');
 }
 
+/** alias and alt_aliases of an m.room.canonical_alias content, as sent (M_INVALID_PARAM when alt_aliases is not a list). */
+function canonicalAliasList(content: JsonBody): unknown[] {
+  const aliases: unknown[] = [];
+  if (content.alias !== undefined && content.alias !== null) aliases.push(content.alias);
+  if (content.alt_aliases !== undefined) {
+    if (!Array.isArray(content.alt_aliases)) throw invalidParam('"alt_aliases" must be a list of room aliases');
+    aliases.push(...content.alt_aliases);
+  }
+  return aliases;
+}
+
+/** The string aliases named by a stored m.room.canonical_alias content (whatever its shape). */
+function canonicalAliasesOf(content: Record<string, unknown>): string[] {
+  const named = [content.alias, ...(Array.isArray(content.alt_aliases) ? content.alt_aliases : [])];
+  return named.filter((a): a is string => typeof a === 'string');
+}

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Param, Query, Req, UseGuards } from '@nestjs/common';
 import { isValidRoomAlias, isValidRoomId, roomVisibleTo } from '@tessera/protocol';
 import { AccessTokensService, type Requester } from '../auth/access-tokens.service.js';
-import { AccessTokenGuard, accessTokenOf, CurrentRequester } from '../auth/auth.guard.js';
+import { AccessTokenGuard, accessTokenOf, CurrentRequester, expiredTokenError } from '../auth/auth.guard.js';
 import { DirectoryService } from '../directory/directory.service.js';
 import { invalidParam, MatrixError, notFound } from '../errors.js';
 import { v1Paths } from '../http/paths.js';
@@ -56,7 +56,9 @@ export class RoomSummaryController {
     const token = accessTokenOf(request);
     let requester: Requester | undefined;
     if (token !== undefined) {
-      requester = await this.tokens.resolve(token, request.ip);
+      const checked = await this.tokens.check(token, request.ip);
+      if (checked === 'expired') throw expiredTokenError();
+      requester = checked;
       if (!requester) throw new MatrixError(401, 'M_UNKNOWN_TOKEN', 'Unrecognised access token: log in again', { soft_logout: false });
     }
     const rawVia = request.query?.via;

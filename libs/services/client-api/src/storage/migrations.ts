@@ -337,4 +337,51 @@ CREATE TABLE push_sender_lease (
 );
 `,
   },
+  {
+    // Refresh tokens (spec: POST /refresh) and registration tokens (m.login.registration_token).
+    // An access token issued with a refresh token expires (expires_ts) and names that refresh
+    // token. A refresh token stays usable until its successor (next_token_hash) or the
+    // successor's access token is first used; then the successor's prev_token_hash is cleared
+    // and the predecessor goes with its access tokens (auth/access-tokens.service.ts).
+    id: 'client_api_refresh_0001_refresh_and_registration_tokens',
+    sql: `
+ALTER TABLE access_tokens ADD COLUMN expires_ts bigint;
+ALTER TABLE access_tokens ADD COLUMN refresh_token_hash text;
+CREATE INDEX access_tokens_by_refresh_token ON access_tokens (refresh_token_hash);
+CREATE TABLE refresh_tokens (
+  token_hash text PRIMARY KEY,
+  user_id text NOT NULL,
+  device_id text NOT NULL,
+  created_ts bigint NOT NULL,
+  prev_token_hash text,
+  next_token_hash text
+);
+CREATE INDEX refresh_tokens_by_device ON refresh_tokens (user_id, device_id);
+CREATE TABLE registration_tokens (
+  token text PRIMARY KEY,
+  uses_allowed integer,
+  pending integer NOT NULL DEFAULT 0,
+  completed integer NOT NULL DEFAULT 0,
+  expiry_time bigint,
+  created_ts bigint NOT NULL
+);
+ALTER TABLE uia_sessions ADD COLUMN registration_token text;
+`,
+  },
+  {
+    // URL previews (media/url-preview/): the OpenGraph answer for a URL, fetched at fetched_ts,
+    // served until expires_ts (then deleted). History-aware as Synapse's url cache: a request's
+    // `ts` picks the preview fetched closest before it.
+    id: 'client_api_url_preview_0001_cache',
+    sql: `
+CREATE TABLE url_previews (
+  url text NOT NULL,
+  fetched_ts bigint NOT NULL,
+  expires_ts bigint NOT NULL,
+  og text NOT NULL,
+  PRIMARY KEY (url, fetched_ts)
+);
+CREATE INDEX url_previews_expires ON url_previews (expires_ts);
+`,
+  },
 ];

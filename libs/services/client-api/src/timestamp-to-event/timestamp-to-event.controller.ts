@@ -7,6 +7,7 @@ import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
 import { forbidden, invalidParam, missingParam, notFound } from '../errors.js';
 import { v1Paths } from '../http/paths.js';
 import { RoomReads } from '../rooms/room-reads.js';
+import { closestEventSql } from './closest-event.js';
 import { requireRoomIdParam } from '../validation.js';
 
 /**
@@ -36,14 +37,7 @@ export class TimestampToEventController {
       if (visibility?.json.content?.history_visibility !== 'world_readable') throw forbidden(`You are not joined to ${roomId}`);
     }
     const forward = dir === 'f';
-    const { rows } = await this.db.query<{ event_id: string; origin_server_ts: number | string }>(
-      `SELECT e.event_id, e.origin_server_ts FROM events e JOIN rooms r ON r.room_nid = e.room_nid
-       WHERE r.room_id = $1 AND e.stream_pos IS NOT NULL AND NOT e.outlier AND e.rejected_reason IS NULL
-         AND ${forward ? 'e.origin_server_ts >= $2' : 'e.origin_server_ts <= $2'}
-       ORDER BY e.origin_server_ts ${forward ? 'ASC' : 'DESC'}, e.stream_pos ${forward ? 'ASC' : 'DESC'}
-       LIMIT 1`,
-      [roomId, Number(ts)],
-    );
+    const { rows } = await this.db.query<{ event_id: string; origin_server_ts: number | string }>(closestEventSql(dir), [roomId, Number(ts)]);
     const found = rows[0];
     if (!found) throw notFound(`No event found ${forward ? 'after' : 'before'} ${ts} in ${roomId}`);
     return { event_id: found.event_id, origin_server_ts: Number(found.origin_server_ts) };
