@@ -75,6 +75,29 @@ describe('RecentTimeline', () => {
     expect(t.eventsBetween(floor - 1, complete)).toBeUndefined();
     expect(t.eventsBetween(floor, complete)?.length).toBe(complete - floor);
   });
+
+  it('covers a quiet room from its own floor while busy rooms push the copy\'s floor up', () => {
+    const t = new RecentTimeline(noDb);
+    t.start(0);
+    t.add(note(1, 0, { roomId: '!quiet:hs' }));
+    for (let p = 2; p <= 6000; p++) t.add(note(p, p - 1, { roomId: `!busy${p % 7}:hs` }));
+    t.add(note(6001, 6000, { roomId: '!quiet:hs' }));
+    const { floor } = t.range();
+    expect(floor).toBeGreaterThan(1);
+    // The quiet room's first event went out of the copy: the room is covered after it, not before.
+    expect(t.eventsBetween(0, 6001, new Set(['!quiet:hs']))).toBeUndefined();
+    expect(t.eventsBetween(1, 6001, new Set(['!quiet:hs']))?.map((n) => n.position)).toEqual([6001]);
+    expect(t.eventsBetween(1, 6000, new Set(['!quiet:hs']))).toEqual([]);
+    // A room never seen is covered from the copy's floor only; a busy room from its last dropped entry.
+    expect(t.eventsBetween(1, 6001, new Set(['!unknown:hs']))).toBeUndefined();
+    expect(t.eventsBetween(floor, 6001, new Set(['!unknown:hs']))).toEqual([]);
+    expect(t.eventsBetween(1, 6001, new Set(['!busy1:hs']))).toBeUndefined();
+    // Several rooms come out in position order, the same whichever way they are gathered.
+    const both = new Set(['!quiet:hs', '!busy3:hs']);
+    const got = t.eventsBetween(5990, 6001, both)!.map((n) => n.position);
+    expect(got).toEqual([...got].sort((a, b) => a - b));
+    expect(got).toEqual(t.eventsBetween(5990, 6001)!.filter((n) => both.has(n.roomId)).map((n) => n.position));
+  });
 });
 
 describe('UnreadCounts', () => {

@@ -9,11 +9,24 @@ const MAX_PENDING = 256;
 const MAX_USERS = 50_000;
 /** How long a notification waits for the one before it; then that one is taken as lost. */
 const GAP_WAIT_MS = 2000;
+/** Rooms whose own floor is remembered (least recently changed dropped first: they fall back to the copy's floor). */
+const MAX_ROOMS = 100_000;
 
 interface Entry {
   n: StreamEventNotification;
   /** Loaded once, shared by every /sync that needs it; dropped when the event is redacted. */
   event?: Promise<StoredEvent | undefined>;
+}
+
+/**
+ * One room's part of the copy: its entries in position order, complete for (floor, complete].
+ * A room's floor is the position of its last entry that went out of the copy (or where the
+ * copy started): a quiet room stays covered from long ago while busy rooms push the copy's
+ * own floor up, so a /sync of a user whose rooms are quiet does not fall back to the database.
+ */
+interface RoomPart {
+  floor: number;
+  entries: Entry[];
 }
 
 /**
@@ -34,6 +47,8 @@ export class RecentTimeline {
   private readonly entries: Entry[] = [];
   private readonly byEventId = new Map<string, Entry>();
   private readonly pending = new Map<number, StreamEventNotification>();
+  /** room -> its entries and floor; a room not here is covered from the copy's floor. */
+  private readonly rooms = new Map<string, RoomPart>();
   private floor = 0;
   private complete = 0;
   private started = false;
@@ -91,6 +106,17 @@ export class RecentTimeline {
     const entry: Entry = { n };
     this.entries.push(entry);
     this.byEventId.set(n.eventId, entry);
+    let room = this.rooms.get(n.roomId);
+    if (room) this.rooms.delete(n.roomId); // re-inserted last: the map's order is least recently changed first
+    room ??= { floor: this.floor, entries: [] };
+    room.entries.push(entry);
+    this.rooms.set(n.roomId, room);
+    if (this.rooms.size > MAX_ROOMS) {
+      // The least recently changed room: with MAX_ROOMS above CAPACITY its entries are all gone,
+      // so the copy's floor (at or above its own) still covers it rightly.
+      const [oldest, part] = this.rooms.entries().next().value!;
+      if (part.entries.length === 0) this.rooms.delete(oldest);
+    }
     this.complete = n.position;
     if (n.redacts) {
       const redacted = this.byEventId.get(n.redacts);
@@ -102,7 +128,15 @@ export class RecentTimeline {
     }
     if (this.entries.length > CAPACITY) {
       const dropped = this.entries.splice(0, this.entries.length - CAPACITY);
-      for (const d of dropped) this.byEventId.delete(d.n.eventId);
+      for (const d of dropped) {
+        this.byEventId.delete(d.n.eventId);
+        const room = this.rooms.get(d.n.roomId);
+        // A room's entries go in the order they came (the copy's order), so a dropped one is its first.
+        if (room?.entries[0] === d) {
+          room.entries.shift();
+          room.floor = d.n.position;
+        }
+      }
       this.floor = dropped[dropped.length - 1]!.n.position;
     }
   }
@@ -118,6 +152,7 @@ export class RecentTimeline {
     const first = Math.min(...this.pending.keys());
     this.entries.length = 0;
     this.byEventId.clear();
+    this.rooms.clear();
     this.memberships.clear();
     this.floor = this.complete = first;
     this.appendPending();
@@ -135,11 +170,17 @@ export class RecentTimeline {
     return this.started && position <= this.complete;
   }
 
-  /** Notifications of these rooms in (after, upTo], oldest first; undefined when not covered. */
+  /**
+   * Notifications of these rooms in (after, upTo], oldest first; undefined when not covered.
+   * With rooms named, each room needs only its own floor at or below `after`; the work is that
+   * of the smaller of the window and the rooms' own entries in it.
+   */
   eventsBetween(after: number, upTo: number, rooms?: ReadonlySet<string>): StreamEventNotification[] | undefined {
-    if (!this.covers(after, upTo)) return undefined;
+    if (!this.started || upTo > this.complete) return undefined;
+    if (rooms && (after < this.floor || rooms.size < firstAfter(this.entries, upTo) - firstAfter(this.entries, after))) return this.roomsBetween(after, upTo, rooms);
+    if (after < this.floor) return undefined;
     const out: StreamEventNotification[] = [];
-    for (let i = this.firstAfter(after); i < this.entries.length; i++) {
+    for (let i = firstAfter(this.entries, after); i < this.entries.length; i++) {
       const n = this.entries[i]!.n;
       if (n.position > upTo) break;
       if (!rooms || rooms.has(n.roomId)) out.push(n);
@@ -147,15 +188,23 @@ export class RecentTimeline {
     return out;
   }
 
-  private firstAfter(position: number): number {
-    let lo = 0;
-    let hi = this.entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.entries[mid]!.n.position <= position) lo = mid + 1;
-      else hi = mid;
+  /** eventsBetween room by room. */
+  private roomsBetween(after: number, upTo: number, rooms: ReadonlySet<string>): StreamEventNotification[] | undefined {
+    const out: StreamEventNotification[] = [];
+    let sorted = true;
+    for (const roomId of rooms) {
+      const room = this.rooms.get(roomId);
+      if (after < (room?.floor ?? this.floor)) return undefined;
+      if (!room) continue;
+      const before = out.length;
+      for (let i = firstAfter(room.entries, after); i < room.entries.length; i++) {
+        const n = room.entries[i]!.n;
+        if (n.position > upTo) break;
+        out.push(n);
+      }
+      if (before > 0 && out.length > before) sorted = false;
     }
-    return lo;
+    return sorted ? out : out.sort((a, b) => a.position - b.position);
   }
 
   notification(eventId: string): StreamEventNotification | undefined {
@@ -227,4 +276,16 @@ export class RecentTimeline {
     this.loadingMemberships.set(userId, promise);
     return promise;
   }
+}
+
+/** The index of the first entry after `position` (entries in position order). */
+function firstAfter(entries: readonly Entry[], position: number): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (entries[mid]!.n.position <= position) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
