@@ -17,6 +17,7 @@ interface Setup {
   latencyMessages: number;
   sendUsers: number;
   sendSeconds: number;
+  directMessages: number;
 }
 
 interface Login {
@@ -115,6 +116,9 @@ const filter = encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 5 
 const tokens = await pool(listeners, 16, async (l) => (await call('GET', `sync?filter=${filter}`, l.access_token)).next_batch as string);
 
 const sentAt = new Map<string, number>();
+/** The direct phase's sends waiting for their one delivery. */
+const awaited = new Map<string, () => void>();
+const directLatencies: number[] = [];
 const latencies: number[] = [];
 let polling = true;
 const loops = listeners.map(async (l, i) => {
@@ -123,9 +127,16 @@ const loops = listeners.map(async (l, i) => {
     const body = await call('GET', `sync?filter=${filter}&timeout=30000&since=${since}`, l.access_token);
     const now = performance.now();
     since = body.next_batch;
-    for (const e of body.rooms?.join?.[roomId]?.timeline?.events ?? []) {
-      const t = sentAt.get(e.content?.body);
-      if (t !== undefined) latencies.push(now - t);
+    for (const [id, room] of Object.entries<any>(body.rooms?.join ?? {})) {
+      for (const e of room.timeline?.events ?? []) {
+        const t = sentAt.get(e.content?.body);
+        if (t === undefined) continue;
+        if (id === roomId) latencies.push(now - t);
+        else {
+          directLatencies.push(now - t);
+          awaited.get(e.content.body)?.();
+        }
+      }
     }
   }
 });
@@ -150,6 +161,31 @@ for (let i = 0; i < setup.latencyMessages; i++) {
   for (let w = 0; w < 400 && latencies.length < want; w++) await new Promise((r) => setTimeout(r, 25));
 }
 await mark('latency-end');
+
+// ---- one recipient among the 500 long polls ----
+// The same 500 clients keep long-polling; each also shares a room of two with the sender, who
+// sends into those rooms in turn, one message at a time: each send wakes one poll while the other
+// 499 wait. This is the latency of a message to its recipient on a server holding 500 waiting
+// /sync requests (the fan-out figures above are a message to all 500 at once).
+const directRooms = await pool(listeners, 8, async (l) => {
+  const { room_id } = await call('POST', 'createRoom', sender.access_token, { preset: 'private_chat', invite: [l.user_id], is_direct: true });
+  await call('POST', `join/${encodeURIComponent(room_id)}`, l.access_token, {});
+  return room_id as string;
+});
+// Let the polls take the joins in before measuring.
+await new Promise((r) => setTimeout(r, 1500));
+const directMessages = Math.min(setup.directMessages, 10 * listeners.length);
+await mark('direct-start');
+for (let i = 0; i < directMessages; i++) {
+  const text = `direct ${i}`;
+  const delivered = new Promise<void>((resolve) => awaited.set(text, resolve));
+  const started = performance.now();
+  sentAt.set(text, started);
+  await call('PUT', `rooms/${encodeURIComponent(directRooms[i % directRooms.length]!)}/send/m.room.message/d${i}`, sender.access_token, { msgtype: 'm.text', body: text });
+  await Promise.race([delivered, new Promise((r) => setTimeout(r, 10_000))]);
+  awaited.delete(text);
+}
+await mark('direct-end');
 polling = false;
 // Wake the long polls so they end.
 await call('PUT', `rooms/${encodeURIComponent(roomId)}/send/m.room.message/stop`, sender.access_token, { msgtype: 'm.text', body: 'stop' });
@@ -158,7 +194,9 @@ const deliveries = latencies.length;
 latencies.sort((a, b) => a - b);
 // BENCH_LATENCY_DUMP=<file>: every latency, for a histogram.
 if (process.env.BENCH_LATENCY_DUMP) (await import('node:fs')).writeFileSync(process.env.BENCH_LATENCY_DUMP, latencies.map((l) => l.toFixed(1)).join('\n'));
-const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+const percentileOf = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const percentile = (p: number) => percentileOf(latencies, p);
+directLatencies.sort((a, b) => a - b);
 
 // ---- sends per second ----
 const senders = await pool(
@@ -190,6 +228,7 @@ const clientCpuUs = (from: string, to: string) => cpuAt.get(to)! - cpuAt.get(fro
 send({
   result: {
     p50: percentile(50), p99: percentile(99), warmUpMax, deliveries, sent, seconds,
+    directP50: percentileOf(directLatencies, 50), directP99: percentileOf(directLatencies, 99), directDeliveries: directLatencies.length,
     clientCpuPerDeliveryUs: clientCpuUs('latency-start', 'latency-end') / Math.max(1, deliveries),
     clientCpuPerSendUs: clientCpuUs('sends-start', 'sends-end') / Math.max(1, sent),
   },

@@ -2,7 +2,11 @@
  * Client-Server API figures on the embedded homeserver (every service in this process, PGlite,
  * in-process bus), over real HTTP from clients in another process (client-load.worker.ts):
  * - send-to-sync latency with SYNC_CLIENTS users long-polling /sync in one room and one sender (after
- *   one unmeasured message, whose slowest delivery is reported apart: the first wake after the joins);
+ *   one unmeasured message, whose slowest delivery is reported apart: the first wake after the joins):
+ *   each message reaches all SYNC_CLIENTS at once (client_send_to_sync_*);
+ * - send-to-sync latency of a message to one recipient while the other SYNC_CLIENTS - 1 long polls
+ *   wait: the sender shares a room of two with each of them and sends into those rooms in turn, one
+ *   message at a time (client_send_to_one_of_500_sync_*);
  * - sends per second through PUT /send, SEND_USERS users each in their own room;
  * - resident memory idle and during the latency run;
  * - the server process's CPU time per delivery and per send, and its queries per delivery and per send.
@@ -29,6 +33,7 @@ import { freePort } from '../test/support/processes.js';
 
 const SYNC_CLIENTS = Number(process.env.BENCH_SYNC_CLIENTS ?? 500);
 const LATENCY_MESSAGES = Number(process.env.BENCH_LATENCY_MESSAGES ?? 30);
+const DIRECT_MESSAGES = Number(process.env.BENCH_DIRECT_MESSAGES ?? 300);
 const SEND_USERS = 50;
 const SEND_SECONDS = Number(process.env.BENCH_SEND_SECONDS ?? 5);
 
@@ -37,6 +42,9 @@ interface ClientResult {
   p99: number;
   warmUpMax: number;
   deliveries: number;
+  directP50: number;
+  directP99: number;
+  directDeliveries: number;
   sent: number;
   seconds: number;
   clientCpuPerDeliveryUs: number;
@@ -145,14 +153,16 @@ export async function main(): Promise<void> {
           } else if (m.mark === 'latency-end') {
             clearInterval(sampling);
             printQueryLog('the latency phase');
-          } else if (m.mark === 'sends-start') byText.clear();
+          } else if (m.mark === 'direct-start') byText.clear();
+          else if (m.mark === 'direct-end') printQueryLog('the direct phase');
+          else if (m.mark === 'sends-start') byText.clear();
           else if (m.mark === 'sends-end') printQueryLog('the sends phase');
           worker.send({ marked: m.mark });
         }
         if (m.result) resolve(m.result);
       });
       void exited.then((code) => reject(new Error(`the client load worker exited (${code}) before its result`)));
-      worker.send({ setup: { base, syncClients: SYNC_CLIENTS, latencyMessages: LATENCY_MESSAGES, sendUsers: SEND_USERS, sendSeconds: SEND_SECONDS } });
+      worker.send({ setup: { base, syncClients: SYNC_CLIENTS, latencyMessages: LATENCY_MESSAGES, sendUsers: SEND_USERS, sendSeconds: SEND_SECONDS, directMessages: DIRECT_MESSAGES } });
     });
     const between = (from: string, to: string) => {
       const a = marks.get(from)!;
@@ -167,6 +177,12 @@ export async function main(): Promise<void> {
     console.log(`BENCH client_send_to_sync_p99 ${result.p99.toFixed(1)} ms`);
     console.log(`BENCH client_send_to_sync_first_after_joins_max ${result.warmUpMax.toFixed(1)} ms`);
     console.log(`BENCH client_send_to_sync_deliveries ${result.deliveries} count`);
+    const direct = between('direct-start', 'direct-end');
+    console.log(`BENCH client_send_to_one_of_500_sync_p50 ${result.directP50.toFixed(1)} ms`);
+    console.log(`BENCH client_send_to_one_of_500_sync_p99 ${result.directP99.toFixed(1)} ms`);
+    console.log(`BENCH client_send_to_one_of_500_deliveries ${result.directDeliveries} count`);
+    console.log(`BENCH client_server_cpu_per_direct_message ${((direct.cpuMs * 1000) / Math.max(1, result.directDeliveries)).toFixed(0)} us`);
+    console.log(`BENCH client_server_cpu_busy_direct ${((100 * direct.cpuMs) / Math.max(1, direct.ms)).toFixed(0)} %`);
     console.log(`BENCH client_queries_per_delivery ${(latency.queries / perDelivery).toFixed(2)} queries`);
     // The server process's CPU time (user + system) per delivered event and per send: what the
     // server spends, whatever the machine's other load does to the wall-clock figures.
