@@ -9,6 +9,7 @@ import { BYTEA_OID, parseBytea, serializeBytea } from './bytea.js';
 import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
+import { PgliteStatements } from './pglite-statements.js';
 
 export interface PgliteDbOptions {
   /** A folder for the database files, or 'memory://' (or undefined) for an in-memory database. */
@@ -47,10 +48,11 @@ function toResult<Row>(result: Results<Row>): QueryResult<Row> {
   return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? 0 };
 }
 
-function transactionQueryable(tx: Transaction): Queryable {
+function transactionQueryable(pglite: PGlite, statements: PgliteStatements, tx: Transaction): Queryable {
   return {
     async query<Row>(sql: string, params?: unknown[]) {
-      return toResult<Row>(await tx.query<Row>(sql, params));
+      // transaction() holds the transaction mutex; a statement takes the query mutex, as tx.query does.
+      return toResult<Row>(await pglite._runExclusiveQuery(() => statements.query<Row>(sql, params ?? [], true)));
     },
     async exec(sql: string) {
       await tx.exec(sql);
@@ -75,11 +77,14 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
     postgresqlconf: PGLITE_SETTINGS,
   });
 
+  const statements = new PgliteStatements(pglite);
   const db: Db = {
     kind: 'pglite',
     async query<Row>(sql: string, params?: unknown[]) {
       assertNotInTransaction(db, 'db.query');
-      return toResult<Row>(await pglite.query<Row>(sql, params));
+      if (!pglite.ready) await pglite._checkReady(); // throws once closed, as PGlite's query() does
+      // The mutexes PGlite's own query() takes: after any running transaction, one statement at a time.
+      return toResult<Row>(await pglite._runExclusiveTransaction(() => pglite._runExclusiveQuery(() => statements.query<Row>(sql, params ?? [], false))));
     },
     async exec(sql: string) {
       assertNotInTransaction(db, 'db.exec');
@@ -87,7 +92,7 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
     },
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       assertNotInTransaction(db, 'db.transaction');
-      return pglite.transaction((tx) => runMarkedAsTransaction(db, () => fn(transactionQueryable(tx))));
+      return pglite.transaction((tx) => runMarkedAsTransaction(db, () => fn(transactionQueryable(pglite, statements, tx))));
     },
     async close() {
       if (!pglite.closed) await pglite.close();
