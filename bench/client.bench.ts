@@ -113,6 +113,20 @@ export async function main(): Promise<void> {
     db.transaction = ((fn: Parameters<typeof transaction>[0]) =>
       transaction((tx) => fn({ ...tx, query: ((...args: Parameters<typeof tx.query>) => logged(args[0], () => tx.query(...args))) as typeof tx.query }))) as typeof db.transaction;
   }
+  // With BENCH_QUERY_LOG, the pages each table and index had to read (a miss in shared_buffers) per phase.
+  const pageReads = async () => {
+    const { rows } = await query<{ name: string; reads: number | string }>(
+      `SELECT relname AS name, heap_blks_read AS reads FROM pg_statio_all_tables WHERE heap_blks_read > 0
+       UNION ALL SELECT indexrelname, idx_blks_read FROM pg_statio_all_indexes WHERE idx_blks_read > 0`,
+    );
+    return new Map(rows.map((r) => [r.name, Number(r.reads)]));
+  };
+  let readsAtStart = new Map<string, number>();
+  const printPageReads = async (phase: string) => {
+    const now = await pageReads();
+    const diff = [...now].map(([name, n]) => [name, n - (readsAtStart.get(name) ?? 0)] as const).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+    console.log(`# pages read from disk during ${phase}: ${diff.reduce((a, [, n]) => a + n, 0)}; by relation: ${diff.slice(0, 12).map(([name, n]) => `${name} ${n}`).join(', ')}`);
+  };
   const printQueryLog = (phase: string) => {
     if (!process.env.BENCH_QUERY_LOG) return;
     console.log(`# statements during ${phase}, by engine time: count, ms, text`);
@@ -157,6 +171,8 @@ export async function main(): Promise<void> {
           else if (m.mark === 'direct-end') printQueryLog('the direct phase');
           else if (m.mark === 'sends-start') byText.clear();
           else if (m.mark === 'sends-end') printQueryLog('the sends phase');
+          if (process.env.BENCH_QUERY_LOG && m.mark.endsWith('-start')) readsAtStart = await pageReads();
+          if (process.env.BENCH_QUERY_LOG && m.mark.endsWith('-end')) await printPageReads(m.mark.replace(/-end$/, ''));
           worker.send({ marked: m.mark });
         }
         if (m.result) resolve(m.result);

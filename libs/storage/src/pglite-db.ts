@@ -17,13 +17,19 @@ export interface PgliteDbOptions {
 }
 
 /**
+ * plan_cache_mode=force_custom_plan: statements are prepared (pglite-statements.ts) but planned at
+ * each run. PGlite runs no autovacuum, so no ANALYZE ever invalidates a cached generic plan: one
+ * made while a table was nearly empty (a new server's first minutes) stays, and the events
+ * table was scanned at every append (bench/client: 144,485 pages read from disk in 5 s of sends,
+ * 35 per send; 213 with custom plans, and 832 -> 1,110 sends/s).
+ *
  * Small buffers for a homeserver of a few users: PostgreSQL's defaults (128MB shared_buffers)
  * cost ~120 MB of resident memory in the WASM heap. Measured (PGlite 0.5, an existing folder,
  * after 200 writes): 345 MB RSS with the defaults, 222 MB with 16MB shared_buffers.
  * PostgreSQL touches all of shared_buffers at start: the WASM memory's resident pages idle are
  * 29 MB with 16MB, 21 MB with 8MB. Pages beyond it are read back from the OS page cache.
  */
-const PGLITE_SETTINGS = ['shared_buffers=8MB', 'wal_buffers=1MB', 'work_mem=2MB'];
+const PGLITE_SETTINGS = ['shared_buffers=8MB', 'wal_buffers=1MB', 'work_mem=2MB', 'plan_cache_mode=force_custom_plan'];
 
 /**
  * initdb of a new data folder, in a short-lived child process: PGlite keeps the memory

@@ -18,9 +18,9 @@ interface Prepared {
  * PGlite's own query() sends Parse, Describe, Bind, Describe, Execute and Sync as six calls into
  * the WASM backend and parses and plans the statement every time: measured at ~190-450 us of CPU
  * for a one-row select by primary key. Here a statement's text is parsed once (Parse + Describe
- * to learn its parameter types), then each run is Bind + Describe + Execute + Sync in one call,
- * and PostgreSQL keeps the plan (a generic one after five runs, as for any prepared statement):
- * ~75-110 us for the same select. This is what node-postgres does with named statements.
+ * to learn its parameter types), then each run is Bind + Describe + Execute + Sync in one call:
+ * ~75-110 us for the same select. This is what node-postgres does with named statements. Each
+ * run is still planned for its parameters (plan_cache_mode in pglite-db.ts says why).
  *
  * The caller holds PGlite's mutexes (the methods run inside _runExclusiveQuery), so statements
  * never interleave with another caller's.
