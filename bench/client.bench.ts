@@ -14,8 +14,8 @@
  * (latency.cpuprofile, sends.cpuprofile; open them in Chrome DevTools or speedscope).
  * `BENCH_BACKEND=postgres` runs the same on PostgreSQL + NATS + Redis (the services must be up).
  */
-import { fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fork, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +53,31 @@ interface ClientResult {
 
 const rssMb = () => process.memoryUsage().rss / (1024 * 1024);
 
+/**
+ * The node flags of package.json's start script (V8 and GC settings that `npm start` runs the
+ * homeserver with: they trade speed for a small idle footprint, and the figures must be those of
+ * the server as run). BENCH_V8_FLAGS="..." replaces them, to compare; "none" runs without.
+ */
+function startScriptFlags(): string[] {
+  if (process.env.BENCH_V8_FLAGS !== undefined) return process.env.BENCH_V8_FLAGS === 'none' ? [] : process.env.BENCH_V8_FLAGS.split(/\s+/).filter(Boolean);
+  const { scripts } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { scripts: Record<string, string> };
+  return scripts.start!.trim().split(/\s+/).filter((arg) => arg.startsWith('--'));
+}
+
 export async function main(): Promise<void> {
+  // This process is the server: run it again under the start script's flags, the worker's figures
+  // come back through stdout.
+  if (process.env.BENCH_CLIENT_SERVER !== '1') {
+    const flags = startScriptFlags();
+    console.log(`# the server process runs with: ${flags.join(' ') || '(no flags)'}`);
+    const child = spawn(process.execPath, [...flags, '--import', 'tsx', fileURLToPath(import.meta.url)], {
+      env: { ...process.env, BENCH_CLIENT_SERVER: '1' },
+      stdio: 'inherit',
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`the client bench server process exited with ${code}`);
+    return;
+  }
   const backend = process.env.BENCH_BACKEND === 'postgres' ? 'postgres' : 'embedded';
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-'));
   const testDb = backend === 'postgres' ? await createTestDatabase() : undefined;

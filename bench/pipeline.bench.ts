@@ -7,7 +7,7 @@
  * Prints `BENCH <name> <value> <unit>` lines. Run: `npm run bench -- pipeline`.
  */
 import { ROOMSERVER_INPUT, requestForRoom, type CreateRoomReply, type EventIdReply, type RoomServerRequest, type StreamEventNotification } from '@tessera/bus';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import type { Db } from '@tessera/storage';
 import { distributedPipeline, embeddedPipeline, type Pipeline } from '../test/pipeline/harness.js';
@@ -143,6 +143,11 @@ async function latency(p: Pipeline, label: string, rate: number, rooms: string[]
   bench(`pipeline.${label}.latency_rate`, rate, 'events/s');
   bench(`pipeline.${label}.send_to_notification_p50`, percentile(lat, 0.5), 'ms');
   bench(`pipeline.${label}.send_to_notification_p99`, percentile(lat, 0.99), 'ms');
+  // BENCH_LATENCY_DUMP=<file>: each event's send time (ms from the start) and latency, to see whether the tail is spread or in bursts.
+  if (process.env.BENCH_LATENCY_DUMP) {
+    const rows = [...sentAt].filter(([id]) => arrived.has(id)).map(([id, s]) => `${(s - start).toFixed(1)} ${(arrived.get(id)! - s).toFixed(1)}`);
+    writeFileSync(`${process.env.BENCH_LATENCY_DUMP}.${label}`, rows.join('\n'));
+  }
   if (lat.length < sentAt.size) bench(`pipeline.${label}.notifications_missing`, sentAt.size - lat.length, 'events');
 }
 
