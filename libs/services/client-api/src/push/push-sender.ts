@@ -85,6 +85,15 @@ export class PushSender implements OnModuleInit, OnModuleDestroy {
   private again = false;
   private failing: { eventId: string; count: number } | undefined;
   private stopped = false;
+  /**
+   * The newest stream position announced on stream.events: committed, with everything before it
+   * (persistence commits in position order). A pump woken by a notification reads the log up to
+   * it without asking the database where the stream ends; the lease rounds still read the counter,
+   * so a lost notification delays pushes, loses none.
+   */
+  private notified = 0;
+  /** A lease round asked for a pump: it reads the counter once. */
+  private readCounter = false;
 
   constructor(
     @Inject(DB) private readonly db: Db,
@@ -103,7 +112,10 @@ export class PushSender implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    this.subscription = await subscribeOn(this.bus, Subjects.streamEvents, () => this.wake());
+    this.subscription = await subscribeOn(this.bus, Subjects.streamEvents, (n) => {
+      if (n.position > this.notified) this.notified = n.position;
+      this.wake();
+    });
     await this.renewLease();
     this.leaseTimer = setInterval(() => void this.renewLease(), Math.max(50, Math.floor(this.settings.leaseTtlMs / 3)));
   }
@@ -140,6 +152,7 @@ export class PushSender implements OnModuleInit, OnModuleDestroy {
         continue;
       }
       if (this.holding && !this.stopped && (this.cursor ?? -1) < (await getCurrentStreamPosition(this.db))) {
+        this.readCounter = true;
         this.wake();
         continue;
       }
@@ -171,7 +184,10 @@ export class PushSender implements OnModuleInit, OnModuleDestroy {
         // A lease we could not renew may be someone else's by now: stop sending in time.
         if (this.holding && Date.now() - this.lastRenewedAt > ttl * 0.8) this.holding = false;
       }
-      if (this.holding) this.wake();
+      if (this.holding) {
+        this.readCounter = true;
+        this.wake();
+      }
     });
     return this.leaseRound;
   }
@@ -198,7 +214,12 @@ export class PushSender implements OnModuleInit, OnModuleDestroy {
     const term = this.term;
     const current = () => this.holding && !this.stopped && this.term === term;
     while (current()) {
-      const upTo = await getCurrentStreamPosition(this.db);
+      let upTo: number;
+      if (this.cursor !== undefined && this.notified > this.cursor) upTo = this.notified;
+      else if (this.cursor === undefined || this.readCounter) {
+        this.readCounter = false;
+        upTo = await getCurrentStreamPosition(this.db);
+      } else return;
       let cursor = this.cursor ?? (await this.startingCursor(upTo));
       if (!current()) return;
       this.cursor = cursor;
