@@ -11,7 +11,8 @@
  * - resident memory idle and during the latency run;
  * - the server process's CPU time per delivery and per send, and its queries per delivery and per send.
  * BENCH_CPU_PROF=<folder> writes a CPU profile of the server process for each phase
- * (latency.cpuprofile, sends.cpuprofile; open them in Chrome DevTools or speedscope).
+ * (latency.cpuprofile, sends.cpuprofile; open them in Chrome DevTools or speedscope); with
+ * BENCH_HEAP_PROF=1 also set, a sampling allocation profile instead (<phase>.heapprofile).
  * `BENCH_BACKEND=postgres` runs the same on PostgreSQL + NATS + Redis (the services must be up).
  */
 import { fork, spawn } from 'node:child_process';
@@ -250,9 +251,20 @@ async function phaseProfiler(folder: string): Promise<{ start(): void; stop(name
   session.connect();
   const post = (method: string, params?: object) =>
     new Promise<any>((resolve, reject) => session.post(method, params, (err, result) => (err ? reject(err) : resolve(result))));
+  mkdirSync(folder, { recursive: true });
+  if (process.env.BENCH_HEAP_PROF) {
+    // Allocations instead of CPU: where the young generation's garbage comes from, per phase.
+    await post('HeapProfiler.enable');
+    return {
+      start: () => void post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }),
+      stop: async (name) => {
+        const { profile } = await post('HeapProfiler.stopSampling');
+        writeFileSync(join(folder, `${name}.heapprofile`), JSON.stringify(profile));
+      },
+    };
+  }
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 200 });
-  mkdirSync(folder, { recursive: true });
   return {
     start: () => void post('Profiler.start'),
     stop: async (name) => {
