@@ -9,6 +9,7 @@ import { BYTEA_OID, parseBytea, serializeBytea } from './bytea.js';
 import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
+import { PgliteAutovacuum } from './pglite-autovacuum.js';
 import { PgliteStatements } from './pglite-statements.js';
 
 export interface PgliteDbOptions {
@@ -101,8 +102,12 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
       return pglite.transaction((tx) => runMarkedAsTransaction(db, () => fn(transactionQueryable(pglite, statements, tx))));
     },
     async close() {
+      await autovacuum.stop();
       if (!pglite.closed) await pglite.close();
     },
   };
+  // PGlite has no autovacuum launcher: without this, deleted rows would never be reclaimed.
+  const autovacuum = new PgliteAutovacuum(db);
+  autovacuum.start();
   return db;
 }
