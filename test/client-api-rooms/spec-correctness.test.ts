@@ -2,7 +2,8 @@
  * Spec-correctness details that real clients run into, on the whole homeserver in one process
  * (federation-ingress included):
  * - m.room.canonical_alias: new aliases must exist and point to the room (M_BAD_ALIAS), aliases
- *   already in the event are not checked again (PUT /state and createRoom's initial_state);
+ *   already in the event are not checked again (PUT /state and createRoom's initial_state); a
+ *   deleted alias leaves the event;
  * - request bodies: parsed as JSON whatever the Content-Type (as Synapse), M_NOT_JSON for what is
  *   not JSON, M_BAD_JSON for the wrong shape, on the client and the federation API; media uploads
  *   keep their raw bytes;
@@ -68,9 +69,9 @@ for (const { backend, available } of backends) {
     describe('m.room.canonical_alias', () => {
       const putAlias = (room: string, content: unknown, who = alice) => hs.call('PUT', v3(`rooms/${enc(room)}/state/m.room.canonical_alias`), { ...as(who), body: content });
       const currentAlias = async (room: string) => hs.ok('GET', v3(`rooms/${enc(room)}/state/m.room.canonical_alias/`), as(alice));
-      const newAlias = async (room: string, name: string) => {
+      const newAlias = async (room: string, name: string, who = alice) => {
         const alias = `#${name}-${Math.random().toString(36).slice(2, 8)}:${hs.serverName}`;
-        await hs.ok('PUT', v3(`directory/room/${enc(alias)}`), { ...as(alice), body: { room_id: room } });
+        await hs.ok('PUT', v3(`directory/room/${enc(alias)}`), { ...as(who), body: { room_id: room } });
         return alias;
       };
 
@@ -99,12 +100,14 @@ for (const { backend, available } of backends) {
 
       it('does not check again the aliases already in the event, nor those removed', async () => {
         const { room_id: room } = await hs.ok('POST', v3('createRoom'), as(alice));
-        const main = await newAlias(room, 'main');
-        const alt = await newAlias(room, 'alt');
+        // Aliases made by bob, who has no power over the room's canonical alias: when he deletes
+        // them, the event keeps naming them (as it may on any server: other servers' aliases too).
+        const main = await newAlias(room, 'main', bob);
+        const alt = await newAlias(room, 'alt', bob);
         await hs.ok('PUT', v3(`rooms/${enc(room)}/state/m.room.canonical_alias`), { ...as(alice), body: { alias: main, alt_aliases: [alt] } });
-        // Both aliases leave the directory; the event still names them (as it may on any server).
-        await hs.ok('DELETE', v3(`directory/room/${enc(main)}`), as(alice));
-        await hs.ok('DELETE', v3(`directory/room/${enc(alt)}`), as(alice));
+        await hs.ok('DELETE', v3(`directory/room/${enc(main)}`), as(bob));
+        await hs.ok('DELETE', v3(`directory/room/${enc(alt)}`), as(bob));
+        expect(await currentAlias(room)).toEqual({ alias: main, alt_aliases: [alt] });
         const added = await newAlias(room, 'added');
         // Keeping them while adding a valid alias is allowed (spec: "Servers do not validate
         // aliases which are being removed or are already present in the state event").
@@ -147,6 +150,26 @@ for (const { backend, available } of backends) {
         expect(await currentAlias(room)).toEqual({ alias, alt_aliases: [alias] });
         // An empty canonical alias in initial_state names nothing: nothing to check.
         await hs.ok('POST', v3('createRoom'), { ...as(alice), body: { initial_state: [{ type: 'm.room.canonical_alias', content: {} }] } });
+      });
+
+      it('a deleted alias leaves the canonical alias event, when the deleting user may change it (as Synapse)', async () => {
+        const { room_id: room } = await hs.ok('POST', v3('createRoom'), { ...as(alice), body: { preset: 'public_chat' } });
+        await hs.ok('POST', v3(`join/${enc(room)}`), { ...as(bob), body: {} });
+        const main = await newAlias(room, 'main');
+        const alt = await newAlias(room, 'alt');
+        const other = await newAlias(room, 'other');
+        await hs.ok('PUT', v3(`rooms/${enc(room)}/state/m.room.canonical_alias`), { ...as(alice), body: { alias: main, alt_aliases: [alt, other] } });
+        await hs.ok('DELETE', v3(`directory/room/${enc(alt)}`), as(alice));
+        expect(await currentAlias(room)).toEqual({ alias: main, alt_aliases: [other] });
+        await hs.ok('DELETE', v3(`directory/room/${enc(main)}`), as(alice));
+        expect(await currentAlias(room)).toEqual({ alt_aliases: [other] });
+        // Bob made an alias but has no power over the canonical alias: his alias goes, the event stays.
+        const bobs = `#bobs-${Math.random().toString(36).slice(2, 8)}:${hs.serverName}`;
+        await hs.ok('PUT', v3(`directory/room/${enc(bobs)}`), { ...as(bob), body: { room_id: room } });
+        await hs.ok('PUT', v3(`rooms/${enc(room)}/state/m.room.canonical_alias`), { ...as(alice), body: { alt_aliases: [other, bobs] } });
+        await hs.ok('DELETE', v3(`directory/room/${enc(bobs)}`), as(bob));
+        expect((await hs.call('GET', v3(`directory/room/${enc(bobs)}`))).status).toBe(404);
+        expect(await currentAlias(room)).toEqual({ alt_aliases: [other, bobs] });
       });
     });
 

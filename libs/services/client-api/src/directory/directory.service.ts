@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import { getRoomVersion, isKnownRoomVersion, isValidRoomAlias, isValidServerName, roomSummaryFromState, type RoomSummaryChunk } from '@tessera/protocol';
-import { getCurrentStateEvents, getJoinedServers, getRoom, getSpaceRoomState, type Db } from '@tessera/storage';
+import { getCurrentStateEvent, getCurrentStateEvents, getJoinedServers, getRoom, getSpaceRoomState, type Db } from '@tessera/storage';
 import { MatrixError, badJson, forbidden, invalidParam, notFound } from '../errors.js';
 import { RemoteQueries } from '../federation/remote-queries.js';
 import { maySendState } from '../rooms/power.js';
+import { RoomInput } from '../rooms/room-input.service.js';
 import { RoomReads } from '../rooms/room-reads.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { isPlainObject, serverNameOf, type JsonBody } from '../validation.js';
@@ -23,6 +24,7 @@ export class DirectoryService {
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
     @Inject(RoomReads) private readonly reads: RoomReads,
     @Inject(RemoteQueries) private readonly remote: RemoteQueries,
+    @Inject(RoomInput) private readonly input: RoomInput,
   ) {}
 
   /** An alias of this server, checked; M_INVALID_PARAM otherwise. */
@@ -74,6 +76,31 @@ export class DirectoryService {
       throw forbidden('Only the creator of the alias or a room moderator may delete it');
     }
     await directoryStore.deleteAlias(this.db, alias);
+    await this.dropFromCanonicalAlias(userId, found.roomId, alias);
+  }
+
+  /**
+   * A deleted alias also leaves the room's m.room.canonical_alias event (as Synapse does), so that
+   * clients do not show an alias that leads nowhere. Sent as the deleting user; when they may not
+   * send it (the alias's creator without power in the room, or no longer a member), the event
+   * stays as it is.
+   */
+  private async dropFromCanonicalAlias(userId: string, roomId: string, alias: string): Promise<void> {
+    const current = await getCurrentStateEvent(this.db, roomId, 'm.room.canonical_alias', '');
+    const content = current?.json.content as Record<string, unknown> | undefined;
+    if (!content) return;
+    const alt = Array.isArray(content.alt_aliases) ? content.alt_aliases : undefined;
+    if (content.alias !== alias && !alt?.includes(alias)) return;
+    const next: Record<string, unknown> = { ...content };
+    if (next.alias === alias) delete next.alias;
+    if (alt) next.alt_aliases = alt.filter((a) => a !== alias);
+    if (!(await this.mayChangeCanonicalAlias(roomId, userId))) return;
+    try {
+      await this.input.sendEvent({ roomId, sender: userId, type: 'm.room.canonical_alias', stateKey: '', content: next });
+    } catch (err) {
+      // Refused (say, the user has power but left the room): the alias is gone all the same, as on Synapse.
+      if (!(err instanceof MatrixError && err.status < 500)) throw err;
+    }
   }
 
   /** GET /rooms/{roomId}/aliases: members (or anyone when the room is world_readable). */
