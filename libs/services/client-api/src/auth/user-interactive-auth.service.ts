@@ -87,11 +87,16 @@ export class UserInteractiveAuthService {
           throw this.challenge(flows, session, completed, 'M_FORBIDDEN', 'This session was already given another registration token');
         }
         if (registrationToken === undefined) {
-          const { rowCount } = await this.db.query('UPDATE uia_sessions SET registration_token = $2 WHERE session_id = $1 AND registration_token IS NULL', [session, token]);
-          if (rowCount !== 1 || !(await this.registrationTokens.reserve(this.db, token))) {
-            await this.db.query('UPDATE uia_sessions SET registration_token = NULL WHERE session_id = $1 AND registration_token = $2', [session, token]);
-            throw this.challenge(flows, session, completed, 'M_UNAUTHORIZED', 'Invalid registration token');
-          }
+          // One transaction: a crash between marking the session and reserving the use would leave
+          // a pending use that no session gives back.
+          const reserved = await this.db.transaction(async (tx) => {
+            const { rowCount } = await tx.query('UPDATE uia_sessions SET registration_token = $2 WHERE session_id = $1 AND registration_token IS NULL', [session, token]);
+            if (rowCount !== 1) return false;
+            if (await this.registrationTokens.reserve(tx, token)) return true;
+            await tx.query('UPDATE uia_sessions SET registration_token = NULL WHERE session_id = $1', [session]);
+            return false;
+          });
+          if (!reserved) throw this.challenge(flows, session, completed, 'M_UNAUTHORIZED', 'Invalid registration token');
           registrationToken = token;
         }
       } else {
@@ -138,11 +143,13 @@ export class UserInteractiveAuthService {
   private async createSession(purpose: UiaPurpose, userId: string | undefined): Promise<string> {
     const session = randomToken(18);
     const now = Date.now();
-    const { rows: abandoned } = await this.db.query<{ registration_token: string | null }>('DELETE FROM uia_sessions WHERE created_ts < $1 RETURNING registration_token', [
-      now - SESSION_LIFETIME_MS,
-    ]);
-    // An abandoned registration gives its token's pending use back (as Synapse).
-    for (const { registration_token: token } of abandoned) if (token !== null) await this.registrationTokens.release(this.db, token);
+    // An abandoned registration gives its token's pending use back (as Synapse), in the same transaction.
+    await this.db.transaction(async (tx) => {
+      const { rows: abandoned } = await tx.query<{ registration_token: string | null }>('DELETE FROM uia_sessions WHERE created_ts < $1 RETURNING registration_token', [
+        now - SESSION_LIFETIME_MS,
+      ]);
+      for (const { registration_token: token } of abandoned) if (token !== null) await this.registrationTokens.release(tx, token);
+    });
     await this.db.query('INSERT INTO uia_sessions (session_id, purpose, user_id, created_ts) VALUES ($1, $2, $3, $4)', [session, purpose, userId ?? null, now]);
     return session;
   }
