@@ -159,6 +159,28 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     if (!isPort(v)) fail(field, `must be a port number between 1 and 65535, got ${JSON.stringify(v)}`);
     return v as number;
   };
+  /** A list of CIDRs: from the environment as a comma-separated string, else from the file as a list. */
+  const cidrList = (envName: string, value: unknown, field: string): string[] => {
+    const fromEnv = env[envName];
+    if (fromEnv !== undefined) return fromEnv.split(',').map((c) => c.trim()).filter((c) => c !== '');
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value) || !value.every((c) => typeof c === 'string' && c.trim() !== '')) {
+      fail(field, `must be a list of CIDR strings (e.g. ["10.0.0.0/8"]), got ${JSON.stringify(value)}`);
+    }
+    return (value as string[]).map((c) => c.trim());
+  };
+  /** A size in bytes, or a number with K, M or G (1024-based, as Synapse's "50M"): the environment's, else the file's. */
+  const size = (envName: string, value: unknown, field: string, fallback: number, min: number, example: string): number => {
+    const v = env[envName] ?? value;
+    if (v === undefined || v === '') return fallback;
+    const n = parseSize(v);
+    if (n === undefined || n < min) {
+      const problem = `must be a number of bytes (optionally with K, M or G, e.g. "${example}") of at least ${min}, got ${JSON.stringify(v)}`;
+      if (env[envName] !== undefined) failEnv(envName, problem);
+      fail(field, problem);
+    }
+    return n!;
+  };
   const filePath = (p: string | undefined) => (p === undefined ? undefined : resolve(fileDir, p));
   const envPath = (name: string) => (env[name] ? resolve(ctx.cwd, env[name]!) : undefined);
   const envPort = (name: string): number | undefined => {
@@ -406,56 +428,16 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     maxRequestSize = n as number;
   }
 
-  // max_upload_size: bytes, or a number with K, M or G (1024-based, as Synapse's "50M").
-  let maxUploadSize = 50 * 1024 * 1024;
-  const mus = env.MAX_UPLOAD_SIZE ?? raw.max_upload_size;
-  if (mus !== undefined && mus !== '') {
-    const n = parseSize(mus);
-    if (n === undefined || n < 1) {
-      const problem = `must be a number of bytes (optionally with K, M or G, e.g. "50M") of at least 1, got ${JSON.stringify(mus)}`;
-      if (env.MAX_UPLOAD_SIZE !== undefined) failEnv('MAX_UPLOAD_SIZE', problem);
-      fail('max_upload_size', problem);
-    }
-    maxUploadSize = n!;
-  }
+  const maxUploadSize = size('MAX_UPLOAD_SIZE', raw.max_upload_size, 'max_upload_size', 50 * 1024 * 1024, 1, '50M');
   const enableAuthenticatedMedia = envBool('ENABLE_AUTHENTICATED_MEDIA') ?? bool(raw, 'enable_authenticated_media', 'enable_authenticated_media') ?? true;
 
-  // push.allowed_cidrs: a list (or, from PUSH_ALLOWED_CIDRS, a comma-separated string) of CIDRs; checked as CIDRs by client-api at start.
-  const pushRaw = map(raw, 'push', 'push', ['allowed_cidrs']);
-  let pushAllowedCidrs: string[] = [];
-  if (env.PUSH_ALLOWED_CIDRS !== undefined) {
-    pushAllowedCidrs = env.PUSH_ALLOWED_CIDRS.split(',').map((c) => c.trim()).filter((c) => c !== '');
-  } else if (pushRaw.allowed_cidrs !== undefined && pushRaw.allowed_cidrs !== null) {
-    const list = pushRaw.allowed_cidrs;
-    if (!Array.isArray(list) || !list.every((c) => typeof c === 'string' && c.trim() !== '')) {
-      fail('push.allowed_cidrs', `must be a list of CIDR strings (e.g. ["10.0.0.0/8"]), got ${JSON.stringify(list)}`);
-    }
-    pushAllowedCidrs = (list as string[]).map((c) => c.trim());
-  }
+  // push.allowed_cidrs: checked as CIDRs by client-api at start.
+  const pushAllowedCidrs = cidrList('PUSH_ALLOWED_CIDRS', map(raw, 'push', 'push', ['allowed_cidrs']).allowed_cidrs, 'push.allowed_cidrs');
 
   // URL previews: off by default (Synapse's url_preview_enabled); the whitelist as push.allowed_cidrs.
   const urlPreviewEnabled = envBool('URL_PREVIEW_ENABLED') ?? bool(raw, 'url_preview_enabled', 'url_preview_enabled') ?? false;
-  let urlPreviewAllowedCidrs: string[] = [];
-  if (env.URL_PREVIEW_IP_RANGE_WHITELIST !== undefined) {
-    urlPreviewAllowedCidrs = env.URL_PREVIEW_IP_RANGE_WHITELIST.split(',').map((c) => c.trim()).filter((c) => c !== '');
-  } else if (raw.url_preview_ip_range_whitelist !== undefined && raw.url_preview_ip_range_whitelist !== null) {
-    const list = raw.url_preview_ip_range_whitelist;
-    if (!Array.isArray(list) || !list.every((c) => typeof c === 'string' && c.trim() !== '')) {
-      fail('url_preview_ip_range_whitelist', `must be a list of CIDR strings (e.g. ["10.0.0.0/8"]), got ${JSON.stringify(list)}`);
-    }
-    urlPreviewAllowedCidrs = (list as string[]).map((c) => c.trim());
-  }
-  let urlPreviewMaxSize = 10 * 1024 * 1024;
-  const mss = env.MAX_SPIDER_SIZE ?? raw.max_spider_size;
-  if (mss !== undefined && mss !== '') {
-    const n = parseSize(mss);
-    if (n === undefined || n < 1024) {
-      const problem = `must be a number of bytes (optionally with K, M or G, e.g. "10M") of at least 1024, got ${JSON.stringify(mss)}`;
-      if (env.MAX_SPIDER_SIZE !== undefined) failEnv('MAX_SPIDER_SIZE', problem);
-      fail('max_spider_size', problem);
-    }
-    urlPreviewMaxSize = n!;
-  }
+  const urlPreviewAllowedCidrs = cidrList('URL_PREVIEW_IP_RANGE_WHITELIST', raw.url_preview_ip_range_whitelist, 'url_preview_ip_range_whitelist');
+  const urlPreviewMaxSize = size('MAX_SPIDER_SIZE', raw.max_spider_size, 'max_spider_size', 10 * 1024 * 1024, 1024, '10M');
 
   const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
