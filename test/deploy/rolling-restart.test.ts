@@ -32,6 +32,8 @@ interface Replica {
   proc: AppProcess;
   /** Exit codes of the SIGTERMs so far. */
   exits: Array<number | string>;
+  /** The end of the output of a process that did not exit 0 on SIGTERM, for the failure message. */
+  failedOutput?: string;
 }
 
 interface Login {
@@ -165,7 +167,9 @@ describe.skipIf(!services.postgres || !services.nats || !services.redis)('rollin
   }
 
   async function restart(r: Replica): Promise<{ stoppedAt: number; readyAt: number }> {
-    r.exits.push(await stopApp(r.proc));
+    const code = await stopApp(r.proc);
+    r.exits.push(code);
+    if (code !== 0) r.failedOutput = r.proc.output().slice(-3000);
     const stoppedAt = Date.now();
     await startReplica(r);
     return { stoppedAt, readyAt: Date.now() };
@@ -380,7 +384,7 @@ describe.skipIf(!services.postgres || !services.nats || !services.redis)('rollin
         failedDuring.set(r.id, senders.flatMap((s, i) => s.errors.slice(before[i])));
       }
     });
-    for (const r of rolled) expect(`${r.id} exited ${r.exits.join(',')}`).toBe(`${r.id} exited 0`);
+    for (const r of rolled) expect(`${r.id} exited ${r.exits.join(',')}`, r.failedOutput).toBe(`${r.id} exited 0`);
     // Clients reach client-api directly (no load balancer takes a stopped replica out), so its
     // restarts are seen and retried; the restart of any other replica is invisible to them.
     for (const r of rolled.filter((r) => r.app !== 'client-api')) expect(failedDuring.get(r.id), `send attempts failed while ${r.id} restarted: ${JSON.stringify(failedDuring.get(r.id))}`).toEqual([]);
