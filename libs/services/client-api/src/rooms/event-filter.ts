@@ -33,8 +33,70 @@ export interface SyncFilter {
   };
 }
 
+/** The spec: "A '*' can be used as a wildcard to match any sequence of characters" (anywhere in the pattern). */
 function typeMatches(pattern: string, type: string): boolean {
-  return pattern.endsWith('*') ? type.startsWith(pattern.slice(0, -1)) : pattern === type;
+  const star = pattern.indexOf('*');
+  if (star < 0) return pattern === type;
+  if (star === pattern.length - 1) return type.startsWith(pattern.slice(0, -1));
+  const parts = pattern.split('*');
+  const head = parts[0]!;
+  const tail = parts[parts.length - 1]!;
+  if (type.length < head.length + tail.length || !type.startsWith(head) || !type.endsWith(tail)) return false;
+  let at = head.length;
+  const end = type.length - tail.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const found = type.indexOf(parts[i]!, at);
+    if (found < 0 || found + parts[i]!.length > end) return false;
+    at = found + parts[i]!.length;
+  }
+  return true;
+}
+
+/** Whether the filter can drop an event of a room (so a timeline limit may need more events looked at). */
+export function isSelective(filter: RoomEventFilter | undefined): boolean {
+  return !!filter && (!!filter.types || !!filter.not_types || !!filter.senders || !!filter.not_senders || filter.contains_url !== undefined || !!filter.rooms || !!filter.not_rooms);
+}
+
+/**
+ * The filter's event_fields applied to a serialized event (spec Filter.event_fields): only the
+ * listed dot-separated paths are kept; `\.` is a literal dot in a field name.
+ */
+export function onlyFields(event: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of fields) {
+    const path = splitFieldPath(field);
+    let from: unknown = event;
+    for (const key of path) from = isObject(from) && Object.hasOwn(from, key) ? from[key] : undefined;
+    if (from === undefined) continue;
+    let to = out;
+    for (const key of path.slice(0, -1)) {
+      if (!isObject(to[key])) to[key] = {};
+      to = to[key] as Record<string, unknown>;
+    }
+    to[path[path.length - 1]!] = from;
+  }
+  return out;
+}
+
+function splitFieldPath(field: string): string[] {
+  const path: string[] = [];
+  let current = '';
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i];
+    if (c === '\\' && field[i + 1] === '.') {
+      current += '.';
+      i++;
+    } else if (c === '.') {
+      path.push(current);
+      current = '';
+    } else current += c;
+  }
+  path.push(current);
+  return path;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Whether an event (by type, sender, room, content) passes the filter. */

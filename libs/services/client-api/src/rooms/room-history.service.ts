@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import {
-  getCurrentState, getCurrentStateEvents, getEvent, getEvents, getRoom, getRoomTimeline, getStateAfterEvent, getUserMembershipInRoom,
+  getCurrentStateEvents, getEvent, getEvents, getRoom, getRoomTimeline, getStateAfterEvent, getUserMembershipInRoom,
   getUserMemberships, type Db, type StoredEvent,
 } from '@tessera/storage';
 import { MatrixError, forbidden, invalidParam, notFound } from '../errors.js';
@@ -190,7 +190,7 @@ export class RoomHistoryService {
     };
     await this.aggregations.bundle(viewer, roomId, events, result.chunk as ClientEvent[]);
     if (next !== null) result.end = encodePaginationToken(next);
-    if (q.filter?.lazy_load_members) result.state = await this.memberStateFor(viewer, roomId, events, q.filter.include_redundant_members);
+    if (q.filter?.lazy_load_members) result.state = await this.memberStateFor(viewer, events);
     return result;
   }
 
@@ -224,12 +224,16 @@ export class RoomHistoryService {
     };
   }
 
-  /** Lazy-loaded members: the membership events of the senders of `events` (and the viewer's own unless redundant). */
-  private async memberStateFor(viewer: Viewer, roomId: string, events: StoredEvent[], includeRedundant?: boolean): Promise<ClientEvent[]> {
+  /**
+   * Lazy-loaded members: the membership events of the senders of `events` (the requester's own
+   * among them), as they were at the chunk's first event (as Synapse). Nothing is remembered
+   * between calls, so include_redundant_members changes nothing here (the spec lets a server
+   * send redundant members).
+   */
+  private async memberStateFor(viewer: Viewer, events: StoredEvent[]): Promise<ClientEvent[]> {
     const senders = new Set(events.map((e) => e.sender));
-    if (!includeRedundant) senders.delete(viewer.userId);
     if (senders.size === 0) return [];
-    const state = await getCurrentState(this.db, roomId);
+    const state = (await getStateAfterEvent(this.db, events[0]!.eventId)) ?? [];
     const ids = state.filter(([type, key]) => type === 'm.room.member' && senders.has(key)).map(([, , id]) => id);
     const found = await getEvents(this.db, ids);
     return this.reads.toClientEvents(ids.map((id) => found.get(id)).filter((e): e is StoredEvent => !!e), viewer);

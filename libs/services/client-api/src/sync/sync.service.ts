@@ -13,18 +13,22 @@ import { TypingService } from '../ephemeral/typing.service.js';
 import { invalidParam } from '../errors.js';
 import type { ClientEvent } from '../rooms/client-event.js';
 import { toClientEvent, toStrippedState, type StrippedStateEvent } from '../rooms/client-event.js';
-import { eventPasses, filterLimit, roomPasses, type RoomEventFilter, type SyncFilter } from '../rooms/event-filter.js';
+import { eventPasses, filterLimit, isSelective, onlyFields, roomPasses, type RoomEventFilter, type SyncFilter } from '../rooms/event-filter.js';
 import { encodePaginationToken } from '../rooms/pagination-token.js';
 import { RoomReads } from '../rooms/room-reads.js';
 import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } from '../sync-token.js';
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
+import { LazyMembersCache } from './lazy-members-cache.js';
 import { SyncNotifier } from './sync-notifier.js';
 import { usersNoLongerSharing } from './device-lists-left.js';
 import { NotificationCounter } from './notification-counter.js';
 
 const DEFAULT_TIMELINE_LIMIT = 10;
 const MAX_TIMELINE_LIMIT = 100;
+/** A timeline filter that drops events: how many more events one look further back reads, and how many looks at most. */
+const FILTERED_BATCH = 100;
+const MAX_FILTERED_ROUNDS = 5;
 /** Stripped state given to invited and knocking users (spec "Stripped state", the recommended set). */
 const STRIPPED_STATE_TYPES = ['m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar', 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'];
 
@@ -64,6 +68,8 @@ export class SyncService {
   /** The read of the stream position in flight, and the one queued after it (see currentPosition). */
   private positionRead: Promise<number> | undefined;
   private nextPositionRead: Promise<number> | undefined;
+  /** The members each device was sent by lazy-loading syncs (redundant ones are not sent again). */
+  private readonly lazyMembers = new LazyMembersCache();
 
   constructor(
     @Inject(DB) private readonly db: Db,
@@ -156,6 +162,7 @@ export class SyncService {
   /** One pass: the response from `since` to the positions known now. */
   private async compute(req: SyncRequest, since: SyncPositions | undefined): Promise<{ response: Json; hasNews: boolean; joinedRooms: string[] }> {
     const { userId, deviceId, filter } = req;
+    if (!since && filter.room?.state?.lazy_load_members) this.lazyMembers.forget(userId, deviceId);
     const known = this.notifier.positions();
     const upTo: SyncPositions = { ...known };
     const recent = this.notifier.recent;
@@ -199,7 +206,7 @@ export class SyncService {
       if (typers !== undefined) ephemeral.push({ type: 'm.typing', content: { user_ids: typers } });
       const receiptContent: ReceiptContent | undefined = receipts?.rooms[plan.roomId];
       if (receiptContent) ephemeral.push({ type: 'm.receipt', content: receiptContent });
-      room.ephemeral = { events: ephemeral.filter((e) => eventPasses(roomFilter?.ephemeral, { type: e.type as string })) };
+      room.ephemeral = { events: ephemeral.filter((e) => eventPasses(roomFilter?.ephemeral, { type: e.type as string, room_id: plan.roomId })) };
       room.account_data = { events: filterAccountData(accountData?.rooms[plan.roomId] ?? [], roomFilter?.account_data) };
       if (!plan.joinedThroughout || !since || room.hasOwnNews || receiptContent) {
         const ownReceipt = receiptContent !== undefined && Object.values(receiptContent).some((types) => Object.values(types).some((users) => userId in users));
@@ -312,8 +319,7 @@ export class SyncService {
   }
 
   private async joinedRoom(req: SyncRequest, plan: JoinedRoomPlan, window: Window): Promise<Json & { hasOwnNews?: boolean }> {
-    const timelineFilter = req.filter.room?.timeline;
-    const limit = filterLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    const limit = timelineLimit(req.filter.room?.timeline);
     const fetched =
       (await this.recentTimeline(plan.roomId, plan.timelineAfter, window.upTo.events, limit + 1)) ??
       (await getRoomTimeline(this.db, plan.roomId, { direction: 'b', from: window.upTo.events + 1, to: plan.timelineAfter, limit: limit + 1 }));
@@ -349,8 +355,7 @@ export class SyncService {
   }
 
   private async leftRoom(req: SyncRequest, m: UserMembership, window: Window): Promise<Json> {
-    const timelineFilter = req.filter.room?.timeline;
-    const limit = filterLimit(timelineFilter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+    const limit = timelineLimit(req.filter.room?.timeline);
     const after = window.since?.events;
     const fetched = await getRoomTimeline(this.db, m.roomId, { direction: 'b', from: m.streamPos + 1, to: after, limit: limit + 1 });
     const section = await this.roomSection(req, m.roomId, fetched, limit, after, after === undefined || req.fullState, false, window, false);
@@ -372,41 +377,78 @@ export class SyncService {
   ): Promise<Json & { hasOwnNews?: boolean }> {
     const { userId } = req;
     const roomFilter = req.filter.room;
-    const limited = fetched.length > limit;
-    const newestFirst = fetched.slice(0, limit);
+    const timelineFilter = roomFilter?.timeline;
+    const passes = (e: StoredEvent) => eventPasses(timelineFilter, { type: e.type, sender: e.sender, room_id: roomId, content: e.json.content });
+    let limited = fetched.length > limit;
+    let newestFirst = fetched.slice(0, limit);
+    // The limit counts the events that pass the filter: when it drops some, look further back.
+    if (limited && limit > 0 && isSelective(timelineFilter)) ({ newestFirst, limited } = await this.filteredTimeline(roomId, fetched, limit, timelineAfter, passes));
     let timeline = newestFirst.reverse();
     if (!joinedThroughout) timeline = await this.reads.visibleEvents(userId, roomId, timeline);
-    const shown = timeline.filter((e) => eventPasses(roomFilter?.timeline, { type: e.type, sender: e.sender, content: e.json.content }));
+    const shown = timeline.filter(passes);
     const first = timeline[0];
     const prevBatch = encodePaginationToken(first ? first.streamPos! - 1 : (timelineAfter ?? window.upTo.events));
 
+    // Lazy loading (spec "Lazy-loading room members"): members only for the timeline's senders
+    // whose membership the timeline does not show before their events (and the user's own on full state).
+    const stateFilter = roomFilter?.state;
+    let needed: Set<string> | undefined;
+    if (stateFilter?.lazy_load_members) {
+      needed = new Set();
+      const seen = new Set<string>();
+      for (const e of shown) {
+        if (e.type === 'm.room.member' && e.stateKey !== null) seen.add(e.stateKey);
+        if (!seen.has(e.sender)) needed.add(e.sender);
+      }
+      if (fullState) needed.add(userId);
+    }
+    // Members this device was already sent are redundant (unless asked for, or on a full_state sync).
+    const forgetsRedundant = !!needed && !stateFilter!.include_redundant_members;
+    const sent = forgetsRedundant && window.since && !req.fullState ? this.lazyMembers.sent(userId, req.deviceId, roomId) : undefined;
+
     // State up to the start of the timeline: in full, or what changed since the last sync.
-    let stateEvents: StoredEvent[] = [];
+    let wanted: StateTriple[] = [];
     if (fullState || limited) {
       const atStart = first ? ((await getStateBeforeEvent(this.db, first.eventId)) ?? []) : await this.stateAt(roomId, window.upTo.events);
-      let wanted: StateTriple[] = atStart;
       if (!fullState && timelineAfter !== undefined) {
+        // Every change in the gap (members too), and the senders' members besides.
         const before = new Set((await this.stateAt(roomId, timelineAfter)).map(([, , id]) => id));
         wanted = atStart.filter(([, , id]) => !before.has(id));
+        if (needed) {
+          const changed = new Set(wanted.map(([, , id]) => id));
+          for (const t of atStart) if (t[0] === 'm.room.member' && needed.has(t[1]) && !changed.has(t[2])) wanted.push(t);
+        }
+      } else {
+        wanted = needed ? atStart.filter(([type, key]) => type !== 'm.room.member' || needed.has(key)) : atStart;
       }
-      const stateFilter = roomFilter?.state;
-      if (stateFilter?.lazy_load_members) {
-        const senders = new Set(timeline.map((e) => e.sender));
-        senders.add(userId);
-        wanted = wanted.filter(([type, key]) => type !== 'm.room.member' || senders.has(key));
-      }
-      wanted = wanted.filter(([type]) => eventPasses(stateFilter, { type }));
+    } else if (needed && first && needed.size > 0 && !(sent && !isSelective(timelineFilter) && [...needed].every((u) => sent.has(u)))) {
+      // Not gappy: no state changed before the timeline; the senders' members as of its start.
+      // (With an unfiltered timeline, members this device has were sent since or shown in it: no read.)
+      const atStart = (await getStateBeforeEvent(this.db, first.eventId)) ?? [];
+      wanted = atStart.filter(([type, key]) => type === 'm.room.member' && needed.has(key));
+    }
+    if (sent) wanted = wanted.filter(([type, key, id]) => type !== 'm.room.member' || sent.get(key) !== id);
+    wanted = wanted.filter(([type]) => eventPasses(stateFilter, { type, room_id: roomId }));
+    let stateEvents: StoredEvent[] = [];
+    if (wanted.length > 0) {
       const found = await getEvents(this.db, wanted.map(([, , id]) => id));
       const inTimeline = new Set(shown.map((e) => e.eventId));
       stateEvents = wanted
         .map(([, , id]) => found.get(id))
         .filter((e): e is StoredEvent => !!e && !inTimeline.has(e.eventId) && eventPasses(stateFilter, { type: e.type, sender: e.sender }));
     }
+    if (forgetsRedundant) {
+      const members = [...stateEvents, ...shown].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => [e.stateKey!, e.eventId] as const);
+      if (members.length > 0) this.lazyMembers.remember(userId, req.deviceId, roomId, members);
+    }
 
     const requester = { userId, deviceId: req.deviceId };
+    const [timelineOut, stateOut] = await Promise.all([this.clientEvents(shown, requester), this.reads.toClientEvents(stateEvents, requester)]);
+    const { event_format: format, event_fields: fields } = req.filter;
+    const shaped = format === 'federation' || fields !== undefined;
     const section: Json & { hasOwnNews?: boolean } = {
-      timeline: { events: await this.clientEvents(shown, requester), limited, prev_batch: prevBatch },
-      state: { events: await this.reads.toClientEvents(stateEvents, requester) },
+      timeline: { events: shaped ? shapeEvents(timelineOut, shown, req.filter) : timelineOut, limited, prev_batch: prevBatch },
+      state: { events: shaped ? shapeEvents(stateOut, stateEvents, req.filter) : stateOut },
     };
     if (joined) {
       const membershipChanged = shown.some((e) => e.type === 'm.room.member') || stateEvents.some((e) => e.type === 'm.room.member');
@@ -414,6 +456,33 @@ export class SyncService {
       section.hasOwnNews = shown.some((e) => e.sender !== userId);
     }
     return section;
+  }
+
+  /**
+   * The newest `limit` events after `after` that pass the timeline filter, looking further back
+   * than `fetched` (newest first, limit + 1 of them) in bounded rounds; limited when more pass
+   * before them, or when the rounds ran out before the window's start.
+   */
+  private async filteredTimeline(
+    roomId: string,
+    fetched: StoredEvent[],
+    limit: number,
+    after: number | undefined,
+    passes: (e: StoredEvent) => boolean,
+  ): Promise<{ newestFirst: StoredEvent[]; limited: boolean }> {
+    const passing = fetched.filter(passes);
+    let oldest = fetched[fetched.length - 1]!.streamPos!;
+    let exhausted = false;
+    for (let round = 0; round < MAX_FILTERED_ROUNDS && passing.length <= limit; round++) {
+      const batch = await getRoomTimeline(this.db, roomId, { direction: 'b', from: oldest, to: after, limit: FILTERED_BATCH });
+      for (const e of batch) if (passes(e)) passing.push(e);
+      if (batch.length < FILTERED_BATCH) {
+        exhausted = true;
+        break;
+      }
+      oldest = batch[batch.length - 1]!.streamPos!;
+    }
+    return { newestFirst: passing.slice(0, limit), limited: passing.length > limit || !exhausted };
   }
 
   /** The room's state at a stream position (after its last event at or before it). */
@@ -453,6 +522,23 @@ export class SyncService {
     if (own) events.push(toStrippedState(own));
     return events;
   }
+}
+
+/** The timeline filter's limit; 0 is no timeline at all (as Synapse; Sytest asks it). */
+function timelineLimit(filter: RoomEventFilter | undefined): number {
+  return filter?.limit === 0 ? 0 : filterLimit(filter, DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT);
+}
+
+/**
+ * The filter's event_format (federation: the PDU as stored, with event_id and unsigned) and
+ * event_fields applied to serialized events; `stored` are the same events in the same order.
+ */
+function shapeEvents(events: ClientEvent[], stored: StoredEvent[], filter: SyncFilter): Json[] {
+  return events.map((e, i) => {
+    let out = e as unknown as Json;
+    if (filter.event_format === 'federation') out = { ...stored[i]!.json, content: e.content, event_id: e.event_id, unsigned: e.unsigned };
+    return filter.event_fields ? onlyFields(out, filter.event_fields) : out;
+  });
 }
 
 function filterAccountData(events: AccountDataEvent[], filter: RoomEventFilter | undefined): AccountDataEvent[] {

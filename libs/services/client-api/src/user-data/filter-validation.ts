@@ -17,8 +17,8 @@ export function validateFilter(filter: unknown): Record<string, unknown> {
   if (filter.room !== undefined) {
     const room = filter.room;
     if (!isPlainObject(room)) throw badJson('filter.room must be a JSON object');
-    stringList(room, 'rooms', 'filter.room');
-    stringList(room, 'not_rooms', 'filter.room');
+    idList(room, 'rooms', 'filter.room', isRoomId, 'room IDs');
+    idList(room, 'not_rooms', 'filter.room', isRoomId, 'room IDs');
     boolean(room, 'include_leave', 'filter.room');
     for (const key of ['ephemeral', 'state', 'timeline', 'account_data']) roomEventFilter(room[key], `filter.room.${key}`);
   }
@@ -31,15 +31,16 @@ function eventFilter(value: unknown, where: string): void {
   if (value.limit !== undefined && (typeof value.limit !== 'number' || !Number.isInteger(value.limit) || value.limit < 0)) {
     throw badJson(`${where}.limit must be a non-negative integer`);
   }
-  for (const key of ['types', 'not_types', 'senders', 'not_senders']) stringList(value, key, where);
+  for (const key of ['types', 'not_types']) stringList(value, key, where);
+  for (const key of ['senders', 'not_senders']) idList(value, key, where, isUserId, 'user IDs');
 }
 
 function roomEventFilter(value: unknown, where: string): void {
   if (value === undefined) return;
   eventFilter(value, where);
   const filter = value as Record<string, unknown>;
-  stringList(filter, 'rooms', where);
-  stringList(filter, 'not_rooms', where);
+  idList(filter, 'rooms', where, isRoomId, 'room IDs');
+  idList(filter, 'not_rooms', where, isRoomId, 'room IDs');
   for (const key of ['contains_url', 'include_redundant_members', 'lazy_load_members', 'unread_thread_notifications']) boolean(filter, key, where);
 }
 
@@ -47,6 +48,23 @@ function stringList(object: Record<string, unknown>, key: string, where: string)
   const value = object[key];
   if (value === undefined) return;
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw badJson(`${where}.${key} must be a list of strings`);
+}
+
+/** A list of Matrix IDs (as Synapse's filter schema: senders are user IDs, rooms room IDs; a wrong one is 400). */
+function idList(object: Record<string, unknown>, key: string, where: string, valid: (id: string) => boolean, what: string): void {
+  stringList(object, key, where);
+  const value = object[key] as string[] | undefined;
+  if (value?.some((id) => !valid(id))) throw badJson(`${where}.${key} must be a list of ${what}`);
+}
+
+/** `@localpart:server`. */
+function isUserId(id: string): boolean {
+  return id.length <= 255 && id.startsWith('@') && id.indexOf(':') > 1;
+}
+
+/** `!opaque:server`, or `!opaque` alone (room version 12 room IDs have no server part). */
+function isRoomId(id: string): boolean {
+  return id.length <= 255 && id.startsWith('!') && id.length > 1;
 }
 
 function boolean(object: Record<string, unknown>, key: string, where: string): void {
