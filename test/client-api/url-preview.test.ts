@@ -156,18 +156,22 @@ describe('URL preview configuration', () => {
   const build = (raw: Record<string, unknown>, env: Record<string, string> = {}) => buildConfig(raw, { env, cwd: '/tmp' }).urlPreview;
 
   it('is off by default, with no whitelist and a 10M cap (as Synapse)', () => {
-    expect(build({})).toEqual({ enabled: false, allowedCidrs: [], maxSize: 10 * 1024 * 1024 });
+    expect(build({})).toEqual({ enabled: false, allowedCidrs: [], blockedCidrs: [], urlBlacklist: [], maxSize: 10 * 1024 * 1024 });
   });
 
   it('reads the file and the environment, and refuses malformed values', () => {
     expect(build({ url_preview_enabled: true, url_preview_ip_range_whitelist: ['127.0.0.1/32'], max_spider_size: '1M' })).toEqual({
       enabled: true,
       allowedCidrs: ['127.0.0.1/32'],
+      blockedCidrs: [],
+      urlBlacklist: [],
       maxSize: 1024 * 1024,
     });
     expect(build({}, { URL_PREVIEW_ENABLED: 'true', URL_PREVIEW_IP_RANGE_WHITELIST: '10.0.0.0/8, 127.0.0.1/32', MAX_SPIDER_SIZE: '4096' })).toEqual({
       enabled: true,
       allowedCidrs: ['10.0.0.0/8', '127.0.0.1/32'],
+      blockedCidrs: [],
+      urlBlacklist: [],
       maxSize: 4096,
     });
     expect(() => build({ url_preview_enabled: 'yes' })).toThrow(/url_preview_enabled/);
@@ -353,6 +357,131 @@ for (const setup of setups) {
       const badTs = await hs.call('GET', `${V1}${query(pages.url('/page.html'))}&ts=yesterday`, { token: alice.access_token });
       expect(badTs.status).toBe(400);
       expect(badTs.body.errcode).toBe('M_INVALID_PARAM');
+    });
+  });
+
+  describe.skipIf(!setup.available)(`URL preview blacklists (${setup.name})`, () => {
+    const pages = new PageServer();
+    let hs: ClientApiHarness;
+    let token: string;
+    const BLOCKED = { errcode: 'M_UNKNOWN', error: 'URL blocked by url pattern blacklist entry' };
+
+    beforeAll(async () => {
+      await pages.start();
+      hs = await ClientApiHarness.start({
+        database: setup.database,
+        redis: setup.redis,
+        config: {
+          url_preview_enabled: true,
+          // The whitelist wins over the blacklist, as Synapse: 127.0.0.1 stays reachable.
+          url_preview_ip_range_whitelist: ['127.0.0.1/32'],
+          url_preview_ip_range_blacklist: ['127.0.0.0/8', '93.184.0.0/16', '2001:db9::/32'],
+          url_preview_url_blacklist: [
+            { netloc: `127.0.0.1:${pages.port}`, path: '/page-blocked*' },
+            { path: '^/secret/' },
+            { path: '/page-after-*' },
+            { path: '/static/*' },
+            { username: '*' },
+            { scheme: 'http', port: pages.port, query: 'no=*' },
+          ],
+          max_spider_size: MAX_SPIDER,
+          rate_limits: { enabled: false },
+        },
+        overrides: { urlPreview: { timeoutMs: 1_500, maxRedirects: 5 } },
+      });
+      token = (await hs.register('dave')).access_token;
+    });
+    afterAll(async () => {
+      await hs?.close();
+      await pages.stop();
+    });
+
+    const preview = (url: string) => hs.call('GET', `${V1}${query(url)}`, { token });
+
+    it('refuses a URL matching every component of one entry with 403, without fetching it', async () => {
+      const before = pages.total;
+      for (const url of [
+        pages.url('/page-blocked.html'),
+        pages.url('/secret/page.html'),
+        `http://user@127.0.0.1:${pages.port}/page.html`,
+        `http://user:pw@127.0.0.1:${pages.port}/page.html`,
+        pages.url('/page.html?no=thanks'),
+      ]) {
+        const reply = await preview(url);
+        expect(reply.status, url).toBe(403);
+        expect(reply.body, url).toEqual(BLOCKED);
+      }
+      expect(pages.total).toBe(before);
+    });
+
+    it('previews what only some components of an entry match', async () => {
+      // The netloc differs (localhost:port is not 127.0.0.1:port): the first entry does not apply.
+      const byName = await preview(pages.url('/page-blocked.html', 'localhost'));
+      expect(byName.status, JSON.stringify(byName.body)).toBe(200);
+      expect(pages.hitsOf('/page-blocked.html')).toBe(1);
+      // /not-secret/ does not start with /secret/; ?yes=1 is not no=*.
+      for (const path of ['/page-not-secret/x.html', '/page.html?yes=1']) {
+        const reply = await preview(pages.url(path));
+        expect(reply.status, path).toBe(200);
+        expect(reply.body['og:title'], path).toBe('Matrix & friends');
+        // The og:image under /static/ is blacklisted: the preview goes without it, unfetched.
+        expect(reply.body['og:image'], path).toBeUndefined();
+      }
+      expect(pages.hitsOf('/static/logo.png')).toBe(0);
+    });
+
+    it('refuses a redirect to a blacklisted URL', async () => {
+      const reply = await preview(pages.url('/redirect'));
+      expect(reply.status).toBe(403);
+      expect(reply.body).toEqual(BLOCKED);
+      expect(pages.hitsOf('/redirect')).toBe(1);
+      expect(pages.hitsOf('/page-after-redirect')).toBe(0);
+    });
+
+    it('refuses public addresses url_preview_ip_range_blacklist lists', async () => {
+      for (const address of ['93.184.216.34', '[::ffff:93.184.216.34]', '[2001:db9::1]']) {
+        const reply = await preview(`http://${address}/`);
+        expect(reply.status, address).toBe(403);
+        expect(reply.body.errcode).toBe('M_UNKNOWN');
+        expect(reply.body.error).toMatch(/^IP address blocked: .* url_preview_ip_range_blacklist/);
+      }
+    });
+  });
+
+  describe.skipIf(!setup.available)(`URL preview cache expiry (${setup.name})`, () => {
+    const pages = new PageServer();
+    let hs: ClientApiHarness;
+    let token: string;
+
+    beforeAll(async () => {
+      await pages.start();
+      hs = await ClientApiHarness.start({
+        database: setup.database,
+        redis: setup.redis,
+        config: { url_preview_enabled: true, url_preview_ip_range_whitelist: ['127.0.0.1/32'], rate_limits: { enabled: false } },
+        overrides: { urlPreview: { timeoutMs: 1_500, cacheMs: 1_500, cleanupIntervalMs: 100 } },
+      });
+      token = (await hs.register('erin')).access_token;
+    });
+    afterAll(async () => {
+      await hs?.close();
+      await pages.stop();
+    });
+
+    it('serves a preview until it expires, sweeps the expired row, then fetches the page again', async () => {
+      const url = pages.url('/page-expiring.html');
+      const count = async () => (await hs.db.query<{ count: number }>('SELECT count(*)::int AS count FROM url_previews WHERE url = $1', [url])).rows[0]!.count;
+      const preview = () => hs.call('GET', `${V1}${query(url)}`, { token });
+      expect((await preview()).status).toBe(200);
+      expect((await preview()).status).toBe(200);
+      expect(pages.hitsOf('/page-expiring.html')).toBe(1);
+      expect(await count()).toBe(1);
+      // The periodic cleanup removes it once expired, with no new preview stored meanwhile.
+      await expect.poll(count, { timeout: 5_000, interval: 50 }).toBe(0);
+      const again = await preview();
+      expect(again.status).toBe(200);
+      expect(again.body['og:title']).toBe('Matrix & friends');
+      expect(pages.hitsOf('/page-expiring.html')).toBe(2);
     });
   });
 

@@ -83,6 +83,12 @@ export interface ClientApiConfig {
   jwtLogin?: JwtLoginConfig;
   /** Lifetime of access tokens issued with a refresh token (Synapse's refreshable_access_token_lifetime; default 5 minutes). */
   refreshableAccessTokenLifetimeMs?: number;
+  /** How long a refresh token may be used (Synapse's refresh_token_lifetime; default: until it is used). */
+  refreshTokenLifetimeMs?: number;
+  /** Lifetime of access tokens issued without a refresh token (Synapse's nonrefreshable_access_token_lifetime; default: no expiry). */
+  nonrefreshableAccessTokenLifetimeMs?: number;
+  /** Longest a login session lasts, refreshes included (Synapse's session_lifetime; default: no limit). */
+  sessionLifetimeMs?: number;
 }
 
 /** The content repository (Synapse's max_upload_size and enable_authenticated_media). */
@@ -117,6 +123,18 @@ export interface UrlPreviewConfig {
   allowedCidrs: string[];
   /** Largest page or image fetched for a preview, in bytes (max_spider_size, default 10M). */
   maxSize: number;
+  /**
+   * CIDRs refused although public (url_preview_ip_range_blacklist), on top of the special-purpose
+   * ranges, which are always refused here; allowedCidrs still win. Empty by default.
+   */
+  blockedCidrs: string[];
+  /**
+   * URLs not previewed (url_preview_url_blacklist): entries mapping URL components (scheme,
+   * netloc, path, params, query, fragment, username, password, hostname, port) to a glob, or a
+   * regular expression when it starts with "^"; a URL matching every component of one entry is
+   * refused with 403. Empty by default.
+   */
+  urlBlacklist: Array<Record<string, string>>;
 }
 
 export interface HomeserverConfig {

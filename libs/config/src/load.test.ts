@@ -288,6 +288,34 @@ describe('client API settings', () => {
     expect(buildError({}, { RATE_LIMIT_PER_IP_BURST: 'lots' }).message).toContain('RATE_LIMIT_PER_IP_BURST');
     expect(buildError({}, { ACCESS_TOKEN_FORMAT: 'other' }).message).toContain('ACCESS_TOKEN_FORMAT');
   });
+
+  it('reads the token lifetimes as Synapse: none by default, durations or milliseconds', () => {
+    const c = build({});
+    expect(c.clientApi.refreshTokenLifetimeMs).toBeUndefined();
+    expect(c.clientApi.nonrefreshableAccessTokenLifetimeMs).toBeUndefined();
+    expect(c.clientApi.sessionLifetimeMs).toBeUndefined();
+    const set = build({ refresh_token_lifetime: '30d', nonrefreshable_access_token_lifetime: 250, session_lifetime: '1y', refreshable_access_token_lifetime: '5m' });
+    expect(set.clientApi.refreshTokenLifetimeMs).toBe(30 * 86_400_000);
+    expect(set.clientApi.nonrefreshableAccessTokenLifetimeMs).toBe(250);
+    expect(set.clientApi.sessionLifetimeMs).toBe(365 * 86_400_000);
+    expect(set.clientApi.refreshableAccessTokenLifetimeMs).toBe(300_000);
+    // null is unset, as in Synapse's sample config.
+    expect(build({ refresh_token_lifetime: null, session_lifetime: null }).clientApi.refreshTokenLifetimeMs).toBeUndefined();
+  });
+
+  it('refuses bad token lifetimes, and any longer than session_lifetime (as Synapse)', () => {
+    const refreshError = buildError({ refresh_token_lifetime: 'soon' });
+    expect(refreshError.field).toBe('refresh_token_lifetime');
+    expect(refreshError.message).toContain('must be a duration');
+    expect(buildError({ nonrefreshable_access_token_lifetime: -5 }).field).toBe('nonrefreshable_access_token_lifetime');
+    expect(buildError({ nonrefreshable_access_token_lifetime: '0s' }).field).toBe('nonrefreshable_access_token_lifetime');
+    expect(buildError({ session_lifetime: '1.5d' }).field).toBe('session_lifetime');
+    expect(buildError({ session_lifetime: '1h', refresh_token_lifetime: '2h' }).field).toBe('refresh_token_lifetime');
+    expect(buildError({ session_lifetime: '1h', nonrefreshable_access_token_lifetime: '1d' }).message).toContain('must not exceed session_lifetime');
+    expect(buildError({ session_lifetime: '1m', refreshable_access_token_lifetime: '5m' }).field).toBe('refreshable_access_token_lifetime');
+    // The default refreshable lifetime (5m, not written) is cut to a shorter session instead, as Synapse does.
+    expect(build({ session_lifetime: '1m' }).clientApi.sessionLifetimeMs).toBe(60_000);
+  });
 });
 
 describe('media settings', () => {
@@ -313,5 +341,51 @@ describe('media settings', () => {
     expect(configError(() => build({ max_upload_size: '1.5M' })).message).toContain('max_upload_size');
     expect(configError(() => build({ enable_authenticated_media: 'yes' })).message).toContain('enable_authenticated_media');
     expect(configError(() => build({}, { MAX_UPLOAD_SIZE: '-1' })).message).toContain('MAX_UPLOAD_SIZE');
+  });
+});
+
+describe('URL preview blacklists', () => {
+  const build = (raw: Record<string, unknown>, env: Record<string, string> = {}) => buildConfig(raw, { env, cwd: tempDir() }).urlPreview;
+
+  it('are empty by default', () => {
+    expect(build({})).toMatchObject({ blockedCidrs: [], urlBlacklist: [] });
+  });
+
+  it('read url_preview_ip_range_blacklist from the file, or the environment comma-separated', () => {
+    expect(build({ url_preview_ip_range_blacklist: ['93.184.0.0/16', ' 2001:db8::/32 '] }).blockedCidrs).toEqual(['93.184.0.0/16', '2001:db8::/32']);
+    expect(build({ url_preview_ip_range_blacklist: ['10.0.0.0/8'] }, { URL_PREVIEW_IP_RANGE_BLACKLIST: '1.2.3.0/24, 5.6.7.8' }).blockedCidrs).toEqual(['1.2.3.0/24', '5.6.7.8']);
+    expect(configError(() => build({ url_preview_ip_range_blacklist: '10.0.0.0/8' })).message).toContain('url_preview_ip_range_blacklist');
+    expect(configError(() => build({ url_preview_ip_range_blacklist: [42] })).message).toContain('url_preview_ip_range_blacklist');
+  });
+
+  it('read url_preview_url_blacklist entries: URL components to globs or "^" regexes, a port number as text', () => {
+    const entries = [{ username: '*' }, { netloc: '*.google.com' }, { netloc: 'www.acme.com', path: '/foo' }, { netloc: '^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$' }, { port: 8448 }];
+    expect(build({ url_preview_url_blacklist: entries }).urlBlacklist).toEqual([
+      { username: '*' },
+      { netloc: '*.google.com' },
+      { netloc: 'www.acme.com', path: '/foo' },
+      { netloc: '^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$' },
+      { port: '8448' },
+    ]);
+    expect(build({ url_preview_url_blacklist: null }).urlBlacklist).toEqual([]);
+  });
+
+  it('refuse malformed url_preview_url_blacklist entries, naming the entry', () => {
+    expect(configError(() => build({ url_preview_url_blacklist: { netloc: 'x' } })).field).toBe('url_preview_url_blacklist');
+    expect(configError(() => build({ url_preview_url_blacklist: ['*.example.com'] })).field).toBe('url_preview_url_blacklist[0]');
+    const unknown = configError(() => build({ url_preview_url_blacklist: [{ path: '/a' }, { host: 'example.com' }] }));
+    expect(unknown.field).toBe('url_preview_url_blacklist[1].host');
+    expect(unknown.message).toContain('hostname');
+    expect(configError(() => build({ url_preview_url_blacklist: [{ path: ['/a'] }] })).field).toBe('url_preview_url_blacklist[0].path');
+    const regex = configError(() => build({ url_preview_url_blacklist: [{ path: '^/(unclosed' }] }));
+    expect(regex.field).toBe('url_preview_url_blacklist[0].path');
+    expect(regex.message).toContain('regular expression');
+  });
+
+  it('are known settings of a file', () => {
+    const { file } = writeConfig('server_name: example.org\nurl_preview_ip_range_blacklist: ["1.2.3.0/24"]\nurl_preview_url_blacklist:\n  - scheme: http\n');
+    const config = loadConfig({ argv: ['--config', file], env: {}, cwd: tempDir() });
+    expect(config.urlPreview.blockedCidrs).toEqual(['1.2.3.0/24']);
+    expect(config.urlPreview.urlBlacklist).toEqual([{ scheme: 'http' }]);
   });
 });

@@ -44,8 +44,13 @@ const TOP_LEVEL_KEYS = [
   'log_level',
   'registration_requires_token',
   'refreshable_access_token_lifetime',
+  'refresh_token_lifetime',
+  'nonrefreshable_access_token_lifetime',
+  'session_lifetime',
   'url_preview_enabled',
   'url_preview_ip_range_whitelist',
+  'url_preview_ip_range_blacklist',
+  'url_preview_url_blacklist',
   'max_spider_size',
 ] as const;
 
@@ -415,6 +420,32 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     if (d === undefined) fail('refreshable_access_token_lifetime', 'must be a duration such as "5m", "1h" or a number of milliseconds');
     clientApi.refreshableAccessTokenLifetimeMs = d;
   }
+  // refresh_token_lifetime: how long a refresh token may be used (Synapse's default: until it is used).
+  if (raw.refresh_token_lifetime !== undefined && raw.refresh_token_lifetime !== null) {
+    const d = parseDuration(raw.refresh_token_lifetime);
+    if (d === undefined) fail('refresh_token_lifetime', 'must be a duration such as "1d", "30d" or a number of milliseconds');
+    clientApi.refreshTokenLifetimeMs = d;
+  }
+  // nonrefreshable_access_token_lifetime: how long an access token issued without a refresh token lives (Synapse's default: forever).
+  if (raw.nonrefreshable_access_token_lifetime !== undefined && raw.nonrefreshable_access_token_lifetime !== null) {
+    const d = parseDuration(raw.nonrefreshable_access_token_lifetime);
+    if (d === undefined) fail('nonrefreshable_access_token_lifetime', 'must be a duration such as "1h", "7d" or a number of milliseconds');
+    clientApi.nonrefreshableAccessTokenLifetimeMs = d;
+  }
+  // session_lifetime: how long a login lasts, refreshes included (Synapse's default: forever). As
+  // Synapse, no token lifetime set beside it may exceed it.
+  if (raw.session_lifetime !== undefined && raw.session_lifetime !== null) {
+    const d = parseDuration(raw.session_lifetime) ?? fail('session_lifetime', 'must be a duration such as "30d", "1y" or a number of milliseconds');
+    clientApi.sessionLifetimeMs = d;
+    const longer = (
+      [
+        ['refreshable_access_token_lifetime', clientApi.refreshableAccessTokenLifetimeMs],
+        ['nonrefreshable_access_token_lifetime', clientApi.nonrefreshableAccessTokenLifetimeMs],
+        ['refresh_token_lifetime', clientApi.refreshTokenLifetimeMs],
+      ] as const
+    ).find(([, ms]) => ms !== undefined && ms > d);
+    if (longer) fail(longer[0], `must not exceed session_lifetime (${JSON.stringify(raw.session_lifetime)})`);
+  }
 
   let maxRequestSize = 1024 * 1024;
   const mrs = env.MAX_REQUEST_SIZE ?? raw.max_request_size;
@@ -438,6 +469,9 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
   const urlPreviewEnabled = envBool('URL_PREVIEW_ENABLED') ?? bool(raw, 'url_preview_enabled', 'url_preview_enabled') ?? false;
   const urlPreviewAllowedCidrs = cidrList('URL_PREVIEW_IP_RANGE_WHITELIST', raw.url_preview_ip_range_whitelist, 'url_preview_ip_range_whitelist');
   const urlPreviewMaxSize = size('MAX_SPIDER_SIZE', raw.max_spider_size, 'max_spider_size', 10 * 1024 * 1024, 1024, '10M');
+  // Refused on top of the special-purpose ranges (always refused here, unlike Synapse where this list replaces them); the whitelist wins.
+  const urlPreviewBlockedCidrs = cidrList('URL_PREVIEW_IP_RANGE_BLACKLIST', raw.url_preview_ip_range_blacklist, 'url_preview_ip_range_blacklist');
+  const urlPreviewUrlBlacklist = urlBlacklist(raw.url_preview_url_blacklist, fail);
 
   const logLevel = (env.LOG_LEVEL || str(raw, 'log_level', 'log_level') || 'info') as HomeserverConfig['logLevel'];
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -476,8 +510,49 @@ export function buildConfig(raw: Record<string, unknown>, ctx: BuildContext): Ho
     media: { maxUploadSize, enableAuthenticatedMedia },
     push: { allowedCidrs: pushAllowedCidrs },
     logLevel,
-    urlPreview: { enabled: urlPreviewEnabled, allowedCidrs: urlPreviewAllowedCidrs, maxSize: urlPreviewMaxSize },
+    urlPreview: {
+      enabled: urlPreviewEnabled,
+      allowedCidrs: urlPreviewAllowedCidrs,
+      maxSize: urlPreviewMaxSize,
+      blockedCidrs: urlPreviewBlockedCidrs,
+      urlBlacklist: urlPreviewUrlBlacklist,
+    },
   };
+}
+
+/** The URL components a url_preview_url_blacklist entry may name (Python's urlsplit, plus urlparse's params). */
+const URL_BLACKLIST_COMPONENTS = ['scheme', 'netloc', 'path', 'params', 'query', 'fragment', 'username', 'password', 'hostname', 'port'];
+
+/**
+ * url_preview_url_blacklist: a list of maps from URL component to a glob, or a regular
+ * expression when it starts with "^" (checked here to compile). Numbers (a port) are read as text.
+ */
+function urlBlacklist(value: unknown, fail: (field: string, problem: string) => never): Array<Record<string, string>> {
+  const field = 'url_preview_url_blacklist';
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) fail(field, `must be a list of maps from URL component to pattern (e.g. [{ netloc: "*.example.com" }]), got ${JSON.stringify(value)}`);
+  return (value as unknown[]).map((entry, i) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      fail(`${field}[${i}]`, `must be a map from URL component to pattern, got ${JSON.stringify(entry)}`);
+    }
+    const out: Record<string, string> = {};
+    for (const [key, pattern] of Object.entries(entry as Record<string, unknown>)) {
+      if (!URL_BLACKLIST_COMPONENTS.includes(key)) fail(`${field}[${i}].${key}`, `is not a URL component (known: ${URL_BLACKLIST_COMPONENTS.join(', ')})`);
+      if (typeof pattern !== 'string' && !(typeof pattern === 'number' && Number.isInteger(pattern))) {
+        fail(`${field}[${i}].${key}`, `must be a glob or a regular expression starting with "^", got ${JSON.stringify(pattern)}`);
+      }
+      const text = String(pattern);
+      if (text.startsWith('^')) {
+        try {
+          new RegExp(text);
+        } catch (err) {
+          fail(`${field}[${i}].${key}`, `is not a valid regular expression: ${(err as Error).message}`);
+        }
+      }
+      out[key] = text;
+    }
+    return out;
+  });
 }
 
 /** A size in bytes: an integer, or a string of digits with an optional K, M or G suffix (1024-based). */

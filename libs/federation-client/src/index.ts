@@ -14,3 +14,4 @@ export * from './key-ring.js';
 export * from './pdu-verifier.js';
 export * from './from-environment.js';
 export * from './guarded-lookup.js';
+export * from './guarded-request.js';

@@ -130,10 +130,15 @@ function embeddedIPv4(v6: Bytes): Bytes | undefined {
 
 export class IpPolicy {
   private readonly allowed: Cidr[];
+  private readonly blocked: Cidr[];
 
-  /** allowedCidrs: ranges that may be reached even though they are special-purpose (e.g. 127.0.0.0/8 in tests). */
-  constructor(allowedCidrs: readonly string[] = []) {
+  /**
+   * allowedCidrs: ranges that may be reached even though they are special-purpose (e.g. 127.0.0.0/8 in tests).
+   * blockedCidrs: ranges refused on top of the special-purpose ones, even when public; allowedCidrs still win.
+   */
+  constructor(allowedCidrs: readonly string[] = [], blockedCidrs: readonly string[] = []) {
     this.allowed = allowedCidrs.map(parseCidr);
+    this.blocked = blockedCidrs.map(parseCidr);
   }
 
   /** Why the address is refused, or undefined when it may be connected to. */
@@ -143,6 +148,8 @@ export class IpPolicy {
     if (this.allowed.some((c) => inCidr(bytes, c))) return undefined;
     const v4 = bytes.length === 16 ? embeddedIPv4(bytes) : bytes;
     if (v4 && v4 !== bytes && this.allowed.some((c) => inCidr(v4, c))) return undefined;
+    const blocked = this.blocked.find((c) => inCidr(bytes, c) || (v4 !== undefined && inCidr(v4, c)));
+    if (blocked) return `${address} is in the range ${blocked.text} that the block-list names`;
     const hit =
       (v4 && BLOCKED_V4.find((c) => inCidr(v4, c))) ?? (bytes.length === 16 ? BLOCKED_V6.find((c) => inCidr(bytes, c)) : undefined);
     if (hit) {

@@ -52,6 +52,7 @@ import { RefreshController } from './accounts/refresh.controller.js';
 import { RegistrationTokensAdminController, RegistrationTokenValidityController } from './accounts/registration-tokens.controller.js';
 import { RegistrationTokensService } from './accounts/registration-tokens.service.js';
 import { RefreshTokensService } from './auth/refresh-tokens.service.js';
+import { TokenCleanupService } from './auth/token-cleanup.service.js';
 
 /**
  * Optional: settings over those of the HomeserverConfig (YAML: rate_limits, access_tokens,
@@ -150,6 +151,9 @@ const services = [
           jwtLogin: config.clientApi.jwtLogin,
           media: { ...DEFAULT_MEDIA_SETTINGS, ...config.media },
           ...(config.clientApi.refreshableAccessTokenLifetimeMs !== undefined ? { refreshableAccessTokenLifetimeMs: config.clientApi.refreshableAccessTokenLifetimeMs } : {}),
+          refreshTokenLifetimeMs: config.clientApi.refreshTokenLifetimeMs,
+          nonrefreshableAccessTokenLifetimeMs: config.clientApi.nonrefreshableAccessTokenLifetimeMs,
+          sessionLifetimeMs: config.clientApi.sessionLifetimeMs,
           registrationRequiresToken: config.registration.registrationRequiresToken ?? false,
           ...overrides,
         }),
@@ -168,6 +172,7 @@ const services = [
     RemoteMediaFetcher,
     OpenIdTokensService,
     WhoisService,
+    TokenCleanupService,
     ...services,
   ],
   exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],

@@ -59,6 +59,19 @@ export interface ClientApiSettings {
   media: MediaSettings;
   /** Lifetime of access tokens issued with a refresh token (login/register `refresh_token: true`, /refresh). */
   refreshableAccessTokenLifetimeMs: number;
+  /** How long a refresh token may be used (Synapse's refresh_token_lifetime); unset: until used. */
+  refreshTokenLifetimeMs?: number;
+  /** Lifetime of access tokens issued without a refresh token (Synapse's nonrefreshable_access_token_lifetime); unset: no expiry. */
+  nonrefreshableAccessTokenLifetimeMs?: number;
+  /** Longest a login session lasts, refreshes included (Synapse's session_lifetime); unset: no limit. */
+  sessionLifetimeMs?: number;
+  /**
+   * How long expired access and refresh tokens stay on record (auth/token-cleanup.service.ts):
+   * meanwhile they are answered as a soft logout (soft_logout: true), then as unknown tokens.
+   */
+  expiredTokenRetentionMs: number;
+  /** How often the cleanup of expired tokens runs (0: never). */
+  tokenCleanupIntervalMs: number;
   /** POST /register needs the m.login.registration_token stage (Synapse's registration_requires_token). */
   registrationRequiresToken: boolean;
 }
@@ -76,6 +89,8 @@ export function clientApiSettings(serverName: string, overrides: Partial<ClientA
     passwordScryptCost: 16384,
     media: DEFAULT_MEDIA_SETTINGS,
     refreshableAccessTokenLifetimeMs: 5 * 60_000,
+    expiredTokenRetentionMs: 7 * 24 * 60 * 60_000,
+    tokenCleanupIntervalMs: 10 * 60_000,
     registrationRequiresToken: false,
     ...overrides,
   };

@@ -22,7 +22,7 @@ export interface LoginResult {
   user_id: string;
   access_token: string;
   device_id: string;
-  /** With `refresh_token: true` in the request: the access token expires after expires_in_ms. */
+  /** With `refresh_token: true` in the request (or a lifetime for tokens without one configured): the access token expires after expires_in_ms. */
   refresh_token?: string;
   expires_in_ms?: number;
 }
@@ -128,8 +128,9 @@ export class AccountsService {
       const { access_token, refresh_token, expires_in_ms } = await this.refreshTokens.issuePair(tx, userId, device);
       return { user_id: userId, access_token, device_id: device, refresh_token, expires_in_ms };
     }
-    const accessToken = await this.tokens.issue(userId, device, tx);
-    return { user_id: userId, access_token: accessToken, device_id: device };
+    // Expiring only when nonrefreshable_access_token_lifetime or session_lifetime is set (then with expires_in_ms).
+    const issued = await this.refreshTokens.issueNonRefreshable(tx, userId, device);
+    return { user_id: userId, device_id: device, ...issued };
   }
 
   /** GET /login: the login types offered. */

@@ -39,9 +39,11 @@ const MAX_CACHED = 100_000;
  * surely committed. If that bus message were lost, another replica would trust the token
  * until its entry expires: at most CACHE_TTL_MS.
  *
- * Tokens issued with a refresh token (refresh-tokens.service.ts) expire: expires_ts on the row
+ * Tokens issued with a refresh token (refresh-tokens.service.ts) expire, and so do the others
+ * when nonrefreshable_access_token_lifetime or session_lifetime is set: expires_ts on the row
  * and, for JWTs, the `exp` claim. A cached entry never outlives its token, and an expired token
  * still on record is told apart ('expired': 401 with soft_logout: true) from an unknown one.
+ * Expired rows stay on record for a retention period, then TokenCleanupService removes them.
  */
 @Injectable()
 export class AccessTokensService {
@@ -76,7 +78,7 @@ export class AccessTokensService {
         .setIssuedAt()
         .setIssuer(this.settings.serverName)
         .setAudience(JWT_AUDIENCE);
-      // A refreshable JWT carries its expiry, so even a verifier of the signature alone refuses it late.
+      // An expiring JWT carries its expiry, so even a verifier of the signature alone refuses it late.
       if (options.expiresTs !== undefined) jwt.setExpirationTime(Math.floor(options.expiresTs / 1000));
       const token = await jwt.sign(this.jwtKey);
       await this.store(db, `jwt:${jti}`, userId, deviceId, options);
@@ -191,7 +193,7 @@ export class AccessTokensService {
     const tokenKey = `jwt:${payload.jti}`;
     const known = this.cached(tokenKey);
     if (known) return known;
-    // A refreshable JWT (it has exp) belongs to a refresh chain: its row is looked up like an opaque token's.
+    // An expiring JWT (it has exp: refreshable, or under a configured lifetime) is looked up by its row like an opaque token.
     if (payload.exp !== undefined) return this.lookUp(tokenKey);
     const { rows } = await this.db.query('SELECT 1 FROM revoked_access_tokens WHERE jti = $1', [payload.jti]);
     if (rows.length > 0) return undefined;

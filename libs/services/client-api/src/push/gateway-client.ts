@@ -5,14 +5,11 @@
  * to an address a user picked: the same guard as outbound federation applies (IpPolicy of
  * @tessera/federation-client): private, loopback, link-local and other special-purpose
  * addresses are refused unless push.allowed_cidrs names them. The policy is applied to the
- * address actually connected to (our own `lookup`), so a DNS answer cannot slip a private
- * address past it. Each exchange has a deadline and a cap on the answer's size; redirects are
- * not followed.
+ * address actually connected to (GuardedHttpClient of @tessera/federation-client), so a DNS
+ * answer cannot slip a private address past it. Each exchange has a deadline and a cap on the
+ * answer's size; redirects are not followed.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import { guardedLookup, IpPolicy, systemResolver, type DnsResolver } from '@tessera/federation-client';
+import { GuardedHttpClient, GuardedRequestError, type DnsResolver, type IpPolicy } from '@tessera/federation-client';
 
 export type GatewayFailure = 'refused' | 'network' | 'timeout' | 'status';
 
@@ -50,110 +47,69 @@ export interface GatewayAnswer {
   rejected: string[];
 }
 
-const REFUSED_CODE = 'ERR_TESSERA_PUSH_ADDRESS_REFUSED';
-
 export class GatewayClient {
-  readonly policy: IpPolicy;
-  private readonly resolver: DnsResolver;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private readonly http: GuardedHttpClient;
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
 
   /** Throws CidrError when an allowed CIDR is malformed (a configuration error, at start). */
   constructor(options: GatewayClientOptions) {
-    this.policy = new IpPolicy(options.allowedCidrs);
-    this.resolver = options.resolver ?? systemResolver;
+    this.http = new GuardedHttpClient({
+      allowedCidrs: options.allowedCidrs,
+      resolver: options.resolver,
+      describeRefusal: refusalMessage,
+      keepAlive: true,
+      maxSockets: 8,
+    });
     this.timeoutMs = options.timeoutMs;
     this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024;
-    this.lookup = guardedLookup(this.resolver, this.policy, REFUSED_CODE, refusalMessage);
-    this.httpAgent = new http.Agent({ keepAlive: true, lookup: this.lookup, maxSockets: 8 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, lookup: this.lookup, maxSockets: 8 });
+  }
+
+  get policy(): IpPolicy {
+    return this.http.policy;
   }
 
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.http.close();
   }
 
-  /** dns.lookup-compatible, through the resolver and the IP policy. */
-  private readonly lookup: LookupFunction;
-
   /** POSTs `body` as JSON to the gateway's notify URL. Rejects with a GatewayError. */
-  notify(url: string, body: unknown): Promise<GatewayAnswer> {
-    let target: URL;
-    try {
-      target = new URL(url);
-    } catch {
-      return Promise.reject(new GatewayError('refused', `${url} is not a URL`));
-    }
-    if (target.protocol !== 'http:' && target.protocol !== 'https:') return Promise.reject(new GatewayError('refused', `${url} is not an http(s) URL`));
-    const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
-    if (isIP(host) !== 0) {
-      // Node does not call lookup for IP literals: police them here.
-      const why = this.policy.refusal(host);
-      if (why) return Promise.reject(new GatewayError('refused', refusalMessage(url, why)));
-    }
+  async notify(url: string, body: unknown): Promise<GatewayAnswer> {
     const payload = Buffer.from(JSON.stringify(body), 'utf8');
-    const secure = target.protocol === 'https:';
-    const timeoutMs = this.timeoutMs;
-    const maxBytes = this.maxResponseBytes;
-
-    return new Promise<GatewayAnswer>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: GatewayError) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(err);
-      };
-      const options: https.RequestOptions = {
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        host,
-        port: target.port === '' ? undefined : Number(target.port),
+    let status: number;
+    let answer: Buffer;
+    try {
+      const response = await this.http.request(url, {
         method: 'POST',
-        path: `${target.pathname}${target.search}`,
-        headers: { 'content-type': 'application/json', 'content-length': payload.length, host: target.host },
-      };
-      if (secure && isIP(host) === 0) options.servername = host;
-      const request = secure ? https.request(options) : http.request(options);
-      const timer = setTimeout(() => {
-        request.destroy();
-        fail(new GatewayError('timeout', `POST ${url} got no complete answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      request.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === REFUSED_CODE) fail(new GatewayError('refused', err.message));
-        else fail(new GatewayError('network', `POST ${url} failed: ${err.message}`));
+        headers: { 'content-type': 'application/json' },
+        body: payload,
+        timeoutMs: this.timeoutMs,
+        maxBytes: this.maxResponseBytes,
       });
-      request.on('response', (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const status = response.statusCode ?? 0;
-        const finish = (body: Buffer) => {
-          if (settled) return;
-          if (status < 200 || status >= 300) {
-            fail(new GatewayError('status', `POST ${url} answered ${status}`, status));
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          resolve({ rejected: rejectedPushkeys(body) });
-        };
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          chunks.push(chunk);
-          if (size > maxBytes) {
-            // The answer is a short list of pushkeys: a longer one is not read on (the status tells whether the notification went through).
-            response.destroy();
-            request.destroy();
-            finish(Buffer.alloc(0));
-          }
-        });
-        response.on('error', (err) => fail(new GatewayError('network', `reading the answer of ${url} failed: ${err.message}`)));
-        response.on('end', () => finish(Buffer.concat(chunks)));
-      });
-      request.end(payload);
-    });
+      status = response.status;
+      answer = response.body;
+    } catch (err) {
+      if (!(err instanceof GuardedRequestError)) throw err;
+      if (err.kind !== 'too-large' || err.status === undefined) throw gatewayError(err, url, this.timeoutMs);
+      // The answer is a short list of pushkeys: a longer one is not read on (the status tells whether the notification went through).
+      status = err.status;
+      answer = Buffer.alloc(0);
+    }
+    if (status < 200 || status >= 300) throw new GatewayError('status', `POST ${url} answered ${status}`, status);
+    return { rejected: rejectedPushkeys(answer) };
+  }
+}
+
+/** The GatewayError of a failed exchange. */
+function gatewayError(err: GuardedRequestError, url: string, timeoutMs: number): GatewayError {
+  switch (err.kind) {
+    case 'invalid-url':
+    case 'refused':
+      return new GatewayError('refused', err.kind === 'invalid-url' ? `${url} is not an http(s) URL: ${err.message}` : err.message);
+    case 'timeout':
+      return new GatewayError('timeout', `POST ${url} got no complete answer within ${timeoutMs} ms`);
+    default:
+      return new GatewayError('network', err.kind === 'network' ? err.message : `POST ${url} failed: ${err.message}`);
   }
 }
 

@@ -384,4 +384,18 @@ CREATE TABLE url_previews (
 CREATE INDEX url_previews_expires ON url_previews (expires_ts);
 `,
   },
+  {
+    // Token lifetimes as Synapse (auth/refresh-tokens.service.ts): a refresh token may expire
+    // (refresh_token_lifetime) and belongs to a session that may end (session_lifetime, carried
+    // along the chain in session_expires_ts; expires_ts is already capped by it). The partial
+    // indexes serve the periodic cleanup of expired rows
+    // (auth/token-cleanup.service.ts), which deletes in small batches by expiry.
+    id: 'client_api_refresh_0002_token_lifetimes',
+    sql: `
+ALTER TABLE refresh_tokens ADD COLUMN expires_ts bigint;
+ALTER TABLE refresh_tokens ADD COLUMN session_expires_ts bigint;
+CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_ts) WHERE expires_ts IS NOT NULL;
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_ts) WHERE expires_ts IS NOT NULL;
+`,
+  },
 ];

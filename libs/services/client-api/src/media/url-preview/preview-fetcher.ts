@@ -1,24 +1,29 @@
 /**
  * Fetches what a URL preview needs: a page, or an image named by it. The URL is a user's
- * choice, so the same guard as outbound federation and push gateways applies (IpPolicy and
- * guardedLookup of @tessera/federation-client): private, loopback, link-local and other
- * special-purpose addresses are refused unless url_preview_ip_range_whitelist names them, on
- * the address actually connected to, for every redirect too. Each fetch has one deadline
- * (redirects included), a cap on the bytes read and a bounded number of redirects.
+ * choice, so the same guard as outbound federation and push gateways applies (GuardedHttpClient
+ * of @tessera/federation-client): private, loopback, link-local and other special-purpose
+ * addresses are refused unless url_preview_ip_range_whitelist names them, and so are those
+ * url_preview_ip_range_blacklist names (the whitelist wins), on the address actually connected
+ * to, for every redirect too; so are URLs url_preview_url_blacklist matches (url-blacklist.ts),
+ * redirects and images included. Each fetch has one deadline (redirects included), a cap on the
+ * bytes read and a bounded number of redirects.
  *
  * Failures are the Matrix errors Synapse answers: 403 M_UNKNOWN for an IP literal the policy
- * refuses, 502 M_UNKNOWN when a name has no address we may reach, when the answer is not 2xx or
- * of a type that cannot be previewed, or on any other failure, 502 M_TOO_LARGE beyond the cap.
+ * refuses or a URL the URL blacklist matches, 502 M_UNKNOWN when a name has no address we may
+ * reach, when the answer is not 2xx or of a type that cannot be previewed, or on any other
+ * failure, 502 M_TOO_LARGE beyond the cap.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
-import { fileNameOfDisposition, guardedLookup, IpPolicy, systemResolver, type DnsResolver } from '@tessera/federation-client';
+import { fileNameOfDisposition, GuardedHttpClient, GuardedRequestError, type DnsResolver, type GuardedResponse } from '@tessera/federation-client';
 import { MatrixError } from '../../errors.js';
+import { urlBlacklistEntryMatching, type UrlBlacklistEntry } from './url-blacklist.js';
 
 export interface PreviewFetcherOptions {
-  /** CIDRs reachable although special-purpose. Throws CidrError at construction when one is malformed. */
+  /** CIDRs reachable although special-purpose (url_preview_ip_range_whitelist). Throws CidrError at construction when one is malformed. */
   allowedCidrs: readonly string[];
+  /** CIDRs refused although public (url_preview_ip_range_blacklist); allowedCidrs win. Throws CidrError when one is malformed. */
+  blockedCidrs?: readonly string[];
+  /** URLs not fetched (url_preview_url_blacklist), redirects and images included. */
+  urlBlacklist?: readonly UrlBlacklistEntry[];
   timeoutMs: number;
   maxRedirects: number;
   resolver?: DnsResolver;
@@ -34,36 +39,36 @@ export interface Fetched {
   body: Buffer;
 }
 
-const REFUSED_CODE = 'ERR_TESSERA_URL_PREVIEW_ADDRESS_REFUSED';
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Some sites give OpenGraph data only to crawlers; no version, so nothing leaks. */
 const USER_AGENT = 'Tessera (bot; Matrix URL preview)';
-
-/** One answer before its body is read. */
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  response: http.IncomingMessage;
-}
+const HEADERS = {
+  'user-agent': USER_AGENT,
+  accept: 'text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5',
+  'accept-language': 'en',
+};
 
 export class PreviewFetcher {
-  private readonly policy: IpPolicy;
-  private readonly lookup: LookupFunction;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private readonly http: GuardedHttpClient;
 
   constructor(private readonly options: PreviewFetcherOptions) {
-    this.policy = new IpPolicy(options.allowedCidrs);
-    this.lookup = guardedLookup(options.resolver ?? systemResolver, this.policy, REFUSED_CODE, (hostname, why) =>
-      `${hostname} has no address this server may fetch from (${why.replace('outbound federation refuses it unless the allow-list permits it', 'url_preview_ip_range_whitelist does not list it')})`,
-    );
-    this.httpAgent = new http.Agent({ keepAlive: false, lookup: this.lookup });
-    this.httpsAgent = new https.Agent({ keepAlive: false, lookup: this.lookup });
+    this.http = new GuardedHttpClient({
+      allowedCidrs: options.allowedCidrs,
+      blockedCidrs: options.blockedCidrs ?? [],
+      resolver: options.resolver,
+      describeRefusal: (hostname, why) => `${hostname} has no address this server may fetch from (${settingsNamed(why)})`,
+    });
   }
 
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.http.close();
+  }
+
+  /** Throws 403 M_UNKNOWN when url_preview_url_blacklist refuses `url` (as Synapse). */
+  checkUrl(url: string): void {
+    if (urlBlacklistEntryMatching(this.options.urlBlacklist ?? [], url) !== undefined) {
+      throw new MatrixError(403, 'M_UNKNOWN', 'URL blocked by url pattern blacklist entry');
+    }
   }
 
   /**
@@ -74,117 +79,71 @@ export class PreviewFetcher {
     const deadline = Date.now() + this.options.timeoutMs;
     let current = url;
     for (let hop = 0; ; hop++) {
-      const answer = await this.request(current, deadline);
+      this.checkUrl(current);
+      const answer = await this.get(current, deadline, maxBytes, isAllowedType);
       const location = answer.headers.location;
-      if (REDIRECTS.has(answer.status) && typeof location === 'string' && location !== '') {
-        answer.response.destroy();
+      if (isRedirect(answer)) {
         if (hop >= this.options.maxRedirects) throw badGateway(`Too many redirects (more than ${this.options.maxRedirects}) fetching ${url}`);
         try {
-          current = new URL(location, current).toString();
+          current = new URL(location!, current).toString();
         } catch {
           throw badGateway(`${current} redirected to an invalid location "${location}"`);
         }
         continue;
       }
-      if (answer.status < 200 || answer.status > 299) {
-        answer.response.destroy();
-        throw badGateway(`Got error ${answer.status}`);
-      }
-      const contentType = header(answer.headers['content-type']);
-      if (contentType !== undefined && !isAllowedType(contentType)) {
-        answer.response.destroy();
-        throw badGateway(`Requested file's content type not allowed for this operation: ${contentType}`);
-      }
-      const body = await readBody(answer.response, maxBytes, deadline, current);
-      return { url: current, contentType, fileName: fileNameOfDisposition(header(answer.headers['content-disposition'])), body };
+      return { url: current, contentType: header(answer.headers['content-type']), fileName: fileNameOfDisposition(header(answer.headers['content-disposition'])), body: answer.body };
     }
   }
 
-  /** One GET, answered up to its headers. */
-  private request(url: string, deadline: number): Promise<Answer> {
-    let target: URL;
+  /** One GET: a redirect without its body, else a 2xx of an allowed type with its body; failures as Synapse's Matrix errors. */
+  private async get(url: string, deadline: number, maxBytes: number, isAllowedType: (contentType: string) => boolean): Promise<GuardedResponse> {
     try {
-      target = new URL(url);
-    } catch {
-      return Promise.reject(badGateway(`${url} is not a URL`));
-    }
-    if (target.protocol !== 'http:' && target.protocol !== 'https:') return Promise.reject(badGateway(`Cannot fetch ${target.protocol} URLs: only http and https`));
-    const host = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
-    if (isIP(host) !== 0 && !this.policy.isAllowed(host)) {
-      // Node does not call lookup for IP literals: police them here (Synapse: 403 "IP address blocked").
-      return Promise.reject(new MatrixError(403, 'M_UNKNOWN', `IP address blocked: ${host} is special-purpose and url_preview_ip_range_whitelist does not list it`));
-    }
-    const secure = target.protocol === 'https:';
-    return new Promise<Answer>((resolve, reject) => {
-      const options: https.RequestOptions = {
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        host,
-        port: target.port === '' ? undefined : Number(target.port),
+      return await this.http.request(url, {
         method: 'GET',
-        path: `${target.pathname}${target.search}`,
-        headers: {
-          host: target.host,
-          'user-agent': USER_AGENT,
-          accept: 'text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5',
-          'accept-language': 'en',
+        headers: HEADERS,
+        timeoutMs: deadline - Date.now(),
+        maxBytes,
+        readBody: (head) => {
+          if (isRedirect(head)) return false;
+          if (head.status < 200 || head.status > 299) throw badGateway(`Got error ${head.status}`);
+          const contentType = header(head.headers['content-type']);
+          if (contentType !== undefined && !isAllowedType(contentType)) {
+            throw badGateway(`Requested file's content type not allowed for this operation: ${contentType}`);
+          }
+          return true;
         },
-      };
-      if (secure && isIP(host) === 0) options.servername = host;
-      const request = secure ? https.request(options) : http.request(options);
-      const timer = setTimeout(() => {
-        request.destroy();
-        reject(badGateway(`${url} did not answer within the time allowed`));
-      }, Math.max(0, deadline - Date.now()));
-      request.on('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (err.code === REFUSED_CODE || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-          reject(badGateway(`DNS resolution failure during URL preview generation: ${err.message}`));
-        } else {
-          reject(badGateway(`Failed to download content from ${url}: ${err.message}`));
-        }
       });
-      request.on('response', (response) => {
-        clearTimeout(timer);
-        resolve({ status: response.statusCode ?? 0, headers: response.headers, response });
-      });
-      request.end();
-    });
+    } catch (err) {
+      if (!(err instanceof GuardedRequestError)) throw err;
+      switch (err.kind) {
+        case 'refused':
+          // Synapse: an IP literal refused is 403 "IP address blocked"; a name without an address we may reach, a DNS failure.
+          if (err.details.ipLiteral) throw new MatrixError(403, 'M_UNKNOWN', `IP address blocked: ${settingsNamed(err.details.reason ?? err.message)}`);
+          throw badGateway(`DNS resolution failure during URL preview generation: ${err.message}`);
+        case 'unresolved':
+          throw badGateway(`DNS resolution failure during URL preview generation: ${err.message}`);
+        case 'too-large':
+          throw tooLarge(maxBytes);
+        case 'timeout':
+          throw badGateway(`${url} did not answer within the time allowed`);
+        case 'invalid-url':
+          throw badGateway(err.message);
+        default:
+          throw badGateway(`Failed to download content from ${url}: ${err.message}`);
+      }
+    }
   }
 }
 
-/** The body, refused beyond maxBytes (from Content-Length when it says so, else while reading) or past the deadline. */
-function readBody(response: http.IncomingMessage, maxBytes: number, deadline: number, url: string): Promise<Buffer> {
-  const declared = Number(response.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    response.destroy();
-    return Promise.reject(tooLarge(maxBytes));
-  }
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const fail = (err: MatrixError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      response.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(badGateway(`Reading ${url} took longer than the time allowed`)), Math.max(0, deadline - Date.now()));
-    response.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) fail(tooLarge(maxBytes));
-      else chunks.push(chunk);
-    });
-    response.on('error', (err) => fail(badGateway(`Failed to download content from ${url}: ${err.message}`)));
-    response.on('aborted', () => fail(badGateway(`${url} closed the connection before the end of its answer`)));
-    response.on('end', () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks));
-    });
-  });
+function isRedirect(head: { status: number; headers: { location?: string } }): boolean {
+  return REDIRECTS.has(head.status) && typeof head.headers.location === 'string' && head.headers.location !== '';
+}
+
+/** The policy's reason in the terms of the preview settings. */
+function settingsNamed(why: string): string {
+  return why
+    .replace('outbound federation refuses it unless the allow-list permits it', 'url_preview_ip_range_whitelist does not list it')
+    .replace('that the block-list names', 'that url_preview_ip_range_blacklist lists');
 }
 
 function header(value: string | string[] | undefined): string | undefined {

@@ -7,10 +7,14 @@
  * {} (no oEmbed here), the rest are refused with 502 M_UNKNOWN, as Synapse.
  *
  * Previews are kept in the database for cacheMs (url-preview.store.ts), so every replica serves
- * them; concurrent requests for one URL in one process share one fetch.
+ * them; concurrent requests for one URL in one process share one fetch. As Synapse, a preview is
+ * served for an hour from its fetch (Synapse does not read Cache-Control either) and then fetched
+ * anew; expired rows are deleted when a new preview is stored and every cleanupIntervalMs. The
+ * og:image of an expired preview stays in the local media store (Synapse deletes its URL-cache
+ * media files too; here they are ordinary local media, left to the media retention, if any).
  */
 import { randomInt } from 'node:crypto';
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { LOGGER } from '@tessera/http';
 import type { Db } from '@tessera/storage';
 import type { Logger } from 'pino';
@@ -39,8 +43,10 @@ const isHtml = (contentType: string) => /^(text\/html|application\/xhtml)/i.test
 const isJson = (contentType: string) => contentType.toLowerCase().startsWith('application/json');
 
 @Injectable()
-export class UrlPreviewService implements OnModuleDestroy {
+export class UrlPreviewService implements OnModuleInit, OnModuleDestroy {
   private fetcherInstance: PreviewFetcher | undefined;
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  private cleaning: Promise<void> | undefined;
   /** Fetches under way in this process, by URL: a burst of requests for a new link makes one fetch. */
   private readonly inFlight = new Map<string, Promise<OpenGraph>>();
 
@@ -57,13 +63,33 @@ export class UrlPreviewService implements OnModuleDestroy {
     return this.settings.enabled;
   }
 
-  onModuleDestroy(): void {
+  onModuleInit(): void {
+    if (!this.settings.enabled || this.settings.cleanupIntervalMs <= 0) return;
+    this.cleanupTimer = setInterval(() => {
+      // One sweep at a time; several replicas may sweep together (the delete is idempotent).
+      if (this.cleaning) return;
+      this.cleaning = urlPreviewStore
+        .deleteExpired(this.db, Date.now())
+        .then(() => undefined)
+        .catch((err: unknown) => this.logger.warn({ err }, 'cleanup of expired url previews failed; retrying at the next interval'))
+        .finally(() => (this.cleaning = undefined));
+    }, this.settings.cleanupIntervalMs);
+    this.cleanupTimer.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    this.cleanupTimer = undefined;
     this.fetcherInstance?.close();
+    // The database closes after the modules: let a sweep under way finish first.
+    await this.cleaning;
   }
 
   /** The preview of `url` for `userId` (who owns the media of its image), as it was at `ts` if still known. */
   async preview(userId: string, url: string, ts: number | undefined): Promise<OpenGraph> {
     checkUrl(url);
+    // Before the cache: a URL blacklisted since it was previewed is refused too.
+    this.fetcher.checkUrl(url);
     const now = Date.now();
     const cached = await urlPreviewStore.find(this.db, url, ts ?? now, now);
     if (cached) return cached;
@@ -153,9 +179,15 @@ export class UrlPreviewService implements OnModuleDestroy {
 
   private makeFetcher(): PreviewFetcher {
     try {
-      return new PreviewFetcher({ allowedCidrs: this.settings.allowedCidrs, timeoutMs: this.settings.timeoutMs, maxRedirects: this.settings.maxRedirects });
+      return new PreviewFetcher({
+        allowedCidrs: this.settings.allowedCidrs,
+        blockedCidrs: this.settings.blockedCidrs,
+        urlBlacklist: this.settings.urlBlacklist,
+        timeoutMs: this.settings.timeoutMs,
+        maxRedirects: this.settings.maxRedirects,
+      });
     } catch (err) {
-      throw new Error(`url_preview_ip_range_whitelist: ${(err as Error).message}`);
+      throw new Error(`url_preview_ip_range_whitelist / url_preview_ip_range_blacklist: ${(err as Error).message}`);
     }
   }
 }
