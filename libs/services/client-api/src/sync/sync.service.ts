@@ -19,7 +19,7 @@ import { RoomReads } from '../rooms/room-reads.js';
 import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } from '../sync-token.js';
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
-import { LazyMembersCache } from './lazy-members-cache.js';
+import { LazyMembersCache, type LazyMembersLease } from './lazy-members-cache.js';
 import { SyncNotifier } from './sync-notifier.js';
 import { usersNoLongerSharing } from './device-lists-left.js';
 import { NotificationCounter } from './notification-counter.js';
@@ -42,6 +42,11 @@ export interface SyncRequest {
 }
 
 type Json = Record<string, unknown>;
+
+/** A request being answered, with its use of the device's lazy-loaded members (lazy-loading syncs without include_redundant_members). */
+interface SyncCall extends SyncRequest {
+  lazy?: LazyMembersLease;
+}
 
 interface Window {
   since?: SyncPositions;
@@ -90,6 +95,20 @@ export class SyncService {
       since = decodeSyncToken(req.since);
       if (!since) throw invalidParam(`"since" ${JSON.stringify(req.since)} is not a sync token from this server`);
     }
+    // Redundant members are skipped only on a chain of answers of this process (see LazyMembersCache):
+    // the answer's next_batch is tagged, and the members it gives are remembered once it is answered.
+    const state = req.filter.room?.state;
+    const lazy = state?.lazy_load_members && !state.include_redundant_members ? this.lazyMembers.begin(req.userId, req.deviceId, req.since) : undefined;
+    try {
+      const response = await this.answer({ ...req, lazy }, since);
+      if (lazy) response.next_batch = lazy.commit(response.next_batch as string);
+      return response;
+    } finally {
+      lazy?.release();
+    }
+  }
+
+  private async answer(req: SyncCall, since: SyncPositions | undefined): Promise<Json> {
     const deadline = Date.now() + Math.max(0, req.timeoutMs);
     // A token from another replica (or from before a restart) may be ahead of what we heard of.
     if (since && SYNC_STREAMS.some((s) => since![s] > this.notifier.positions()[s])) await this.notifier.refreshKnown();
@@ -160,9 +179,9 @@ export class SyncService {
   }
 
   /** One pass: the response from `since` to the positions known now. */
-  private async compute(req: SyncRequest, since: SyncPositions | undefined): Promise<{ response: Json; hasNews: boolean; joinedRooms: string[] }> {
+  private async compute(req: SyncCall, since: SyncPositions | undefined): Promise<{ response: Json; hasNews: boolean; joinedRooms: string[] }> {
     const { userId, deviceId, filter } = req;
-    if (!since && filter.room?.state?.lazy_load_members) this.lazyMembers.forget(userId, deviceId);
+    req.lazy?.newPass();
     const known = this.notifier.positions();
     const upTo: SyncPositions = { ...known };
     const recent = this.notifier.recent;
@@ -318,7 +337,7 @@ export class SyncService {
     return membership;
   }
 
-  private async joinedRoom(req: SyncRequest, plan: JoinedRoomPlan, window: Window): Promise<Json & { hasOwnNews?: boolean }> {
+  private async joinedRoom(req: SyncCall, plan: JoinedRoomPlan, window: Window): Promise<Json & { hasOwnNews?: boolean }> {
     const limit = timelineLimit(req.filter.room?.timeline);
     const fetched =
       (await this.recentTimeline(plan.roomId, plan.timelineAfter, window.upTo.events, limit + 1)) ??
@@ -354,7 +373,7 @@ export class SyncService {
     return events.map((e) => toClientEvent(e, { txnIds, replaced, now }));
   }
 
-  private async leftRoom(req: SyncRequest, m: UserMembership, window: Window): Promise<Json> {
+  private async leftRoom(req: SyncCall, m: UserMembership, window: Window): Promise<Json> {
     const limit = timelineLimit(req.filter.room?.timeline);
     const after = window.since?.events;
     const fetched = await getRoomTimeline(this.db, m.roomId, { direction: 'b', from: m.streamPos + 1, to: after, limit: limit + 1 });
@@ -365,7 +384,7 @@ export class SyncService {
 
   /** timeline, state (and summary for joined rooms) of one room; `fetched` is newest first, up to limit + 1. */
   private async roomSection(
-    req: SyncRequest,
+    req: SyncCall,
     roomId: string,
     fetched: StoredEvent[],
     limit: number,
@@ -403,8 +422,8 @@ export class SyncService {
       if (fullState) needed.add(userId);
     }
     // Members this device was already sent are redundant (unless asked for, or on a full_state sync).
-    const forgetsRedundant = !!needed && !stateFilter!.include_redundant_members;
-    const sent = forgetsRedundant && window.since && !req.fullState ? this.lazyMembers.sent(userId, req.deviceId, roomId) : undefined;
+    const forgetsRedundant = !!needed && !!req.lazy;
+    const sent = forgetsRedundant && window.since && !req.fullState ? req.lazy!.sent(roomId) : undefined;
 
     // State up to the start of the timeline: in full, or what changed since the last sync.
     let wanted: StateTriple[] = [];
@@ -439,7 +458,7 @@ export class SyncService {
     }
     if (forgetsRedundant) {
       const members = [...stateEvents, ...shown].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => [e.stateKey!, e.eventId] as const);
-      if (members.length > 0) this.lazyMembers.remember(userId, req.deviceId, roomId, members);
+      if (members.length > 0) req.lazy!.remember(roomId, members);
     }
 
     const requester = { userId, deviceId: req.deviceId };
