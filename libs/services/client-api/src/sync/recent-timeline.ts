@@ -3,6 +3,8 @@ import { getEvents, getUserMemberships, type Db, type StoredEvent, type UserMemb
 
 /** How many recent stream.events notifications are kept (each with its event once loaded). */
 const CAPACITY = 4096;
+/** Entries past CAPACITY before the oldest are dropped, all at once: dropping one per append moved the whole array each time. */
+const DROP_BATCH = 256;
 /** Out-of-order notifications held while waiting for the one before them; beyond this the chain is restarted. */
 const MAX_PENDING = 256;
 /** Users whose joined rooms are kept (least recently used dropped first). */
@@ -126,7 +128,7 @@ export class RecentTimeline {
       const rooms = this.memberships.get(n.membership.userId);
       rooms?.set(n.roomId, { roomId: n.roomId, userId: n.membership.userId, membership: n.membership.membership, eventId: n.eventId, streamPos: n.position });
     }
-    if (this.entries.length > CAPACITY) {
+    if (this.entries.length > CAPACITY + DROP_BATCH) {
       const dropped = this.entries.splice(0, this.entries.length - CAPACITY);
       for (const d of dropped) {
         this.byEventId.delete(d.n.eventId);
