@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Global, Module } from '@nestjs/common';
 import { buildConfig } from '@tessera/config';
-import { startServices, type ServiceDefinition } from '@tessera/http';
+import { startIdleMemoryTrim, startServices, type GcFunction, type ServiceDefinition } from '@tessera/http';
 import { CLIENT_API_SETTINGS_OVERRIDES, ClientApiModule, clientApiService } from '@tessera/client-api-service';
 import { fanoutSenderService } from '@tessera/fanout-sender-service';
 import { federationIngressService } from '@tessera/federation-ingress-service';
@@ -173,8 +173,9 @@ export async function main(): Promise<void> {
   const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
 
   try {
-    await new Promise((r) => setTimeout(r, 2000));
-    global.gc?.();
+    // As npm start: with --expose-gc, the idle trim (apps/homeserver); idle is read 5 s after start, as bench/startup does.
+    if (global.gc) startIdleMemoryTrim({ gc: global.gc as GcFunction });
+    await new Promise((r) => setTimeout(r, 5000));
     console.log(`BENCH client_rss_idle ${rssMb().toFixed(1)} MB`);
 
     const result = await new Promise<ClientResult>((resolve, reject) => {

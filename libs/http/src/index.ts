@@ -11,3 +11,4 @@ export * from './run-services.js';
 export * from './runtime.js';
 export * from './tokens.js';
 export * from './well-known.controller.js';
+export * from './idle-memory-trim.js';
