@@ -10,6 +10,7 @@ import type { Db, Queryable, QueryResult } from './db.js';
 import { assertNotInTransaction, runMarkedAsTransaction } from './in-transaction.js';
 import { INT8_ARRAY_OID, INT8_OID, parseInt8, parseInt8Array } from './int8.js';
 import { PgliteAutovacuum } from './pglite-autovacuum.js';
+import { cacheDataFileSizes } from './pglite-file-sizes.js';
 import { PgliteStatements } from './pglite-statements.js';
 
 export interface PgliteDbOptions {
@@ -84,6 +85,8 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
     postgresqlconf: PGLITE_SETTINGS,
   });
 
+  // Each planned statement asks the size of its relations' files: answered from memory (see there).
+  if (!inMemory) cacheDataFileSizes(pglite);
   const statements = new PgliteStatements(pglite);
   const db: Db = {
     kind: 'pglite',
