@@ -16,5 +16,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two test files at a time: most wait on PostgreSQL, NATS, Redis, HTTP or child processes,
+    // and vitest's default on a 2-core machine (cores - 1) ran the suite one file at a time.
+    maxWorkers: 2,
   },
 });

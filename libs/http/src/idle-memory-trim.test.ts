@@ -16,9 +16,11 @@ describe('idle memory trim', () => {
     expect(r.grown).toBeGreaterThanOrEqual(8 * 1024 * 1024);
     expect(r.after).toBeLessThan(r.grown / 4);
     expect(r.shrunkAt).toBeDefined();
-    // Once shrunk it stops collecting (the run goes on idle for seconds after the shrink).
+    // Once shrunk it stops collecting: the run stays idle for seconds after the shrink (a dozen
+    // or more intervals, each a collection if it did not stop). A loaded machine may let the
+    // young generation grow a little again, and the shrink is seen up to 100 ms late: a few more.
     expect(r.shrunkAt!).toBeLessThan(8_000);
-    expect(r.collections).toBe(r.collectionsAtShrink);
+    expect(r.collections - r.collectionsAtShrink!).toBeLessThanOrEqual(3);
   });
 
   it('runs no collection while the event loop is busy', async () => {
