@@ -67,7 +67,6 @@ export function startIdleMemoryTrim(options: IdleMemoryTrimOptions): IdleMemoryT
     if ((floor !== undefined && before <= floor) || inThisSpell >= maxCollections) return;
     const started = performance.now();
     gc(inThisSpell === 0 ? { type: 'major' } : { type: 'minor' });
-    ownMs = performance.now() - started;
     inThisSpell++;
     total++;
     const after = youngGenerationBytes();
@@ -77,6 +76,7 @@ export function startIdleMemoryTrim(options: IdleMemoryTrimOptions): IdleMemoryT
       gc({ type: 'major' });
       total++;
     }
+    ownMs = performance.now() - started;
   }, intervalMs);
   timer.unref();
   return {
