@@ -6,17 +6,9 @@
  * allowed, a missing one is not. On a chain that continues on one replica, redundant members are
  * still skipped.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '@tessera/config';
-import { startServices, type RunningServices, type ServiceDefinition } from '@tessera/http';
-import { clientApiService } from '@tessera/client-api-service';
-import { persistenceService } from '@tessera/persistence-service';
-import { roomServerService } from '@tessera/room-server-service';
-import { createTestDatabase, NATS_URL, REDIS_URL, services, uniqueName, type TestDatabase } from '@tessera/testing';
-import { freePort } from '../support/processes.js';
+import { services } from '@tessera/testing';
+import { startClientApiReplicas, type ClientApiReplicas } from '../support/client-api-replicas.js';
 
 interface Login {
   user_id: string;
@@ -25,39 +17,17 @@ interface Login {
 }
 
 describe.skipIf(!services.postgres || !services.nats || !services.redis)('lazy-loaded members with two client-api replicas (PostgreSQL + NATS + Redis)', () => {
-  let db: TestDatabase;
-  let dir: string;
-  const running: RunningServices[] = [];
+  let replicas: ClientApiReplicas | undefined;
   let a: string;
   let b: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    dir = mkdtempSync(join(tmpdir(), 'tessera-lazy-replicas-'));
-    const shared = {
-      server_name: `${uniqueName('hs')}.test`,
-      data_dir: dir,
-      enable_registration: true,
-      log_level: 'warn',
-      rate_limits: { enabled: false },
-      database: { url: db.url },
-      nats: { url: NATS_URL, prefix: uniqueName('bus') },
-      redis: { url: REDIS_URL, key_prefix: `${uniqueName('r')}:` },
-    };
-    const portA = await freePort();
-    const portB = await freePort();
-    const config = (port: number) => buildConfig({ ...shared, listeners: { client: { port }, federation: { port: 1 } } }, { env: {}, cwd: dir });
-    const seen = new Set<string>();
-    const unique = (list: ServiceDefinition[]) => list.map((s) => ({ ...s, migrations: (s.migrations ?? []).filter((m) => !seen.has(m.id) && !!seen.add(m.id)) }));
-    running.push(await startServices(unique([persistenceService, roomServerService, clientApiService]), { mode: 'distributed', name: 'replica-a', config: config(portA) }));
-    running.push(await startServices([clientApiService], { mode: 'distributed', name: 'replica-b', config: config(portB) }));
-    a = `http://127.0.0.1:${portA}/_matrix/client/v3`;
-    b = `http://127.0.0.1:${portB}/_matrix/client/v3`;
+    replicas = await startClientApiReplicas('lazy-replicas', { enable_registration: true });
+    a = `${replicas.a}/_matrix/client/v3`;
+    b = `${replicas.b}/_matrix/client/v3`;
   });
   afterAll(async () => {
-    for (const r of running.reverse()) await r.close();
-    await db?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await replicas?.close();
   });
 
   const enc = encodeURIComponent;

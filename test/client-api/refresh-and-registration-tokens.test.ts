@@ -7,18 +7,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '@tessera/config';
-import { clientApiService } from '@tessera/client-api-service';
-import { startServices, type RunningServices, type ServiceDefinition } from '@tessera/http';
-import { persistenceService } from '@tessera/persistence-service';
-import { roomServerService } from '@tessera/room-server-service';
-import { createTestDatabase, NATS_URL, REDIS_URL, services, uniqueName, type TestDatabase } from '@tessera/testing';
-import { freePort } from '../support/processes.js';
+import { services } from '@tessera/testing';
+import { startClientApiReplicas, type ClientApiReplicas } from '../support/client-api-replicas.js';
 import { checkAgainstSpec, ClientApiHarness } from './harness.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -466,39 +459,17 @@ describe('configuration: registration_requires_token and refreshable_access_toke
 });
 
 describe.skipIf(!services.postgres || !services.nats || !services.redis)('refresh across two client-api replicas (PostgreSQL + NATS + Redis)', () => {
-  let db: TestDatabase;
-  let dir: string;
-  const running: RunningServices[] = [];
+  let replicas: ClientApiReplicas | undefined;
   let a: string;
   let b: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    dir = mkdtempSync(join(tmpdir(), 'tessera-refresh-replicas-'));
-    const shared = {
-      server_name: `${uniqueName('hs')}.test`,
-      data_dir: dir,
-      log_level: 'warn',
-      rate_limits: { enabled: false },
-      registration_shared_secret: SECRET,
-      database: { url: db.url },
-      nats: { url: NATS_URL, prefix: uniqueName('bus') },
-      redis: { url: REDIS_URL, key_prefix: `${uniqueName('r')}:` },
-    };
-    const config = (port: number) => buildConfig({ ...shared, listeners: { client: { port }, federation: { port: 1 } } }, { env: {}, cwd: dir });
-    const seen = new Set<string>();
-    const unique = (list: ServiceDefinition[]) => list.map((s) => ({ ...s, migrations: (s.migrations ?? []).filter((m) => !seen.has(m.id) && !!seen.add(m.id)) }));
-    const portA = await freePort();
-    const portB = await freePort();
-    running.push(await startServices(unique([persistenceService, roomServerService, clientApiService]), { mode: 'distributed', name: 'refresh-a', config: config(portA) }));
-    running.push(await startServices([clientApiService], { mode: 'distributed', name: 'refresh-b', config: config(portB) }));
-    a = `http://127.0.0.1:${portA}`;
-    b = `http://127.0.0.1:${portB}`;
+    replicas = await startClientApiReplicas('refresh-replicas', { registration_shared_secret: SECRET });
+    a = replicas.a;
+    b = replicas.b;
   });
   afterAll(async () => {
-    for (const r of running.reverse()) await r.close();
-    await db?.drop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await replicas?.close();
   });
 
   const call = async (base: string, method: string, path: string, token?: string, body?: unknown) => {

@@ -169,7 +169,7 @@ describe('GuardedHttpClient against a local HTTP server', () => {
 describe('IpPolicy with a block-list', () => {
   it('refuses public addresses it names, IPv4 embedded in IPv6 included; the allow-list still wins', () => {
     const policy = new IpPolicy([], ['93.184.0.0/16', '2001:4860::/32']);
-    expect(policy.refusal('93.184.216.34')).toMatch(/93\.184\.0\.0\/16 that the block-list names/);
+    expect(policy.refusal('93.184.216.34')).toMatch(/93\.184\.0\.0\/16 that the block-list lists/);
     expect(policy.isAllowed('::ffff:93.184.216.34')).toBe(false);
     expect(policy.isAllowed('2001:4860:4860::8888')).toBe(false);
     expect(policy.isAllowed('8.8.8.8')).toBe(true);
@@ -177,5 +177,11 @@ describe('IpPolicy with a block-list', () => {
     const allowing = new IpPolicy(['93.184.216.34/32'], ['93.184.0.0/16']);
     expect(allowing.isAllowed('93.184.216.34')).toBe(true);
     expect(allowing.isAllowed('93.184.216.35')).toBe(false);
+  });
+
+  it('names the settings its lists come from in its refusals', () => {
+    const named = new IpPolicy([], ['93.184.0.0/16'], { allowed: 'url_preview_ip_range_whitelist', blocked: 'url_preview_ip_range_blacklist' });
+    expect(named.refusal('93.184.216.34')).toBe('93.184.216.34 is in the range 93.184.0.0/16 that url_preview_ip_range_blacklist lists');
+    expect(named.refusal('10.0.0.1')).toBe('10.0.0.1 is in the special-purpose range 10.0.0.0/8; it is refused unless url_preview_ip_range_whitelist lists it');
   });
 });

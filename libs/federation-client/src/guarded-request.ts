@@ -56,6 +56,8 @@ export interface GuardedHttpClientOptions {
   allowedCidrs?: readonly string[];
   /** CIDRs refused although public (the allowed ones still win). Throws CidrError when one is malformed. */
   blockedCidrs?: readonly string[];
+  /** The settings the two lists come from, named in refusals (IpPolicy). */
+  listNames?: { allowed?: string; blocked?: string };
   resolver?: DnsResolver;
   /** The message of a refusal: `where` is the URL (IP literal) or the host name, `why` the policy's reason. */
   describeRefusal?: (where: string, why: string) => string;
@@ -100,7 +102,7 @@ export class GuardedHttpClient {
   private readonly httpsAgent: https.Agent;
 
   constructor(options: GuardedHttpClientOptions = {}) {
-    this.policy = new IpPolicy(options.allowedCidrs ?? [], options.blockedCidrs ?? []);
+    this.policy = new IpPolicy(options.allowedCidrs ?? [], options.blockedCidrs ?? [], options.listNames);
     this.describe = options.describeRefusal ?? ((where, why) => `${where} refused: ${why}`);
     const lookup = guardedLookup(options.resolver ?? systemResolver, this.policy, REFUSED_CODE, this.describe);
     const agentOptions: http.AgentOptions = { keepAlive: options.keepAlive ?? false, ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}) };

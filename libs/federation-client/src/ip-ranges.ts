@@ -135,8 +135,14 @@ export class IpPolicy {
   /**
    * allowedCidrs: ranges that may be reached even though they are special-purpose (e.g. 127.0.0.0/8 in tests).
    * blockedCidrs: ranges refused on top of the special-purpose ones, even when public; allowedCidrs still win.
+   * listNames: the settings the two lists come from, named in refusals (a push gateway's refusal
+   * names push.allowed_cidrs, a URL preview's url_preview_ip_range_whitelist).
    */
-  constructor(allowedCidrs: readonly string[] = [], blockedCidrs: readonly string[] = []) {
+  constructor(
+    allowedCidrs: readonly string[] = [],
+    blockedCidrs: readonly string[] = [],
+    private readonly listNames: { allowed?: string; blocked?: string } = {},
+  ) {
     this.allowed = allowedCidrs.map(parseCidr);
     this.blocked = blockedCidrs.map(parseCidr);
   }
@@ -149,11 +155,11 @@ export class IpPolicy {
     const v4 = bytes.length === 16 ? embeddedIPv4(bytes) : bytes;
     if (v4 && v4 !== bytes && this.allowed.some((c) => inCidr(v4, c))) return undefined;
     const blocked = this.blocked.find((c) => inCidr(bytes, c) || (v4 !== undefined && inCidr(v4, c)));
-    if (blocked) return `${address} is in the range ${blocked.text} that the block-list names`;
+    if (blocked) return `${address} is in the range ${blocked.text} that ${this.listNames.blocked ?? 'the block-list'} lists`;
     const hit =
       (v4 && BLOCKED_V4.find((c) => inCidr(v4, c))) ?? (bytes.length === 16 ? BLOCKED_V6.find((c) => inCidr(bytes, c)) : undefined);
     if (hit) {
-      return `${address} is in the special-purpose range ${hit.text}; outbound federation refuses it unless the allow-list permits it`;
+      return `${address} is in the special-purpose range ${hit.text}; it is refused unless ${this.listNames.allowed ?? 'the allow-list'} lists it`;
     }
     return undefined;
   }

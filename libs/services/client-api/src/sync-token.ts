@@ -23,11 +23,16 @@ export function tagSyncToken(token: string, tag: string): string {
   return `${token}~${tag}`;
 }
 
+/** The token without its tag, if it has one. */
+export function untagSyncToken(token: string): string {
+  const tag = token.indexOf('~');
+  return tag < 0 ? token : token.slice(0, tag);
+}
+
 /** The positions of a token (tagged or not); undefined when it is not one of ours. */
 export function decodeSyncToken(token: string): SyncPositions | undefined {
   if (!/^s\d+(_\d+)*(~[0-9a-z]{1,32})?$/.test(token)) return undefined;
-  const tag = token.indexOf('~');
-  const parts = token.slice(1, tag < 0 ? undefined : tag).split('_').map(Number);
+  const parts = untagSyncToken(token).slice(1).split('_').map(Number);
   if (parts.length > SYNC_STREAMS.length || !parts.every(Number.isSafeInteger)) return undefined;
   return Object.fromEntries(SYNC_STREAMS.map((stream, i) => [stream, parts[i] ?? 0])) as SyncPositions;
 }

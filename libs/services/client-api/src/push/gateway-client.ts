@@ -57,7 +57,8 @@ export class GatewayClient {
     this.http = new GuardedHttpClient({
       allowedCidrs: options.allowedCidrs,
       resolver: options.resolver,
-      describeRefusal: refusalMessage,
+      listNames: { allowed: 'push.allowed_cidrs' },
+      describeRefusal: (where, why) => `push gateway ${where} refused: ${why}`,
       keepAlive: true,
       maxSockets: 8,
     });
@@ -111,10 +112,6 @@ function gatewayError(err: GuardedRequestError, url: string, timeoutMs: number):
     default:
       return new GatewayError('network', err.kind === 'network' ? err.message : `POST ${url} failed: ${err.message}`);
   }
-}
-
-function refusalMessage(where: string, why: string): string {
-  return `push gateway ${where} refused: ${why.replace('outbound federation refuses it unless the allow-list permits it', 'push.allowed_cidrs does not list it')}`;
 }
 
 /** The `rejected` pushkeys of a 2xx answer; an answer that is not the spec's JSON rejects nothing (the notification was accepted). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { tagSyncToken } from '../sync-token.js';
+import { tagSyncToken, untagSyncToken } from '../sync-token.js';
 
 /** Devices whose sent members are remembered (least recently syncing dropped first). */
 const MAX_DEVICES = 20_000;
@@ -117,7 +117,7 @@ export class LazyMembersLease {
     this.done = true;
     // An answer that moved no position and gave no member (a long poll that timed out) leaves the
     // device as it was at `since`: it gets `since` back, and the record (if any) stays as of it.
-    if (this.since !== undefined && this.members.size === 0 && untagged(this.since) === nextBatch) {
+    if (this.since !== undefined && this.members.size === 0 && untagSyncToken(this.since) === nextBatch) {
       if (this.base) this.base.busy = false;
       return this.since;
     }
@@ -130,11 +130,6 @@ export class LazyMembersLease {
     this.done = true;
     if (this.base) this.base.busy = false;
   }
-}
-
-function untagged(token: string): string {
-  const tag = token.indexOf('~');
-  return tag < 0 ? token : token.slice(0, tag);
 }
 
 function key(userId: string, deviceId: string): string {

@@ -1,3 +1,4 @@
+import { isValidRoomId, isValidUserId } from '@tessera/protocol';
 import { badJson } from '../errors.js';
 import { isPlainObject } from '../validation.js';
 
@@ -17,8 +18,8 @@ export function validateFilter(filter: unknown): Record<string, unknown> {
   if (filter.room !== undefined) {
     const room = filter.room;
     if (!isPlainObject(room)) throw badJson('filter.room must be a JSON object');
-    idList(room, 'rooms', 'filter.room', isRoomId, 'room IDs');
-    idList(room, 'not_rooms', 'filter.room', isRoomId, 'room IDs');
+    idList(room, 'rooms', 'filter.room', isValidRoomId, 'room IDs');
+    idList(room, 'not_rooms', 'filter.room', isValidRoomId, 'room IDs');
     boolean(room, 'include_leave', 'filter.room');
     for (const key of ['ephemeral', 'state', 'timeline', 'account_data']) roomEventFilter(room[key], `filter.room.${key}`);
   }
@@ -32,15 +33,15 @@ function eventFilter(value: unknown, where: string): void {
     throw badJson(`${where}.limit must be a non-negative integer`);
   }
   for (const key of ['types', 'not_types']) stringList(value, key, where);
-  for (const key of ['senders', 'not_senders']) idList(value, key, where, isUserId, 'user IDs');
+  for (const key of ['senders', 'not_senders']) idList(value, key, where, isValidUserId, 'user IDs');
 }
 
 function roomEventFilter(value: unknown, where: string): void {
   if (value === undefined) return;
   eventFilter(value, where);
   const filter = value as Record<string, unknown>;
-  idList(filter, 'rooms', where, isRoomId, 'room IDs');
-  idList(filter, 'not_rooms', where, isRoomId, 'room IDs');
+  idList(filter, 'rooms', where, isValidRoomId, 'room IDs');
+  idList(filter, 'not_rooms', where, isValidRoomId, 'room IDs');
   for (const key of ['contains_url', 'include_redundant_members', 'lazy_load_members', 'unread_thread_notifications']) boolean(filter, key, where);
 }
 
@@ -55,16 +56,6 @@ function idList(object: Record<string, unknown>, key: string, where: string, val
   stringList(object, key, where);
   const value = object[key] as string[] | undefined;
   if (value?.some((id) => !valid(id))) throw badJson(`${where}.${key} must be a list of ${what}`);
-}
-
-/** `@localpart:server`. */
-function isUserId(id: string): boolean {
-  return id.length <= 255 && id.startsWith('@') && id.indexOf(':') > 1;
-}
-
-/** `!opaque:server`, or `!opaque` alone (room version 12 room IDs have no server part). */
-function isRoomId(id: string): boolean {
-  return id.length <= 255 && id.startsWith('!') && id.length > 1;
 }
 
 function boolean(object: Record<string, unknown>, key: string, where: string): void {

@@ -56,7 +56,8 @@ export class PreviewFetcher {
       allowedCidrs: options.allowedCidrs,
       blockedCidrs: options.blockedCidrs ?? [],
       resolver: options.resolver,
-      describeRefusal: (hostname, why) => `${hostname} has no address this server may fetch from (${settingsNamed(why)})`,
+      listNames: { allowed: 'url_preview_ip_range_whitelist', blocked: 'url_preview_ip_range_blacklist' },
+      describeRefusal: (hostname, why) => `${hostname} has no address this server may fetch from (${why})`,
     });
   }
 
@@ -118,7 +119,7 @@ export class PreviewFetcher {
       switch (err.kind) {
         case 'refused':
           // Synapse: an IP literal refused is 403 "IP address blocked"; a name without an address we may reach, a DNS failure.
-          if (err.details.ipLiteral) throw new MatrixError(403, 'M_UNKNOWN', `IP address blocked: ${settingsNamed(err.details.reason ?? err.message)}`);
+          if (err.details.ipLiteral) throw new MatrixError(403, 'M_UNKNOWN', `IP address blocked: ${err.details.reason ?? err.message}`);
           throw badGateway(`DNS resolution failure during URL preview generation: ${err.message}`);
         case 'unresolved':
           throw badGateway(`DNS resolution failure during URL preview generation: ${err.message}`);
@@ -137,13 +138,6 @@ export class PreviewFetcher {
 
 function isRedirect(head: { status: number; headers: { location?: string } }): boolean {
   return REDIRECTS.has(head.status) && typeof head.headers.location === 'string' && head.headers.location !== '';
-}
-
-/** The policy's reason in the terms of the preview settings. */
-function settingsNamed(why: string): string {
-  return why
-    .replace('outbound federation refuses it unless the allow-list permits it', 'url_preview_ip_range_whitelist does not list it')
-    .replace('that the block-list names', 'that url_preview_ip_range_blacklist lists');
 }
 
 function header(value: string | string[] | undefined): string | undefined {
