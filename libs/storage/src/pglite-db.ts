@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -52,6 +52,31 @@ await db.close();`;
   });
 }
 
+/**
+ * PGlite's 9 MB WebAssembly binary, compiled from bytes read into a WebAssembly.Memory rather
+ * than a Buffer (PGlite's own loader reads it with readFile). glibc raises its mmap threshold
+ * to the size of the largest mmapped block freed (up to 32 MB) and keeps free heap up to twice
+ * that before it gives any back: once the 9 MB Buffer was freed, the process's malloc heap
+ * kept ~18 MB it no longer used. A WebAssembly.Memory is mapped by V8 itself, not by malloc.
+ */
+async function compilePgliteWasm(): Promise<WebAssembly.Module> {
+  const path = new URL('./pglite.wasm', pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite')));
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const pages = Math.ceil(size / 65536);
+    const bytes = new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+    for (let read = 0; read < size; ) {
+      const n = readSync(fd, bytes, read, size - read, read);
+      if (n === 0) throw new Error(`${path.pathname}: unexpected end of file`);
+      read += n;
+    }
+    return await WebAssembly.compile(bytes);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function toResult<Row>(result: Results<Row>): QueryResult<Row> {
   return { rows: result.rows, rowCount: result.rowCount ?? result.affectedRows ?? 0 };
 }
@@ -83,6 +108,7 @@ export async function createPgliteDb(options: PgliteDbOptions = {}): Promise<Db>
     parsers: { [INT8_OID]: parseInt8, [INT8_ARRAY_OID]: parseInt8Array, [BYTEA_OID]: parseBytea },
     serializers: { [BYTEA_OID]: serializeBytea },
     postgresqlconf: PGLITE_SETTINGS,
+    pgliteWasmModule: await compilePgliteWasm(),
   });
 
   // Each planned statement asks the size of its relations' files: answered from memory (see there).
