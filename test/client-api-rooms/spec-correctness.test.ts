@@ -13,7 +13,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { services } from '@tessera/testing';
-import { closestEventSql } from '../../libs/services/client-api/src/timestamp-to-event/closest-event.js';
+import { closestEventSql } from '@tessera/storage';
 import { checkAgainstSpec } from '../client-api/harness.js';
 import { enc, Homeserver, v3, type Backend, type Login } from './harness.js';
 

@@ -217,6 +217,26 @@ describe.skipIf(!services.postgres)('federation between two homeservers over HTT
     }
   });
 
+  it('answers timestamp_to_event with the closest timeline event in each direction, and the spec errors', async () => {
+    const { rows } = await hs1.db.query<{ event_id: string; origin_server_ts: string }>(
+      `SELECT e.event_id, e.origin_server_ts FROM events e JOIN rooms r ON r.room_nid = e.room_nid
+        WHERE r.room_id = $1 AND e.stream_pos IS NOT NULL AND NOT e.outlier AND e.rejected_reason IS NULL
+        ORDER BY e.origin_server_ts, e.stream_pos`,
+      [roomId],
+    );
+    const first = rows[0]!;
+    const last = rows[rows.length - 1]!;
+    const path = `/_matrix/federation/v1/timestamp_to_event/${enc(roomId)}`;
+    const forward = await as2.get<any>(hs1.serverName, path, { query: { ts: '0', dir: 'f' } });
+    validateResponse('server-server', 'GET', '/_matrix/federation/v1/timestamp_to_event/{roomId}', 200, forward);
+    expect(forward).toEqual({ event_id: first.event_id, origin_server_ts: Number(first.origin_server_ts) });
+    const backward = await as2.get<any>(hs1.serverName, path, { query: { ts: String(Number(last.origin_server_ts) + 60_000), dir: 'b' } });
+    expect(backward).toEqual({ event_id: last.event_id, origin_server_ts: Number(last.origin_server_ts) });
+    await expect(as2.get(hs1.serverName, path, { query: { ts: String(Number(last.origin_server_ts) + 60_000), dir: 'f' } })).rejects.toMatchObject({ status: 404 });
+    await expect(as2.get(hs1.serverName, path, { query: { ts: '0' } })).rejects.toMatchObject({ status: 400 });
+    await expect(as2.get(hs1.serverName, path, { query: { ts: 'soon', dir: 'f' } })).rejects.toMatchObject({ status: 400 });
+  });
+
   it('serves keys as a notary, countersigned', async () => {
     const single = await as2.get<any>(hs1.serverName, `/_matrix/key/v2/query/${enc(hs2.serverName)}`);
     validateResponse('server-server', 'GET', '/_matrix/key/v2/query/{serverName}', 200, single);

@@ -1,13 +1,13 @@
 /**
  * Reading a room's history and state over federation: /event, /state, /state_ids,
- * /event_auth, /backfill, /get_missing_events. Each is authenticated, checked against the
+ * /event_auth, /backfill, /get_missing_events, /timestamp_to_event. Each is authenticated, checked against the
  * room's server ACL, and answered only to a server with a member joined to the room.
  */
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { DB, MatrixError } from '@tessera/http';
 import {
-  getAuthChainIds, getEvent, getEvents, getMissingEventsBetween, getStateBeforeEvent, walkBackwards, type Db, type StoredEvent,
+  findClosestTimelineEvent, getAuthChainIds, getEvent, getEvents, getMissingEventsBetween, getStateBeforeEvent, walkBackwards, type Db, type StoredEvent,
 } from '@tessera/storage';
 import { FederationContext } from './federation-context.js';
 import { checkParticipant } from './room-access.js';
@@ -117,5 +117,19 @@ export class RoomHistoryController {
     if (!Number.isInteger(minDepth)) throw new MatrixError(400, 'M_BAD_JSON', 'min_depth must be an integer');
     const events = await getMissingEventsBetween(this.db, roomId, earliest, latest, n, minDepth);
     return { events: events.map(servedPdu) };
+  }
+
+  /** The event closest to a time, as the client API's timestamp_to_event answers it for this server's copy of the room. */
+  @Get('timestamp_to_event/:roomId')
+  async timestampToEvent(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Query('ts') ts: unknown, @Query('dir') dir: unknown) {
+    const origin = await this.ctx.authenticate(req);
+    await checkParticipant(this.db, roomId, origin);
+    if (ts === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'query parameter "ts" is required');
+    if (typeof ts !== 'string' || !/^\d+$/.test(ts) || !Number.isSafeInteger(Number(ts))) throw new MatrixError(400, 'M_INVALID_PARAM', '"ts" must be a timestamp in milliseconds');
+    if (dir === undefined) throw new MatrixError(400, 'M_MISSING_PARAM', 'query parameter "dir" is required');
+    if (dir !== 'f' && dir !== 'b') throw new MatrixError(400, 'M_INVALID_PARAM', '"dir" must be "f" or "b"');
+    const found = await findClosestTimelineEvent(this.db, roomId, Number(ts), dir);
+    if (!found) throw new MatrixError(404, 'M_NOT_FOUND', `no event found ${dir === 'f' ? 'after' : 'before'} ${ts} in ${roomId}`);
+    return { event_id: found.eventId, origin_server_ts: found.originServerTs };
   }
 }

@@ -12,3 +12,4 @@ export * from './federation-reads.js';
 export * from './client-reads.js';
 export * from './relations.js';
 export * from './space-reads.js';
+export * from './closest-event.js';

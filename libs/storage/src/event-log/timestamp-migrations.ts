@@ -8,7 +8,7 @@
  * append path: one more B-tree insertion per timeline event (three int8 columns, about 40 bytes
  * of index per event with its tuple header and line pointer, plus its WAL); origin_server_ts never
  * changes, so later updates of the row touch the index only when they already could not be HOT
- * (stream_pos, outlier and rejected_reason changes). The query (closest-event.ts in client-api)
+ * (stream_pos, outlier and rejected_reason changes). The query (closest-event.ts)
  * repeats the predicate word for word so that the planner can use the index.
  */
 import type { Migration } from '../migrate.js';

@@ -1,13 +1,12 @@
 import { Controller, Get, Inject, Param, Query, UseGuards } from '@nestjs/common';
 import { DB } from '@tessera/http';
-import { getCurrentStateEvent, type Db } from '@tessera/storage';
+import { findClosestTimelineEvent, getCurrentStateEvent, type Db } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
 import { forbidden, invalidParam, missingParam, notFound } from '../errors.js';
 import { v1Paths } from '../http/paths.js';
 import { RoomReads } from '../rooms/room-reads.js';
-import { closestEventSql } from './closest-event.js';
 import { requireRoomIdParam } from '../validation.js';
 
 /**
@@ -36,10 +35,8 @@ export class TimestampToEventController {
       const visibility = await getCurrentStateEvent(this.db, roomId, 'm.room.history_visibility', '');
       if (visibility?.json.content?.history_visibility !== 'world_readable') throw forbidden(`You are not joined to ${roomId}`);
     }
-    const forward = dir === 'f';
-    const { rows } = await this.db.query<{ event_id: string; origin_server_ts: number | string }>(closestEventSql(dir), [roomId, Number(ts)]);
-    const found = rows[0];
-    if (!found) throw notFound(`No event found ${forward ? 'after' : 'before'} ${ts} in ${roomId}`);
-    return { event_id: found.event_id, origin_server_ts: Number(found.origin_server_ts) };
+    const found = await findClosestTimelineEvent(this.db, roomId, Number(ts), dir);
+    if (!found) throw notFound(`No event found ${dir === 'f' ? 'after' : 'before'} ${ts} in ${roomId}`);
+    return { event_id: found.eventId, origin_server_ts: found.originServerTs };
   }
 }

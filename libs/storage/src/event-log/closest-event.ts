@@ -1,6 +1,9 @@
+import type { Queryable } from '../db.js';
+
 /**
- * The query of GET /v1/rooms/{roomId}/timestamp_to_event: the room's timeline event closest to a
- * time in one direction ($1 room id, $2 timestamp in ms).
+ * The room's timeline event closest to a time in one direction, for timestamp_to_event (the
+ * client API's GET /v1/rooms/{roomId}/timestamp_to_event and the federation's
+ * GET /v1/timestamp_to_event/{roomId}).
  *
  * It reads the partial index events_room_origin_ts (room_nid, origin_server_ts, stream_pos) of
  * the event log (libs/storage event-log migrations), which holds exactly the events it may
@@ -17,4 +20,10 @@ export function closestEventSql(dir: 'f' | 'b'): string {
       AND ${forward ? 'e.origin_server_ts >= $2' : 'e.origin_server_ts <= $2'}
     ORDER BY e.origin_server_ts ${forward ? 'ASC' : 'DESC'}, e.stream_pos ${forward ? 'ASC' : 'DESC'}
     LIMIT 1`;
+}
+
+export async function findClosestTimelineEvent(db: Queryable, roomId: string, ts: number, dir: 'f' | 'b'): Promise<{ eventId: string; originServerTs: number } | undefined> {
+  const { rows } = await db.query<{ event_id: string; origin_server_ts: number | string }>(closestEventSql(dir), [roomId, ts]);
+  const found = rows[0];
+  return found ? { eventId: found.event_id, originServerTs: Number(found.origin_server_ts) } : undefined;
 }
