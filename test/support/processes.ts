@@ -41,19 +41,24 @@ export async function buildNpmStart(): Promise<string[]> {
 
 /** Starts `apps/<app>` through tsx, or node with `args` (e.g. buildNpmStart()'s). */
 export function startApp(app: string, env: Record<string, string>, args = ['--import', 'tsx', `apps/${app}/src/main.ts`]): AppProcess {
-  const childEnv: Record<string, string | undefined> = { ...process.env };
-  for (const name of INHERITED_OVERRIDES) delete childEnv[name];
-  Object.assign(childEnv, { LOG_LEVEL: 'warn' }, env);
   // node --import tsx, not the tsx CLI: the CLI relays SIGTERM and, when the child does not
   // acknowledge within 30 ms (a loaded machine), SIGKILLs it and exits 143.
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  return startCommand(app, process.execPath, args, env);
+}
+
+/** Starts any command from the repository root with the same controlled environment as startApp. */
+export function startCommand(name: string, command: string, args: string[], env: Record<string, string>): AppProcess {
+  const childEnv: Record<string, string | undefined> = { ...process.env };
+  for (const variable of INHERITED_OVERRIDES) delete childEnv[variable];
+  Object.assign(childEnv, { LOG_LEVEL: 'warn' }, env);
+  const child = spawn(command, args, { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | string>((resolve) => {
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
   });
-  return { name: app, child, output: () => output, exited };
+  return { name, child, output: () => output, exited };
 }
 
 /** A port free right now on 127.0.0.1. */
