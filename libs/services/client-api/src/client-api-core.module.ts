@@ -36,6 +36,7 @@ import { CLIENT_API_SETTINGS, clientApiSettings, DEFAULT_MEDIA_SETTINGS, type Cl
 import { StreamChanges } from './stream-changes.js';
 import { CLIENT_API_DB } from './tokens.js';
 import { AccountDataService } from './user-data/account-data.service.js';
+import { IgnoredUsers } from './user-data/ignored-users.js';
 import { FiltersService } from './user-data/filters.service.js';
 import { ProfileService } from './user-data/profile.service.js';
 import { PushRulesController } from './user-data/push-rules.controller.js';
@@ -103,6 +104,7 @@ const services = [
   RateLimitGuard,
   RefreshTokensService,
   RegistrationTokensService,
+  IgnoredUsers,
 ];
 
 /**

@@ -18,6 +18,7 @@ import { encodePaginationToken } from '../rooms/pagination-token.js';
 import { RoomReads } from '../rooms/room-reads.js';
 import { decodeSyncToken, encodeSyncToken, SYNC_STREAMS, type SyncPositions } from '../sync-token.js';
 import { AccountDataService, type AccountDataEvent } from '../user-data/account-data.service.js';
+import { hiddenByIgnore, IgnoredUsers } from '../user-data/ignored-users.js';
 import { ReceiptsService, type ReceiptContent } from '../user-data/receipts.service.js';
 import { LazyMembersCache, type LazyMembersLease } from './lazy-members-cache.js';
 import { SyncNotifier } from './sync-notifier.js';
@@ -46,6 +47,8 @@ type Json = Record<string, unknown>;
 /** A request being answered, with its use of the device's lazy-loaded members (lazy-loading syncs without include_redundant_members). */
 interface SyncCall extends SyncRequest {
   lazy?: LazyMembersLease;
+  /** The users the requester ignores (m.ignored_user_list), as of this response. */
+  ignored?: ReadonlySet<string>;
 }
 
 interface Window {
@@ -87,6 +90,7 @@ export class SyncService {
     @Inject(TypingService) private readonly typing: TypingService,
     @Inject(PresenceService) private readonly presence: PresenceService,
     @Inject(NotificationCounter) private readonly counter: NotificationCounter,
+    @Inject(IgnoredUsers) private readonly ignoredUsers: IgnoredUsers,
   ) {}
 
   async sync(req: SyncRequest): Promise<Json> {
@@ -208,6 +212,7 @@ export class SyncService {
     upTo.device_lists = deviceLists?.position ?? since?.device_lists ?? upTo.device_lists;
     upTo.receipts = receipts?.position ?? since?.receipts ?? upTo.receipts;
     upTo.typing = typing?.position ?? since?.typing ?? upTo.typing;
+    req.ignored = await this.ignoredUsers.forSync(userId, since?.account_data, upTo.account_data, accountData);
 
     const rooms = { join: {} as Json, invite: {} as Json, leave: {} as Json, knock: {} as Json };
     const plans = await this.planRooms(userId, memberships, window, req.fullState, inScope, roomFilter?.include_leave === true);
@@ -234,7 +239,12 @@ export class SyncService {
       delete room.hasOwnNews;
       rooms.join[plan.roomId] = room;
     }
-    for (const m of plans.invited) rooms.invite[m.roomId] = { invite_state: { events: await this.strippedState(m) } };
+    for (const m of plans.invited) {
+      const invite = await getEvent(this.db, m.eventId);
+      // Spec "Ignoring Users": invites from ignored users are not sent to the client.
+      if (invite && req.ignored.has(invite.sender)) continue;
+      rooms.invite[m.roomId] = { invite_state: { events: await this.strippedState(m, invite) } };
+    }
     for (const m of plans.knocked) rooms.knock[m.roomId] = { knock_state: { events: await this.strippedState(m) } };
     for (const m of plans.left) rooms.leave[m.roomId] = await this.leftRoom(req, m, window);
 
@@ -397,11 +407,13 @@ export class SyncService {
     const { userId } = req;
     const roomFilter = req.filter.room;
     const timelineFilter = roomFilter?.timeline;
-    const passes = (e: StoredEvent) => eventPasses(timelineFilter, { type: e.type, sender: e.sender, room_id: roomId, content: e.json.content });
+    const ignored = req.ignored ?? new Set<string>();
+    const passes = (e: StoredEvent) =>
+      eventPasses(timelineFilter, { type: e.type, sender: e.sender, room_id: roomId, content: e.json.content }) && !hiddenByIgnore(ignored, e);
     let limited = fetched.length > limit;
     let newestFirst = fetched.slice(0, limit);
     // The limit counts the events that pass the filter: when it drops some, look further back.
-    if (limited && limit > 0 && isSelective(timelineFilter)) ({ newestFirst, limited } = await this.filteredTimeline(roomId, fetched, limit, timelineAfter, passes));
+    if (limited && limit > 0 && (isSelective(timelineFilter) || ignored.size > 0)) ({ newestFirst, limited } = await this.filteredTimeline(roomId, fetched, limit, timelineAfter, passes));
     let timeline = newestFirst.reverse();
     if (!joinedThroughout) timeline = await this.reads.visibleEvents(userId, roomId, timeline);
     const shown = timeline.filter(passes);
@@ -531,8 +543,8 @@ export class SyncService {
   }
 
   /** Stripped state for an invite or knock: from the event's invite_room_state when a remote server sent one, else the room's current state here. */
-  private async strippedState(m: UserMembership): Promise<StrippedStateEvent[]> {
-    const own = await getEvent(this.db, m.eventId);
+  private async strippedState(m: UserMembership, own?: StoredEvent | null): Promise<StrippedStateEvent[]> {
+    own ??= await getEvent(this.db, m.eventId);
     const carried = (own?.json.unsigned as Json | undefined)?.invite_room_state ?? (own?.json.unsigned as Json | undefined)?.knock_room_state;
     const events: StrippedStateEvent[] = Array.isArray(carried) ? (carried as StrippedStateEvent[]) : [];
     if (events.length === 0) {
