@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, stateKey } from '@tessera/protocol';
 import {
-  ROOMSERVER_FEDERATION, ROOMSERVER_INPUT,
-  type CreateRoomReply, type EventIdReply, type JoinRemoteRequest, type RemoteMembershipReply, type RoomServerRequest,
+  ROOMSERVER_FEDERATION, ROOMSERVER_INPUT, Subjects, subscribeOn,
+  type CreateRoomReply, type InboundEdu, type EventIdReply, type JoinRemoteRequest, type RemoteMembershipReply, type RoomServerRequest,
 } from '@tessera/bus';
 import { signRequest, type FederationClient } from '@tessera/federation-client';
 import { getCurrentState, getEvent, isRoomHeld } from '@tessera/storage';
@@ -245,5 +245,36 @@ describe.skipIf(!services.postgres)('federation between two homeservers over HTT
     const batch = await as2.post<any>(hs1.serverName, '/_matrix/key/v2/query', { server_keys: { [hs2.serverName]: {}, [hs1.serverName]: {} } });
     validateResponse('server-server', 'POST', '/_matrix/key/v2/query', 200, batch);
     expect(batch.server_keys.map((d: any) => d.server_name).sort()).toEqual([hs1.serverName, hs2.serverName].sort());
+  });
+
+  it("drops typing notices and receipts for rooms whose server ACL denies the sending server, and passes the others on", async () => {
+    const seen: InboundEdu[] = [];
+    const subscription = await subscribeOn(hs1.bus, Subjects.eduInbound, (edu) => void seen.push(edu));
+    try {
+      const denied = (await hs1.bus.request<RoomServerRequest, CreateRoomReply>(ROOMSERVER_INPUT, { op: 'createRoom', sender: alice, preset: 'public_chat', name: 'ACL' })).roomId;
+      // Port numbers are not compared: this denies every server on loopback, hs2 among them.
+      await hs1.bus.request<RoomServerRequest, EventIdReply>(ROOMSERVER_INPUT, {
+        op: 'sendEvent', roomId: denied, sender: alice, type: 'm.room.server_acl', stateKey: '', content: { allow: ['*'], deny: ['127.0.0.1'] },
+      });
+      const receipt = (room: string) => ({ 'm.read': { [bob]: { event_ids: [`$event-in-${room}`], data: { ts: 1 } } } });
+      await as2.put(hs1.serverName, '/_matrix/federation/v1/send/txn-acl-edus', {
+        origin: hs2.serverName,
+        origin_server_ts: Date.now(),
+        pdus: [],
+        edus: [
+          { edu_type: 'm.typing', content: { room_id: denied, user_id: bob, typing: true } },
+          { edu_type: 'm.receipt', content: { [denied]: receipt(denied), [roomId]: receipt(roomId) } },
+          { edu_type: 'm.typing', content: { room_id: roomId, user_id: bob, typing: true } },
+        ],
+      });
+      for (let i = 0; i < 200 && seen.filter((e) => e.eduType === 'm.typing').length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      const mine = seen.filter((e) => e.origin === hs2.serverName && (e.eduType === 'm.typing' || e.eduType === 'm.receipt'));
+      expect(mine.map((e) => [e.eduType, e.content])).toEqual([
+        ['m.receipt', { [roomId]: receipt(roomId) }],
+        ['m.typing', { room_id: roomId, user_id: bob, typing: true }],
+      ]);
+    } finally {
+      await subscription.unsubscribe();
+    }
   });
 });

@@ -83,12 +83,37 @@ export class TransactionsController {
     }
     for (const edu of edus) {
       if (!isObject(edu) || typeof edu.edu_type !== 'string' || !isObject(edu.content)) continue;
-      const inbound: InboundEdu = { origin, eduType: edu.edu_type, content: edu.content, receivedTs: Date.now() };
+      const content = await this.withoutDeniedRooms(origin, edu.edu_type, edu.content);
+      if (!content) continue;
+      const inbound: InboundEdu = { origin, eduType: edu.edu_type, content, receivedTs: Date.now() };
       await this.bus.publish(EDU_INBOUND, inbound).catch((err: unknown) => this.logger.warn({ err, origin }, 'publishing an inbound EDU failed'));
     }
     const response = { pdus: results };
     await saveInboundTxnResponse(this.db, origin, txnId, response);
     return response;
+  }
+
+  /**
+   * Typing notices and receipts belong to rooms, and a room's server ACL applies to them as to
+   * its PDUs (spec, Server ACLs; MSC4163): a denied server's typing notice is dropped, and its
+   * receipts for the rooms that deny it. Undefined when nothing is left.
+   */
+  private async withoutDeniedRooms(origin: string, eduType: string, content: Record<string, any>): Promise<Record<string, any> | undefined> {
+    const allowed = async (roomId: unknown) => {
+      if (typeof roomId !== 'string') return true; // malformed: the receiving service drops it
+      try {
+        await checkServerAcl(this.db, roomId, origin);
+        return true;
+      } catch (err) {
+        if (err instanceof MatrixError) return false;
+        throw err;
+      }
+    };
+    if (eduType === 'm.typing') return (await allowed(content.room_id)) ? content : undefined;
+    if (eduType !== 'm.receipt') return content;
+    const kept: Record<string, unknown> = {};
+    for (const [roomId, receipts] of Object.entries(content)) if (await allowed(roomId)) kept[roomId] = receipts;
+    return Object.keys(kept).length > 0 ? kept : undefined;
   }
 
   private async applyRoom(origin: string, roomId: string, pdus: unknown[], results: Record<string, { error?: string }>): Promise<void> {
