@@ -59,19 +59,24 @@ await db.close();`;
  * that before it gives any back: once the 9 MB Buffer was freed, the process's malloc heap
  * kept ~18 MB it no longer used. A WebAssembly.Memory is mapped by V8 itself, not by malloc.
  */
+/** Node's WebAssembly global: the project's TypeScript libs (ES2023 and Node's) declare its types but not the value. */
+const wasm = (globalThis as unknown as {
+  WebAssembly: { Memory: new (size: { initial: number; maximum: number }) => { buffer: ArrayBuffer }; compile(bytes: Uint8Array): Promise<WebAssembly.Module> };
+}).WebAssembly;
+
 async function compilePgliteWasm(): Promise<WebAssembly.Module> {
   const path = new URL('./pglite.wasm', pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite')));
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
     const pages = Math.ceil(size / 65536);
-    const bytes = new Uint8Array(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+    const bytes = new Uint8Array(new wasm.Memory({ initial: pages, maximum: pages }).buffer, 0, size);
     for (let read = 0; read < size; ) {
       const n = readSync(fd, bytes, read, size - read, read);
       if (n === 0) throw new Error(`${path.pathname}: unexpected end of file`);
       read += n;
     }
-    return await WebAssembly.compile(bytes);
+    return await wasm.compile(bytes);
   } finally {
     closeSync(fd);
   }
