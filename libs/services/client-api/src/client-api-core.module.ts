@@ -12,6 +12,7 @@ import { PasswordCheck } from './auth/password-check.js';
 import { RateLimitGuard } from './auth/rate-limit.guard.js';
 import { UserInteractiveAuthService } from './auth/user-interactive-auth.service.js';
 import { ClientChangesRelay } from './client-changes-relay.js';
+import { DeviceListUpdates } from './federation/device-list-updates.js';
 import { EduBridge } from './federation/edu-bridge.js';
 import { RemoteQueries } from './federation/remote-queries.js';
 import { E2eeController } from './e2ee/e2ee.controller.js';
@@ -100,6 +101,7 @@ const services = [
   KeyBackupService,
   StreamChanges,
   RemoteQueries,
+  DeviceListUpdates,
   AccessTokenGuard,
   RateLimitGuard,
   RefreshTokensService,

@@ -52,9 +52,18 @@ export async function getCrossSigningKeys(db: Queryable, userId: string): Promis
   }, {});
 }
 
+/**
+ * The stream_id of a local user's device list for GET /user/devices: the last m.device_list_update
+ * client-api sent for them, which is the position of their last change that names a device
+ * (client-api federation/device-list-updates.ts). A receiver takes it as the prev_id the next
+ * update must name; changes naming no device (cross-signing keys) are not in that chain.
+ */
 export async function getDeviceListStreamId(db: Queryable, userId: string): Promise<number> {
   return orEmpty(async () => {
-    const { rows } = await db.query<{ pos: number | null }>('SELECT MAX(stream_position) AS pos FROM device_list_changes WHERE user_id = $1', [userId]);
+    const { rows } = await db.query<{ pos: number | null }>(
+      'SELECT MAX(stream_position) AS pos FROM device_list_changes WHERE user_id = $1 AND device_id IS NOT NULL',
+      [userId],
+    );
     return rows[0]?.pos ?? 0;
   }, 0);
 }

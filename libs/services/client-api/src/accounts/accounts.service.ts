@@ -10,9 +10,9 @@ import { randomDeviceId, randomToken, sha256Hex } from '../auth/token-hash.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
 import { EPHEMERAL_STORE, type EphemeralStore } from '../ephemeral/ephemeral-store.js';
 import { MatrixError, badJson, forbidden, missingParam } from '../errors.js';
+import { DeviceListUpdates } from '../federation/device-list-updates.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
-import { accountsStore } from '../storage/accounts-store.js';
-import { StreamChanges } from '../stream-changes.js';
+import { accountsStore, recordDeviceListChange } from '../storage/accounts-store.js';
 import { CLIENT_API_DB } from '../tokens.js';
 import { optionalBoolean, optionalString, type JsonBody } from '../validation.js';
 import { RegistrationTokensService } from './registration-tokens.service.js';
@@ -25,6 +25,12 @@ export interface LoginResult {
   /** With `refresh_token: true` in the request (or a lifetime for tokens without one configured): the access token expires after expires_in_ms. */
   refresh_token?: string;
   expires_in_ms?: number;
+}
+
+/** A session started: the login to answer, and the device list position of its device when new. */
+interface Session {
+  login: LoginResult;
+  newDeviceAt: number | undefined;
 }
 
 const MAX_PASSWORD_LENGTH = 512;
@@ -40,7 +46,7 @@ export class AccountsService {
     @Inject(PasswordCheck) private readonly passwords: PasswordCheck,
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
     @Inject(EPHEMERAL_STORE) private readonly ephemeral: EphemeralStore,
-    @Inject(StreamChanges) private readonly changes: StreamChanges,
+    @Inject(DeviceListUpdates) private readonly deviceLists: DeviceListUpdates,
     @Inject(RefreshTokensService) private readonly refreshTokens: RefreshTokensService,
     @Inject(RegistrationTokensService) private readonly registrationTokens: RegistrationTokensService,
   ) {}
@@ -84,7 +90,9 @@ export class AccountsService {
     try {
       if (password === undefined) throw missingParam('missing "password"');
       const passwordHash = await hashPassword(password, this.settings.passwordScryptCost);
-      return await this.db.transaction(async (tx) => {
+      let started: Session | undefined;
+      const result = await this.db.transaction(async (tx): Promise<Record<string, unknown>> => {
+        started = undefined; // a retried transaction starts over
         const userId = localpart !== undefined ? this.userIdOf(localpart) : await this.freeGeneratedUserId(tx);
         if (!(await accountsStore.insert(tx, { userId, passwordHash, profile: { displayname: userId.slice(1, userId.indexOf(':')) } }))) {
           throw new MatrixError(400, 'M_USER_IN_USE', 'This username is already taken');
@@ -92,8 +100,11 @@ export class AccountsService {
         // The token's pending use becomes a completed one with the account (as Synapse).
         if (registrationToken !== undefined) await this.registrationTokens.complete(tx, registrationToken);
         if (inhibitLogin) return { user_id: userId };
-        return { ...(await this.startSession(tx, userId, deviceId, displayName, ip, refreshable)) };
+        started = await this.startSession(tx, userId, deviceId, displayName, ip, refreshable);
+        return { ...started.login };
       });
+      if (started) await this.announceNewDevice(started);
+      return result;
     } catch (error) {
       // No account: the use the UIA stage reserved is given back.
       if (registrationToken !== undefined) await this.registrationTokens.release(this.db, registrationToken);
@@ -109,7 +120,10 @@ export class AccountsService {
     }
   }
 
-  /** Creates (or reuses) the device and issues its token. A reused device's old tokens end (spec: /login device_id). */
+  /**
+   * Creates (or reuses) the device and issues its token. A reused device's old tokens end (spec:
+   * /login device_id). A new device is a device list change: announceNewDevice after the commit.
+   */
   private async startSession(
     tx: Queryable,
     userId: string,
@@ -117,20 +131,26 @@ export class AccountsService {
     displayName: string | undefined,
     ip: string | undefined,
     refreshable = false,
-  ): Promise<LoginResult> {
+  ): Promise<Session> {
     const device = deviceId ?? randomDeviceId();
     if (deviceId !== undefined) {
       await this.tokens.revokeKeys(tx, await this.tokens.tokenKeysOfDevice(tx, userId, device));
       await this.tokens.revokeRefreshTokensOfDevices(tx, userId, [device]);
     }
-    await accountsStore.upsertDevice(tx, userId, device, displayName, ip);
+    const created = await accountsStore.upsertDevice(tx, userId, device, displayName, ip);
+    const newDeviceAt = created ? await recordDeviceListChange(tx, userId, device) : undefined;
     if (refreshable) {
       const { access_token, refresh_token, expires_in_ms } = await this.refreshTokens.issuePair(tx, userId, device);
-      return { user_id: userId, access_token, device_id: device, refresh_token, expires_in_ms };
+      return { login: { user_id: userId, access_token, device_id: device, refresh_token, expires_in_ms }, newDeviceAt };
     }
     // Expiring only when nonrefreshable_access_token_lifetime or session_lifetime is set (then with expires_in_ms).
     const issued = await this.refreshTokens.issueNonRefreshable(tx, userId, device);
-    return { user_id: userId, device_id: device, ...issued };
+    return { login: { user_id: userId, device_id: device, ...issued }, newDeviceAt };
+  }
+
+  /** Other users' clients (here and on other servers) learn of a new device, as of a device that uploads keys. */
+  private async announceNewDevice(session: Session): Promise<void> {
+    if (session.newDeviceAt !== undefined) await this.deviceLists.changed(session.login.user_id, [session.newDeviceAt]);
   }
 
   /** GET /login: the login types offered. */
@@ -156,8 +176,9 @@ export class AccountsService {
     else throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}: GET /login lists the supported ones`);
     await this.refuseDeactivated(userId);
 
-    const result = await this.db.transaction((tx) => this.startSession(tx, userId, deviceId, displayName, ip, refreshable));
-    return { ...result, home_server: this.settings.serverName };
+    const session = await this.db.transaction((tx) => this.startSession(tx, userId, deviceId, displayName, ip, refreshable));
+    await this.announceNewDevice(session);
+    return { ...session.login, home_server: this.settings.serverName };
   }
 
   private async passwordLogin(body: JsonBody): Promise<string> {
@@ -233,18 +254,13 @@ export class AccountsService {
 
   /** Deletes devices with their tokens and keys; extraTokenKeys covers tokens whose device row is missing. */
   async deleteDevices(userId: string, deviceIds: string[], extraTokenKeys: string[] = []): Promise<void> {
-    const position = await this.db.transaction(async (tx) => {
-      const { deleted, tokenKeys } = await accountsStore.deleteDevices(tx, userId, deviceIds);
+    const positions = await this.db.transaction(async (tx) => {
+      const { tokenKeys, positions } = await accountsStore.deleteDevices(tx, userId, deviceIds);
       await this.tokens.revokeKeys(tx, [...new Set([...tokenKeys, ...extraTokenKeys])]);
       await this.tokens.revokeRefreshTokensOfDevices(tx, userId, deviceIds);
-      return deleted.length > 0 ? await this.currentDeviceListPosition(tx) : undefined;
+      return positions;
     });
-    if (position !== undefined) this.changes.emit({ stream: 'device_lists', position, userId });
-  }
-
-  private async currentDeviceListPosition(tx: Queryable): Promise<number> {
-    const { rows } = await tx.query<{ position: number }>("SELECT position FROM client_api_streams WHERE name = 'device_lists'");
-    return rows[0].position;
+    await this.deviceLists.changed(userId, positions);
   }
 
   /** POST /account/password. */
@@ -324,6 +340,7 @@ export class AccountsService {
       if (!inserted) throw new MatrixError(400, 'M_USER_IN_USE', 'This username is already taken');
       return this.startSession(tx, userId, undefined, undefined, ip);
     });
-    return { ...result, home_server: this.settings.serverName };
+    await this.announceNewDevice(result);
+    return { ...result.login, home_server: this.settings.serverName };
   }
 }

@@ -3,8 +3,8 @@ import type { Db } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
 import { badJson, missingParam, notFound } from '../errors.js';
+import { DeviceListUpdates } from '../federation/device-list-updates.js';
 import { accountsStore, recordDeviceListChange, type DeviceRow } from '../storage/accounts-store.js';
-import { StreamChanges } from '../stream-changes.js';
 import { CLIENT_API_DB } from '../tokens.js';
 import type { JsonBody } from '../validation.js';
 import { AccountsService } from './accounts.service.js';
@@ -31,7 +31,7 @@ export class DevicesService {
     @Inject(CLIENT_API_DB) private readonly db: Db,
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
     @Inject(AccountsService) private readonly accounts: AccountsService,
-    @Inject(StreamChanges) private readonly changes: StreamChanges,
+    @Inject(DeviceListUpdates) private readonly deviceLists: DeviceListUpdates,
   ) {}
 
   async list(requester: Requester): Promise<{ devices: DeviceView[] }> {
@@ -51,9 +51,9 @@ export class DevicesService {
     // The display name is part of what keys/query reports, so other users' clients learn of it.
     const position = await this.db.transaction(async (tx) => {
       if (!(await accountsStore.renameDevice(tx, requester.userId, deviceId, name ?? null))) throw notFound(`No device ${deviceId}`);
-      return recordDeviceListChange(tx, requester.userId);
+      return recordDeviceListChange(tx, requester.userId, deviceId);
     });
-    this.changes.emit({ stream: 'device_lists', position, userId: requester.userId });
+    await this.deviceLists.changed(requester.userId, [position]);
   }
 
   async delete(requester: Requester, deviceId: string, body: JsonBody): Promise<void> {

@@ -4,6 +4,7 @@ import { getUserMemberships, type Db, type Queryable } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
 import { badJson, invalidParam, MatrixError } from '../errors.js';
+import { DeviceListUpdates } from '../federation/device-list-updates.js';
 import { keysFailure, RemoteQueries } from '../federation/remote-queries.js';
 import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
@@ -69,6 +70,7 @@ export class KeysService {
     @Inject(StreamChanges) private readonly changes: StreamChanges,
     @Inject(UserInteractiveAuthService) private readonly uia: UserInteractiveAuthService,
     @Inject(RemoteQueries) private readonly remote: RemoteQueries,
+    @Inject(DeviceListUpdates) private readonly deviceLists: DeviceListUpdates,
     @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
   ) {
     changes.listenKeyCounts((c) => this.syncCounts.delete(`${c.userId}|${c.deviceId}`));
@@ -117,7 +119,7 @@ export class KeysService {
             'INSERT INTO device_keys (user_id, device_id, keys) VALUES ($1, $2, $3) ON CONFLICT (user_id, device_id) DO UPDATE SET keys = $3',
             [userId, deviceId, JSON.stringify(deviceKeys)],
           );
-          position = await recordDeviceListChange(tx, userId);
+          position = await recordDeviceListChange(tx, userId, deviceId);
         }
       }
       for (const [algorithm, keyId, key] of oneTimeKeys) {
@@ -142,7 +144,7 @@ export class KeysService {
       }
       return position;
     });
-    if (changedAt !== undefined) this.changes.emit({ stream: 'device_lists', position: changedAt, userId });
+    if (changedAt !== undefined) await this.deviceLists.changed(userId, [changedAt]);
     if (oneTimeKeys.length > 0 || fallbackKeys.length > 0) this.changes.emitKeyCounts({ userId, deviceId });
     return { one_time_key_counts: await this.oneTimeKeyCounts(userId, deviceId) };
   }
@@ -359,9 +361,10 @@ export class KeysService {
           [requester.userId, keyType, JSON.stringify(key)],
         );
       }
-      return recordDeviceListChange(tx, requester.userId);
+      // No device: other servers hear of cross-signing keys as m.signing_key_update.
+      return recordDeviceListChange(tx, requester.userId, null);
     });
-    this.changes.emit({ stream: 'device_lists', position, userId: requester.userId });
+    await this.deviceLists.changed(requester.userId, [position]);
   }
 
   /**
@@ -448,10 +451,10 @@ export class KeysService {
       } else {
         await tx.query('UPDATE cross_signing_keys SET key_json = $3 WHERE user_id = $1 AND key_type = $2', [userId, crossType, JSON.stringify(merged)]);
       }
-      return { position: await recordDeviceListChange(tx, userId) };
+      return { position: await recordDeviceListChange(tx, userId, crossType === undefined ? keyId : null) };
     });
     if ('errcode' in outcome) return outcome;
-    if (outcome.position > 0) this.changes.emit({ stream: 'device_lists', position: outcome.position, userId });
+    if (outcome.position > 0) await this.deviceLists.changed(userId, [outcome.position]);
     return undefined;
   }
 }

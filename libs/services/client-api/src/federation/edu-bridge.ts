@@ -10,6 +10,8 @@ import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
 import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { ReceiptsService } from '../user-data/receipts.service.js';
 import { isPlainObject, isRoomId, isUserId, serverNameOf } from '../validation.js';
+import { DEVICE_LIST_UPDATE, SIGNING_KEY_UPDATE } from './device-list-edus.js';
+import { DeviceListUpdates } from './device-list-updates.js';
 
 /** How long a remote user's typing lasts without news (as Synapse's federation timeout). */
 const REMOTE_TYPING_MS = 60_000;
@@ -21,8 +23,8 @@ const QUEUE = 'client-api';
  * presence and to-device messages for remote users go out on edu.outbound for fanout-sender; EDUs that
  * federation-ingress received come in on edu.inbound and land in the same stores as local
  * ones, so /sync reports them alike. A server may speak only for its own users: an EDU naming
- * another server's user is dropped (spec, Server-Server API "EDUs").
- * TODO: device list EDUs (m.device_list_update, m.signing_key_update) and keys over federation.
+ * another server's user is dropped (spec, Server-Server API "EDUs"). Device list EDUs
+ * (m.device_list_update, m.signing_key_update) go both ways through DeviceListUpdates.
  */
 @Injectable()
 export class EduBridge implements OnModuleInit, OnModuleDestroy {
@@ -36,6 +38,7 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
     @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
     @Inject(ToDeviceService) private readonly toDevice: ToDeviceService,
     @Inject(PresenceService) private readonly presence: PresenceService,
+    @Inject(DeviceListUpdates) private readonly deviceLists: DeviceListUpdates,
     @Optional() @Inject(ROOM_MEMBERSHIP) private readonly membership?: RoomMembership,
   ) {}
 
@@ -89,6 +92,7 @@ export class EduBridge implements OnModuleInit, OnModuleDestroy {
       else if (edu.eduType === 'm.receipt') await this.receiveReceipts(edu);
       else if (edu.eduType === 'm.direct_to_device') await this.receiveToDevice(edu);
       else if (edu.eduType === 'm.presence') await this.receivePresence(edu);
+      else if (edu.eduType === DEVICE_LIST_UPDATE || edu.eduType === SIGNING_KEY_UPDATE) await this.deviceLists.receive(edu);
     } catch (err) {
       this.logger.warn({ err, origin: edu.origin, eduType: edu.eduType }, 'edu.inbound: dropped');
     }

@@ -59,15 +59,18 @@ export const accountsStore = {
     return rows;
   },
 
-  /** Creates the device when new; an existing device keeps its name unless one is given. */
-  async upsertDevice(db: Queryable, userId: string, deviceId: string, displayName: string | undefined, ip?: string): Promise<void> {
+  /** Creates the device when new; an existing device keeps its name unless one is given. True when the device is new. */
+  async upsertDevice(db: Queryable, userId: string, deviceId: string, displayName: string | undefined, ip?: string): Promise<boolean> {
     const now = Date.now();
-    await db.query(
+    // xmax is 0 on a row this statement inserted, set on one it updated (PostgreSQL's usual test for it).
+    const { rows } = await db.query<{ inserted: boolean }>(
       `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip)
        VALUES ($1, $2, $3, $4, $4, $5)
-       ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = COALESCE($3, devices.display_name)`,
+       ON CONFLICT (user_id, device_id) DO UPDATE SET display_name = COALESCE($3, devices.display_name)
+       RETURNING (xmax = 0) AS inserted`,
       [userId, deviceId, displayName ?? null, now, ip ?? null],
     );
+    return rows[0]?.inserted === true;
   },
 
   async renameDevice(db: Queryable, userId: string, deviceId: string, displayName: string | null): Promise<boolean> {
@@ -82,23 +85,29 @@ export const accountsStore = {
   /**
    * Removes devices and everything that hangs off them: keys, one-time and fallback keys,
    * pending to-device messages, transaction ids, pushers (as Synapse). Returns the token keys the devices held (the
-   * caller revokes JWTs among them). Records a device list change when any device went.
+   * caller revokes JWTs among them). Records a device list change per device that went (each
+   * is its own m.device_list_update for other servers).
    */
-  async deleteDevices(tx: Queryable, userId: string, deviceIds: string[]): Promise<{ deleted: string[]; tokenKeys: string[] }> {
-    if (deviceIds.length === 0) return { deleted: [], tokenKeys: [] };
+  async deleteDevices(tx: Queryable, userId: string, deviceIds: string[]): Promise<{ deleted: string[]; tokenKeys: string[]; positions: number[] }> {
+    if (deviceIds.length === 0) return { deleted: [], tokenKeys: [], positions: [] };
     const { rows } = await tx.query<{ device_id: string }>('DELETE FROM devices WHERE user_id = $1 AND device_id = ANY($2) RETURNING device_id', [userId, deviceIds]);
     const { rows: tokens } = await tx.query<{ token_hash: string }>('DELETE FROM access_tokens WHERE user_id = $1 AND device_id = ANY($2) RETURNING token_hash', [userId, deviceIds]);
     for (const table of ['device_keys', 'one_time_keys', 'fallback_keys', 'to_device_inbox', 'to_device_txns', 'pushers']) {
       await tx.query(`DELETE FROM ${table} WHERE user_id = $1 AND device_id = ANY($2)`, [userId, deviceIds]);
     }
-    if (rows.length > 0) await recordDeviceListChange(tx, userId);
-    return { deleted: rows.map((r) => r.device_id), tokenKeys: tokens.map((t) => t.token_hash) };
+    const positions: number[] = [];
+    for (const row of rows) positions.push(await recordDeviceListChange(tx, userId, row.device_id));
+    return { deleted: rows.map((r) => r.device_id), tokenKeys: tokens.map((t) => t.token_hash), positions };
   },
 };
 
-/** A user's device list changed (device added with keys, renamed, removed; cross-signing keys). */
-export async function recordDeviceListChange(tx: Queryable, userId: string): Promise<number> {
+/**
+ * A user's device list changed (device added, its keys or name changed, removed: `deviceId`;
+ * cross-signing keys, or another server's user: null). Returns the change's device_lists
+ * position; for a local user's device it is also that device's m.device_list_update stream_id.
+ */
+export async function recordDeviceListChange(tx: Queryable, userId: string, deviceId: string | null): Promise<number> {
   const position = await nextStreamPosition(tx, 'device_lists');
-  await tx.query('INSERT INTO device_list_changes (stream_position, user_id) VALUES ($1, $2)', [position, userId]);
+  await tx.query('INSERT INTO device_list_changes (stream_position, user_id, device_id) VALUES ($1, $2, $3)', [position, userId, deviceId]);
   return position;
 }

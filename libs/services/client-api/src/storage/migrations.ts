@@ -398,4 +398,16 @@ CREATE INDEX access_tokens_by_expiry ON access_tokens (expires_ts) WHERE expires
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_ts) WHERE expires_ts IS NOT NULL;
 `,
   },
+  {
+    // Device list updates over federation (federation/device-list-updates.ts): a local user's
+    // rows that name a device form that user's m.device_list_update sequence (stream_id = the
+    // row's position, prev_id = the user's previous such row), the same sequence GET
+    // /_matrix/federation/v1/user/devices answers with. NULL: a change no device's EDU carries
+    // (cross-signing keys go as m.signing_key_update), and other servers' users' changes.
+    id: 'client_api_device_lists_0001_federation',
+    sql: `
+ALTER TABLE device_list_changes ADD COLUMN device_id text;
+CREATE INDEX device_list_changes_of_devices ON device_list_changes (user_id, stream_position) WHERE device_id IS NOT NULL;
+`,
+  },
 ];
