@@ -1,13 +1,14 @@
 /**
- * Membership handshakes with other servers' users: make_join/send_join (v2), make_leave/
- * send_leave (v2), make_knock/send_knock, and invites of our users (v2). Templates are built
- * from the room's current state and extremities; the signed events are decided by the
- * room-server like any federated PDU.
+ * Membership handshakes with other servers' users: make_join/send_join, make_leave/send_leave,
+ * make_knock/send_knock, and invites of our users (v2, and the deprecated v1 forms older servers
+ * still send). Templates are built from the room's current state and extremities; the signed
+ * events are decided by the room-server like any federated PDU. Restricted rooms: one of our
+ * users vouches for the join in the template, and this server signs the join it receives.
  */
 import { Body, Controller, Get, HttpCode, Inject, Param, Put, Query, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import {
-  AuthError, authorize, authTypesForEvent, getRoomVersion, hashAndSignEvent, isKnownRoomVersion, pduToRoomEvent, stateKey,
+  AuthError, authorize, authTypesForEvent, checkContentHash, getRoomVersion, hashAndSignEvent, isKnownRoomVersion, pduToRoomEvent, stateKey,
   type Pdu, type RoomEvent, type RoomVersion,
 } from '@tessera/protocol';
 import {
@@ -16,11 +17,12 @@ import {
 } from '@tessera/bus';
 import { BUS, DB, MatrixError } from '@tessera/http';
 import {
-  getAuthChainIds, getCurrentState, getCurrentStateEvents, getEvents, getForwardExtremities, getJoinedServers, getStateBeforeEvent, isRoomHeld,
+  getAuthChainIds, getCurrentState, getCurrentStateEvents, getEvents, getForwardExtremities, getJoinedServers, getRoom, getStateBeforeEvent, isRoomHeld,
   type Db, type StoredEvent, type StoredRoom,
 } from '@tessera/storage';
 import { FederationContext } from './federation-context.js';
 import { checkServerAcl, heldRoom } from './room-access.js';
+import { restrictedJoinDecision, restrictedJoinRefusal } from './restricted-join.js';
 import { servedPdu } from './room-history.controller.js';
 
 const MAX_PREV_EVENTS = 20;
@@ -82,7 +84,13 @@ export class MembershipController {
   private async template(room: StoredRoom, rv: RoomVersion, userId: string, kind: Kind): Promise<Record<string, unknown>> {
     const state = new Map((await getCurrentState(this.db, room.roomId)).map(([t, k, id]) => [stateKey(t, k), id]));
     const extremities = (await getForwardExtremities(this.db, room.roomId)).slice(0, MAX_PREV_EVENTS);
-    const content = { membership: kind };
+    const content: Record<string, unknown> = { membership: kind };
+    if (kind === 'join') {
+      const decision = await restrictedJoinDecision(this.db, this.ctx.serverName, rv, room.roomId, userId);
+      const refusal = restrictedJoinRefusal(decision, room.roomId, userId);
+      if (refusal) throw refusal;
+      if (decision.outcome === 'authorised') content.join_authorised_via_users_server = decision.authoriser;
+    }
     const authIds = authTypesForEvent({ type: 'm.room.member', sender: userId, state_key: userId, content }, rv)
       .map(([t, k]) => state.get(stateKey(t, k)))
       .filter((id): id is string => id !== undefined);
@@ -108,7 +116,10 @@ export class MembershipController {
       return e ? toEvent(e) : undefined;
     };
     try {
-      authorize({ ...(template as unknown as RoomEvent), event_id: '$template', prev_events: extremities.map((e) => e.eventId), auth_events: authIds }, lookup, rv);
+      // The authoriser's signature is added at send_join; here only the rest of the rules count.
+      authorize({ ...(template as unknown as RoomEvent), event_id: '$template', prev_events: extremities.map((e) => e.eventId), auth_events: authIds }, lookup, rv, {
+        isSignedByServer: () => true,
+      });
     } catch (err) {
       if (err instanceof AuthError) throw new MatrixError(403, 'M_FORBIDDEN', `${userId} may not ${kind} room ${room.roomId}: ${err.message}`);
       throw err;
@@ -121,7 +132,18 @@ export class MembershipController {
 
   @Put('v2/send_join/:roomId/:eventId')
   @HttpCode(200)
-  async sendJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('omit_members') _omit: unknown) {
+  sendJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('omit_members') _omit: unknown) {
+    return this.join(req, roomId, eventId);
+  }
+
+  /** Deprecated v1: the v2 answer, wrapped as [200, body] (the spec's v1 response). */
+  @Put('v1/send_join/:roomId/:eventId')
+  @HttpCode(200)
+  async sendJoinV1(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    return [200, await this.join(req, roomId, eventId)];
+  }
+
+  private async join(req: FastifyRequest, roomId: string, eventId: string) {
     const { room, pdu } = await this.receiveMembership(req, 'join', roomId, eventId);
     // The state before the join, complete (members_omitted is always false here) and its auth chain.
     const state = (await getStateBeforeEvent(this.db, eventId)) ?? [];
@@ -146,6 +168,14 @@ export class MembershipController {
     return {};
   }
 
+  /** Deprecated v1: [200, {}]. */
+  @Put('v1/send_leave/:roomId/:eventId')
+  @HttpCode(200)
+  async sendLeaveV1(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
+    await this.receiveMembership(req, 'leave', roomId, eventId);
+    return [200, {}];
+  }
+
   @Put('v1/send_knock/:roomId/:eventId')
   @HttpCode(200)
   async sendKnock(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string) {
@@ -165,7 +195,8 @@ export class MembershipController {
     const room = await heldRoom(this.db, roomId);
     await checkServerAcl(this.db, roomId, origin);
     const rv = getRoomVersion(room.roomVersion);
-    const check = await this.ctx.verifier.verify(req.body, rv);
+    const body = kind === 'join' ? await this.countersignJoin(origin, room, rv, req.body) : req.body;
+    const check = await this.ctx.verifier.verify(body, rv);
     if (!check.ok) throw new MatrixError(400, 'M_BAD_JSON', `the ${kind} event is not valid: ${check.error}`);
     if (check.redacted) throw new MatrixError(400, 'M_BAD_JSON', `the ${kind} event's content hash does not match`);
     if (check.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', `the event's id is ${check.eventId}, not ${eventId}`);
@@ -183,6 +214,26 @@ export class MembershipController {
     return { room, pdu };
   }
 
+  /**
+   * A restricted join naming one of our users as its authoriser: this server checks that the
+   * user still meets an allow condition (the auth rules check only the authoriser) and signs
+   * the event before it is verified, decided and sent on, keeping the joining server's signature.
+   * Anything else is returned as it came (verification refuses what is malformed).
+   */
+  private async countersignJoin(origin: string, room: StoredRoom, rv: RoomVersion, body: unknown): Promise<unknown> {
+    if (!rv.restrictedJoinRule || !isObject(body) || !isObject(body.content)) return body;
+    const via = body.content.join_authorised_via_users_server;
+    if (typeof via !== 'string' || domainOf(via) !== this.ctx.serverName) return body;
+    const sender = body.sender;
+    if (typeof sender !== 'string' || domainOf(sender) !== origin || body.state_key !== sender || body.content.membership !== 'join') return body;
+    const decision = await restrictedJoinDecision(this.db, this.ctx.serverName, rv, room.roomId, sender);
+    const refusal = restrictedJoinRefusal(decision, room.roomId, sender);
+    if (refusal) throw refusal;
+    // Signing covers the event's hashes: a content that does not match them is not signed.
+    if (!checkContentHash(body)) throw new MatrixError(400, 'M_BAD_JSON', "the join event's content hash does not match");
+    return hashAndSignEvent(body as Pdu, this.ctx.serverName, this.ctx.keys.current, rv);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Invites of our users
 
@@ -195,9 +246,30 @@ export class MembershipController {
     if (!isKnownRoomVersion(version)) {
       throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `room version ${JSON.stringify(version)} is not supported by this server`, { room_version: version });
     }
+    const inviteRoomState = Array.isArray(body.invite_room_state) ? body.invite_room_state : [];
+    return { event: await this.receiveInvite(origin, roomId, eventId, getRoomVersion(version), body.event, inviteRoomState) };
+  }
+
+  /**
+   * Deprecated v1: the body is the invite event itself (its stripped state in
+   * unsigned.invite_room_state); the room version is "1" or "2", as the spec says a v1 invite
+   * must be read. The answer is [200, {event}].
+   */
+  @Put('v1/invite/:roomId/:eventId')
+  @HttpCode(200)
+  async inviteV1(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown) {
+    const origin = await this.ctx.authenticate(req);
+    if (!isObject(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    const held = await getRoom(this.db, roomId);
+    const version = held && (held.roomVersion === '1' || held.roomVersion === '2') ? held.roomVersion : '1';
+    const stripped = isObject(body.unsigned) && Array.isArray(body.unsigned.invite_room_state) ? body.unsigned.invite_room_state : [];
+    return [200, { event: await this.receiveInvite(origin, roomId, eventId, getRoomVersion(version), body, stripped) }];
+  }
+
+  /** Checks an invite of one of our users from `origin`, signs it and has the room-server store it; returns the signed event. */
+  private async receiveInvite(origin: string, roomId: string, eventId: string, rv: RoomVersion, event: unknown, inviteRoomState: unknown[]): Promise<Pdu> {
     if (await isRoomHeld(this.db, roomId)) await checkServerAcl(this.db, roomId, origin);
-    const rv = getRoomVersion(version);
-    const check = await this.ctx.verifier.verify(body.event, rv);
+    const check = await this.ctx.verifier.verify(event, rv);
     if (!check.ok) throw new MatrixError(400, 'M_BAD_JSON', `the invite event is not valid: ${check.error}`);
     if (check.redacted) throw new MatrixError(400, 'M_BAD_JSON', "the invite event's content hash does not match");
     if (check.eventId !== eventId) throw new MatrixError(400, 'M_BAD_JSON', `the event's id is ${check.eventId}, not ${eventId}`);
@@ -208,13 +280,12 @@ export class MembershipController {
     if (domainOf(pdu.state_key) !== this.ctx.serverName) throw new MatrixError(400, 'M_BAD_JSON', `${pdu.state_key} is not a user of this server`);
     if (domainOf(pdu.sender) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not send an invite from ${pdu.sender}`);
     const signed = hashAndSignEvent(pdu, this.ctx.serverName, this.ctx.keys.current, rv);
-    const inviteRoomState = Array.isArray(body.invite_room_state) ? body.invite_room_state : [];
     try {
       await this.bus.request<ReceiveInviteRequest, Record<string, never>>(ROOMSERVER_FEDERATION, { op: 'receiveInvite', roomVersion: rv.id, pdu: signed, inviteRoomState }, { timeoutMs: 120_000 });
     } catch (err) {
       if (err instanceof BusError && err.code === 'M_FORBIDDEN') throw new MatrixError(403, 'M_FORBIDDEN', err.message);
       throw err;
     }
-    return { event: signed };
+    return signed;
   }
 }

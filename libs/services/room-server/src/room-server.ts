@@ -14,6 +14,7 @@ import { createRoom } from './create-room.js';
 import { Decider } from './decider.js';
 import { PartitionOwnership } from './partition-ownership.js';
 import { RoomStore } from './room-view.js';
+import { planLocalJoin } from './restricted-join.js';
 
 export interface RoomServerOptions {
   db: Db;
@@ -48,6 +49,8 @@ export class RoomServer {
   readonly decider: Decider;
   /** Set by the federation side: sends an invite of a user on another server there first (federation/room-federation.ts). */
   remoteInvite?: (pdu: Pdu, roomVersion: RoomVersion) => Promise<Pdu>;
+  /** Set by the federation side: joins through other servers of a held room (make_join/send_join) when none of our users may authorise a restricted join. */
+  remoteJoin?: (roomId: string, userId: string, content: Record<string, unknown>, servers: string[]) => Promise<{ eventId: string }>;
   /** The room partitions this replica serves (requests about a room reach its partition's owner). */
   readonly partitions: PartitionOwnership;
   private subscription: Subscription | undefined;
@@ -141,9 +144,26 @@ export class RoomServer {
         throw new BusError('M_FORBIDDEN', `${target} is not in ${roomId}`);
       }
     };
+    if (req.action === 'join') return this.join(roomId, sender, content);
     const remote = req.action === 'invite' && target.slice(target.indexOf(':') + 1) !== this.options.serverName;
     const beforeAppend = remote ? this.remoteInvite : undefined;
     const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.member', sender, stateKey: target, content }, { precheck, beforeAppend });
+    return { eventId };
+  }
+
+  /**
+   * A local user's join of a room held here: in a restricted room one of our users able to
+   * invite authorises it (restricted-join.ts), or, when none may, a server that can.
+   */
+  async join(roomId: string, userId: string, content: Record<string, unknown>): Promise<EventIdReply> {
+    const view = await this.decider.store.view(roomId);
+    if (!view) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server`);
+    const plan = await planLocalJoin(this.options.db, this.options.serverName, view.roomVersion, roomId, userId, content);
+    if (plan.route === 'remote') {
+      if (!this.remoteJoin) throw new BusError('M_FORBIDDEN', `no user of this server in ${roomId} may authorise the join of ${userId}`);
+      return { eventId: (await this.remoteJoin(roomId, userId, content, plan.servers)).eventId };
+    }
+    const { eventId } = await this.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: plan.content });
     return { eventId };
   }
 

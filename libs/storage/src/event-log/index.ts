@@ -13,3 +13,4 @@ export * from './client-reads.js';
 export * from './relations.js';
 export * from './space-reads.js';
 export * from './closest-event.js';
+export * from './restricted-join-reads.js';

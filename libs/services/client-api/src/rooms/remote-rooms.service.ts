@@ -21,6 +21,9 @@ const STATUS: Record<string, number> = {
   M_INVALID_PARAM: 400,
   M_UNSUPPORTED_ROOM_VERSION: 400,
   M_INCOMPATIBLE_ROOM_VERSION: 400,
+  // Restricted rooms: no server asked could vouch for the user (passed through, as the spec asks).
+  M_UNABLE_TO_AUTHORISE_JOIN: 400,
+  M_UNABLE_TO_GRANT_JOIN: 400,
   // No server given could be used (unreachable, or it sent something unusable).
   M_UNKNOWN: 502,
 };

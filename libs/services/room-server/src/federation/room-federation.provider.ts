@@ -37,6 +37,7 @@ export class RoomFederationService implements OnModuleInit, OnModuleDestroy {
       log: (msg, details) => logger.info(details ?? {}, msg),
     });
     roomServer.roomServer.remoteInvite = (pdu, rv) => this.federation.inviteRemote(pdu, rv);
+    roomServer.roomServer.remoteJoin = (roomId, userId, content, servers) => this.federation.joinThroughServers(roomId, userId, content, servers);
   }
 
   onModuleInit(): Promise<void> {

@@ -24,6 +24,7 @@ import {
 } from '@tessera/storage';
 import type { Decider } from '../decider.js';
 import { appendFields } from '../append-fields.js';
+import { planLocalJoin } from '../restricted-join.js';
 import { InvalidStateResponseError, validateStateAndAuthChain, type ValidatedEvent } from './validate-state.js';
 
 /** Outliers per append request: keeps a bus message well under NATS's payload limit. */
@@ -110,11 +111,21 @@ export class RoomFederation {
   async joinRemote(req: JoinRemoteRequest): Promise<RemoteMembershipReply> {
     const { roomId, userId } = this.checkRoomAndUser(req.roomId, req.userId);
     if (req.content !== undefined && !isObject(req.content)) throw bad('content must be an object');
-    if (await isRoomHeld(this.o.db, roomId)) {
-      const { eventId } = await this.o.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: { ...(req.content ?? {}), membership: 'join' } });
+    const content = req.content ?? {};
+    const room = (await isRoomHeld(this.o.db, roomId)) ? await getRoom(this.o.db, roomId) : null;
+    if (room) {
+      // We are a resident: our own decision first (restricted rooms: one of our users authorises).
+      const plan = await planLocalJoin(this.o.db, this.o.serverName, getRoomVersion(room.roomVersion), roomId, userId, { ...content, membership: 'join' });
+      if (plan.route === 'remote') return this.joinThroughServers(roomId, userId, content, plan.servers);
+      const { eventId } = await this.o.decider.sendLocal(roomId, { type: 'm.room.member', sender: userId, stateKey: userId, content: plan.content });
       return { roomId, eventId };
     }
-    return this.throughServers(req.serverNames, roomId, (server) => this.joinThrough(server, roomId, userId, req.content ?? {}));
+    return this.joinThroughServers(roomId, userId, content, req.serverNames);
+  }
+
+  /** make_join/send_join through the first of `servers` that lets the user in. */
+  joinThroughServers(roomId: string, userId: string, content: Record<string, unknown>, servers: unknown): Promise<RemoteMembershipReply> {
+    return this.throughServers(servers, roomId, (server) => this.joinThrough(server, roomId, userId, content));
   }
 
   private async throughServers<T>(names: unknown, roomId: string, attempt: (server: string) => Promise<T>): Promise<T> {
@@ -122,6 +133,8 @@ export class RoomFederation {
     if (servers.length === 0) throw new BusError('M_NOT_FOUND', `room ${roomId} is not known to this server and no other server to ask was given`);
     const failures: string[] = [];
     let notFound = 0;
+    /** Restricted rooms: servers that cannot vouch for the user say so, and the next is asked. */
+    let restricted: string | undefined;
     for (const server of servers) {
       try {
         return await attempt(server);
@@ -131,12 +144,14 @@ export class RoomFederation {
         if (err instanceof BusError && err.code === 'M_FORBIDDEN') throw err;
         if (!(err instanceof FederationError || err instanceof InvalidStateResponseError || err instanceof BusError)) throw err;
         if (err instanceof FederationError && err.status === 404) notFound++;
+        if (err instanceof FederationError && (err.errcode === 'M_UNABLE_TO_AUTHORISE_JOIN' || err.errcode === 'M_UNABLE_TO_GRANT_JOIN')) restricted ??= err.errcode;
         failures.push(`${server}: ${err.message}`);
         this.o.log?.('remote membership attempt failed', { server, roomId, error: err.message });
       }
     }
     // Every server answered that it does not know the room: the room is not found (not a network failure).
     if (notFound === servers.length) throw new BusError('M_NOT_FOUND', `no server knows room ${roomId}: ${failures.join('; ')}`);
+    if (restricted) throw new BusError(restricted, `no server could authorise the join of restricted room ${roomId}: ${failures.join('; ')}`);
     throw new BusError('M_UNKNOWN', `no server could be used for room ${roomId}: ${failures.join('; ')}`);
   }
 
@@ -175,8 +190,10 @@ export class RoomFederation {
     let joinPdu = pdu;
     // Restricted rooms: the resident server countersigns the join and returns it.
     if (isObject(res.event)) {
-      if (computeEventId(res.event as Pdu, rv) !== eventId) throw new InvalidStateResponseError(`${server} returned a different join event`);
-      joinPdu = res.event as Pdu;
+      // The same event (the id ignores signatures), with every signature it needs valid.
+      const check = await this.verifier.verify(res.event, rv);
+      if (!check.ok || check.redacted || check.eventId !== eventId) throw new InvalidStateResponseError(`${server} returned a different or badly signed join event`);
+      joinPdu = check.pdu;
     }
     const statePdus = Array.isArray(res.state) ? res.state : [];
     const authPdus = Array.isArray(res.auth_chain) ? res.auth_chain : [];
