@@ -243,9 +243,9 @@ describe.skipIf(!services.postgres || !services.nats)('the client API over feder
   }, TEST_TIMEOUT);
 
   /**
-   * Delivers alice's invite of dan to hs2 as hs1's room-server does (PUT /v2/invite, signed as
-   * hs1): Decider.sendLocal does not call its beforeAppend hook at present, so the invite may
-   * not have been sent by hs1 itself. A second delivery is harmless (the same event).
+   * Delivers alice's invite of dan to hs2 again, as hs1's room-server did before appending it
+   * (PUT /v2/invite, signed as hs1, from the Decider's beforeAppend hook): a second delivery of
+   * the same event is harmless, and the test checks the stored invite hs1 sent.
    */
   async function deliverInvite(roomId: string, invitee: string): Promise<void> {
     const state = await hs1.storedState(roomId);
