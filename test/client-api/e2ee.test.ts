@@ -155,6 +155,12 @@ for (const setup of setups) {
       expect(deviceOfOther.body.failures[bob.user_id][bob.device_id].errcode).toBe('M_INVALID_PARAM');
       const query = await hs.call('POST', '/_matrix/client/v3/keys/query', { token: alice.access_token, body: { device_keys: { [bob.user_id]: [] } } });
       expect(Object.keys(query.body.master_keys[bob.user_id].signatures[alice.user_id])).toEqual([idOf(aliceUserKey)]);
+      // Only the signer sees their user-signing key's signature: not bob, not anyone else.
+      const carol = await hs.register('carol', 'pw');
+      for (const viewer of [bob, carol]) {
+        const seen = await hs.call('POST', '/_matrix/client/v3/keys/query', { token: viewer.access_token, body: { device_keys: { [bob.user_id]: [] } } });
+        expect(Object.keys(seen.body.master_keys[bob.user_id].signatures)).toEqual([bob.user_id]);
+      }
     });
 
     it('delivers to-device messages per device, once per transaction, until acknowledged', async () => {

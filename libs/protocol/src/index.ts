@@ -11,3 +11,4 @@ export * from './state-res/index.js';
 export * from './push/index.js';
 export * from './spaces.js';
 export * from './animated-image.js';
+export * from './cross-signing.js';

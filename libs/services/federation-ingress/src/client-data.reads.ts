@@ -4,6 +4,7 @@
  * read repository over them (plus the one-time key claim, which must consume the key
  * atomically). A deployment whose database lacks them (no client-api yet) answers empty.
  */
+import { crossSigningKeyAsSeenBy } from '@tessera/protocol';
 import type { Queryable } from '@tessera/storage';
 
 const UNDEFINED_TABLE = '42P01';
@@ -48,7 +49,8 @@ export async function getDevicesWithKeys(db: Queryable, userId: string): Promise
 export async function getCrossSigningKeys(db: Queryable, userId: string): Promise<Record<string, Record<string, unknown>>> {
   return orEmpty(async () => {
     const { rows } = await db.query<{ key_type: string; key_json: Record<string, unknown> }>('SELECT key_type, key_json FROM cross_signing_keys WHERE user_id = $1', [userId]);
-    return Object.fromEntries(rows.map((r) => [r.key_type, r.key_json]));
+    // Other servers see no user's signatures of this user's keys but the owner's (see crossSigningKeyAsSeenBy).
+    return Object.fromEntries(rows.map((r) => [r.key_type, crossSigningKeyAsSeenBy(r.key_json, userId)]));
   }, {});
 }
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { canonicalJson, decodeBase64, signablePart, verifyJsonSignature } from '@tessera/protocol';
+import { canonicalJson, crossSigningKeyAsSeenBy, decodeBase64, signablePart, verifyJsonSignature } from '@tessera/protocol';
 import { getUserMemberships, type Db, type Queryable } from '@tessera/storage';
 import type { Requester } from '../auth/access-tokens.service.js';
 import { UserInteractiveAuthService } from '../auth/user-interactive-auth.service.js';
@@ -200,7 +200,7 @@ export class KeysService {
       }
       result.device_keys[user] = userDevices;
       const crossSigning = await this.crossSigningKeys(this.db, user);
-      if (crossSigning.master) result.master_keys[user] = crossSigning.master;
+      if (crossSigning.master) result.master_keys[user] = crossSigningKeyAsSeenBy(crossSigning.master, user, requester.userId);
       if (crossSigning.self_signing) result.self_signing_keys[user] = crossSigning.self_signing;
       // Spec: the user-signing key is only shown to its owner.
       if (crossSigning.user_signing && user === requester.userId) result.user_signing_keys[user] = crossSigning.user_signing;

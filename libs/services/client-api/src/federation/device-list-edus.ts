@@ -3,6 +3,7 @@
  * Encryption"): built from our rows for other servers, and checked when they come from one.
  * Pure functions of data; device-list-updates.ts does the reading, publishing and recording.
  */
+import { crossSigningKeyAsSeenBy } from '@tessera/protocol';
 import { isPlainObject, isUserId, serverNameOf } from '../validation.js';
 
 type Json = Record<string, unknown>;
@@ -47,7 +48,7 @@ export function deviceListUpdateContents(userId: string, changes: readonly Devic
 /** m.signing_key_update content: the user's master and self-signing keys (never the user-signing key, which only its owner may see). */
 export function signingKeyUpdateContent(userId: string, crossSigning: Readonly<Record<string, Json>>): Json | undefined {
   const content: Json = { user_id: userId };
-  if (crossSigning.master) content.master_key = crossSigning.master;
+  if (crossSigning.master) content.master_key = crossSigningKeyAsSeenBy(crossSigning.master, userId);
   if (crossSigning.self_signing) content.self_signing_key = crossSigning.self_signing;
   return content.master_key || content.self_signing_key ? content : undefined;
 }
