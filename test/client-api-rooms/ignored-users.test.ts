@@ -1,7 +1,7 @@
 /**
  * Ignoring users (spec "Ignoring Users", m.ignored_user_list): once a user is ignored, /sync sends
- * none of their events but state events, and none of their invites; unignoring brings new events
- * back. On the embedded default and on PostgreSQL + NATS + Redis; every JSON answer validated
+ * none of their events but state events, and none of their invites, and /messages and /context
+ * leave their events out likewise; unignoring brings new events back. On the embedded default and on PostgreSQL + NATS + Redis; every JSON answer validated
  * against the spec's OpenAPI by the harness.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,21 @@ for (const { backend, available } of backends) {
       const afterUnignore = await send(bob, 'back again');
       const later = await sync(incremental.next_batch);
       expect(timelineOf(later).map((e) => e.event_id)).toContain(afterUnignore);
+    });
+
+    it("leaves an ignored user's messages out of /messages and /context, but not their state events", async () => {
+      await ignore([bob.user_id]);
+      const before = await send(chris, 'before');
+      const hidden = await send(bob, 'hidden');
+      const name = (await hs.ok('PUT', v3(`rooms/${enc(roomId)}/state/m.room.name`), { ...as(bob), body: { name: 'named by bob' } })).event_id;
+      const after = await send(chris, 'after');
+      const page = await hs.ok('GET', v3(`rooms/${enc(roomId)}/messages?dir=b&limit=3`), as(alice));
+      expect(page.chunk.map((e: any) => e.event_id)).toEqual([after, name, before]);
+      const context = await hs.ok('GET', v3(`rooms/${enc(roomId)}/context/${enc(name)}?limit=2`), as(alice));
+      expect(context.events_before.map((e: any) => e.event_id)).toEqual([before]);
+      expect(context.events_after.map((e: any) => e.event_id)).toEqual([after]);
+      expect(JSON.stringify(context)).not.toContain(hidden);
+      await ignore([]);
     });
 
     it('fills the timeline limit with events of users not ignored', async () => {

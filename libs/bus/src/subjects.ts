@@ -9,6 +9,7 @@ import type { HealthReply, HealthRequest } from './contracts/health.js';
 import { PERSISTENCE_APPEND, PERSISTENCE_APPEND_MANY, type AppendManyReply, type AppendManyRequest, type AppendReply, type AppendRequest } from './contracts/persistence.js';
 import { ROOMSERVER_INPUT, ROOMSERVER_QUEUE, type RoomServerReply, type RoomServerRequest } from './contracts/roomserver.js';
 import { STREAM_EVENTS, type StreamEventNotification } from './contracts/stream.js';
+import { PERSISTENCE_BACKFILL, ROOMSERVER_BACKFILL, type BackfillReply, type BackfillRequest, type PersistBackfillReply, type PersistBackfillRequest } from './contracts/backfill.js';
 import type { BusTransport, HandlerOptions, RequestOptions, Subscription } from './transport.js';
 
 export const Subjects = {
@@ -46,6 +47,18 @@ export const Subjects = {
    * /sync waiters and caches.
    */
   clientChanges: CLIENT_CHANGES,
+  /**
+   * Request/reply, handled by room-server (queue group QueueGroups.roomServer): fetch a room's
+   * history from before this server joined from another server in it (GET /backfill), check
+   * it and have it stored. BackfillRequest -> BackfillReply (client-api's /messages).
+   */
+  roomServerBackfill: ROOMSERVER_BACKFILL,
+  /**
+   * Request/reply, handled by persistence (queue group QueueGroups.persistence): store checked
+   * backfilled events below every stream position, with none of an append's other effects.
+   * PersistBackfillRequest -> PersistBackfillReply.
+   */
+  persistenceBackfill: PERSISTENCE_BACKFILL,
 } as const;
 
 export type ServiceName = 'client-api' | 'federation-ingress' | 'room-server' | 'persistence' | 'fanout-sender';
@@ -67,6 +80,8 @@ export interface RequestContracts {
   'roomserver.input': { request: RoomServerRequest; response: RoomServerReply };
   'persistence.append': { request: AppendRequest; response: AppendReply };
   'persistence.append-many': { request: AppendManyRequest; response: AppendManyReply };
+  'roomserver.backfill': { request: BackfillRequest; response: BackfillReply };
+  'persistence.backfill': { request: PersistBackfillRequest; response: PersistBackfillReply };
   [health: `health.${string}`]: { request: HealthRequest; response: HealthReply };
 }
 

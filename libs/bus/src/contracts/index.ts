@@ -3,3 +3,4 @@ export * from './edu.js';
 export * from './health.js';
 export * from './roomserver-federation.js';
 export * from './client-changes.js';
+export * from './backfill.js';

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { BackfillWriterService } from './backfill-writer.js';
 import { EventWriterService } from './event-writer.provider.js';
 
 /**
@@ -6,5 +7,5 @@ import { EventWriterService } from './event-writer.provider.js';
  * It serves no HTTP routes: its process exposes only the health probes. Its bus handlers and
  * providers are added here as they are built.
  */
-@Module({ providers: [EventWriterService] })
+@Module({ providers: [EventWriterService, BackfillWriterService] })
 export class PersistenceModule {}

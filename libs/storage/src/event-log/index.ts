@@ -14,3 +14,4 @@ export * from './relations.js';
 export * from './space-reads.js';
 export * from './closest-event.js';
 export * from './restricted-join-reads.js';
+export * from './backfill.js';

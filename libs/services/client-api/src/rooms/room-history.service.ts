@@ -9,6 +9,8 @@ import { BundledAggregations } from '../relations/bundled-aggregations.js';
 import type { ClientEvent } from './client-event.js';
 import { eventPasses, filterLimit, type RoomEventFilter } from './event-filter.js';
 import { decodePaginationToken, encodePaginationToken } from './pagination-token.js';
+import { hiddenByIgnore, IgnoredUsers } from '../user-data/ignored-users.js';
+import { RoomBackfill } from './room-backfill.js';
 import { RoomReads } from './room-reads.js';
 
 const MAX_MESSAGES_LIMIT = 1000;
@@ -30,6 +32,8 @@ export class RoomHistoryService {
     @Inject(DB) private readonly db: Db,
     @Inject(RoomReads) private readonly reads: RoomReads,
     @Inject(BundledAggregations) private readonly aggregations: BundledAggregations,
+    @Inject(RoomBackfill) private readonly backfill: RoomBackfill,
+    @Inject(IgnoredUsers) private readonly ignoredUsers: IgnoredUsers,
   ) {}
 
   /**
@@ -74,7 +78,8 @@ export class RoomHistoryService {
   /** GET /rooms/{roomId}/event/{eventId}: 404 for an event unknown here or not visible to the user. */
   async event(viewer: Viewer, roomId: string, eventId: string): Promise<ClientEvent> {
     const event = await getEvent(this.db, eventId);
-    if (!event || event.roomId !== roomId || event.outlier || event.rejectedReason !== null || event.streamPos === null) {
+    // A backfilled event is an outlier with a stream position: part of the timeline.
+    if (!event || event.roomId !== roomId || event.rejectedReason !== null || event.streamPos === null) {
       throw notFound(`Event ${eventId} not found in ${roomId}`);
     }
     const [visible] = await this.reads.visibleEvents(viewer.userId, roomId, [event]);
@@ -142,15 +147,18 @@ export class RoomHistoryService {
   }
 
   /**
-   * Pages of a room's timeline in stream order, filtered and with history visibility applied.
-   * Returns the events and the position after the last one looked at (null when none is left).
+   * Pages of a room's timeline in stream order, filtered (the events of users the requester
+   * ignores left out, but state events) and with history visibility applied.
+   * Returns the events and the position after the last one looked at (null when none is left);
+   * `cursor` is that position even when none is left (where a backfill continues from).
    */
   async page(
     userId: string,
     roomId: string,
     q: { dir: 'b' | 'f'; from: number; to?: number; limit: number; filter?: RoomEventFilter },
-  ): Promise<{ events: StoredEvent[]; next: number | null }> {
+  ): Promise<{ events: StoredEvent[]; next: number | null; cursor: number }> {
     const events: StoredEvent[] = [];
+    const ignored = await this.ignoredUsers.of(userId);
     let cursor = q.from;
     for (let round = 0; round < MAX_FETCH_ROUNDS && events.length < q.limit; round++) {
       const want = q.limit - events.length;
@@ -160,14 +168,35 @@ export class RoomHistoryService {
         to: q.to,
         limit: want,
       });
-      if (batch.length === 0) return { events, next: null };
+      if (batch.length === 0) return { events, next: null, cursor };
       const last = batch[batch.length - 1]!.streamPos!;
       cursor = q.dir === 'b' ? last - 1 : last;
-      const passing = batch.filter((e) => eventPasses(q.filter, { type: e.type, sender: e.sender, content: e.json.content }));
+      const passing = batch.filter((e) => eventPasses(q.filter, { type: e.type, sender: e.sender, content: e.json.content }) && !hiddenByIgnore(ignored, e));
       events.push(...(await this.reads.visibleEvents(userId, roomId, passing)));
-      if (batch.length < want) return { events, next: null };
+      if (batch.length < want) return { events, next: null, cursor };
     }
-    return { events, next: cursor };
+    return { events, next: cursor, cursor };
+  }
+
+  /**
+   * A backwards page that reached the start of what is held here, short of its limit: when the
+   * room's earliest events cite events not held (it was joined over federation), its earlier
+   * history is backfilled from another server in the room and the page continues into it.
+   * With something backfilled the page keeps an `end` even when still short: more may be
+   * fetched by the next request, which ends the history when a backfill finds nothing.
+   */
+  private async pageWithBackfill(
+    userId: string,
+    roomId: string,
+    q: { from: number; limit: number; filter?: RoomEventFilter },
+  ): Promise<{ events: StoredEvent[]; next: number | null }> {
+    const first = await this.page(userId, roomId, { dir: 'b', from: q.from, limit: q.limit, filter: q.filter });
+    if (first.next !== null || first.events.length >= q.limit) return first;
+    const remaining = q.limit - first.events.length;
+    const stored = await this.backfill.backfill(roomId, Math.min(100, Math.max(2 * remaining, 50)));
+    if (stored === 0) return first;
+    const more = await this.page(userId, roomId, { dir: 'b', from: first.cursor, limit: remaining, filter: q.filter });
+    return { events: [...first.events, ...more.events], next: more.next ?? more.cursor };
   }
 
   /** GET /rooms/{roomId}/messages. */
@@ -183,7 +212,12 @@ export class RoomHistoryService {
     await this.requireHistoryAccess(viewer.userId, roomId);
     const from = q.from !== undefined ? decodePaginationToken(q.from, 'from') : q.dir === 'b' ? Number.MAX_SAFE_INTEGER - 1 : 0;
     const to = q.to !== undefined ? decodePaginationToken(q.to, 'to') : undefined;
-    const { events, next } = limit === 0 ? { events: [], next: from } : await this.page(viewer.userId, roomId, { dir: q.dir, from, to, limit: Math.min(limit, MAX_MESSAGES_LIMIT), filter: q.filter });
+    const capped = Math.min(limit, MAX_MESSAGES_LIMIT);
+    const { events, next } = limit === 0
+      ? { events: [], next: from }
+      : q.dir === 'b' && to === undefined
+        ? await this.pageWithBackfill(viewer.userId, roomId, { from, limit: capped, filter: q.filter })
+        : await this.page(viewer.userId, roomId, { dir: q.dir, from, to, limit: capped, filter: q.filter });
     const result: Record<string, unknown> = {
       start: q.from ?? encodePaginationToken(from === Number.MAX_SAFE_INTEGER - 1 ? (events[0]?.streamPos ?? 0) : from),
       chunk: await this.reads.toClientEvents(events, viewer, true),

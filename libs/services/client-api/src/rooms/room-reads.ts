@@ -1,7 +1,7 @@
 import { Global, Inject, Injectable, Module } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import {
-  getClientTxnIds, getEvents, getSnapshotEntries, getUserMembershipHistory, getUserMembershipInRoom, getUsersSharingRooms, isEventInRoom,
+  getClientTxnIds, getEarliestHeldStateNid, getEvents, getSnapshotEntries, getUserMembershipHistory, getUserMembershipInRoom, getUsersSharingRooms, isEventInRoom,
   type Db, type StoredEvent,
 } from '@tessera/storage';
 import { ROOM_MEMBERSHIP, type RoomMembership } from '../room-membership.js';
@@ -48,10 +48,19 @@ export class RoomReads implements RoomMembership {
   async visibleEvents(userId: string, roomId: string, events: StoredEvent[]): Promise<StoredEvent[]> {
     if (events.length === 0) return [];
     const history = await getUserMembershipHistory(this.db, roomId, userId);
-    const lastJoinPos = Math.max(-1, ...history.filter((h) => h.membership === 'join').map((h) => h.streamPos));
+    const joins = history.filter((h) => h.membership === 'join').map((h) => h.streamPos);
+    const lastJoinPos = joins.length > 0 ? Math.max(...joins) : Number.NEGATIVE_INFINITY;
+    // Backfilled events (outliers given a place in the timeline, libs/storage/src/event-log/backfill.ts)
+    // have no state of their own here: they are judged by the state at the earliest event whose
+    // state is held (for a room joined over federation, the state before the join). The history
+    // visibility and the user's membership in force before that event are not known here; this
+    // is the nearest state we hold, and the one a server that joined then was told.
+    const backfilled = events.some((e) => e.outlier && e.streamPos !== null);
+    const fallbackNid = backfilled ? await getEarliestHeldStateNid(this.db, roomId) : null;
+    const stateNidOf = (e: StoredEvent) => (e.outlier && e.streamPos !== null ? fallbackNid : e.stateBeforeNid);
     const bySnapshot = new Map<number | null, Map<string, string>>();
     for (const e of events) {
-      if (!bySnapshot.has(e.stateBeforeNid)) bySnapshot.set(e.stateBeforeNid, new Map());
+      if (!bySnapshot.has(stateNidOf(e))) bySnapshot.set(stateNidOf(e), new Map());
     }
     await Promise.all(
       [...bySnapshot.keys()].map(async (nid) => {
@@ -64,7 +73,7 @@ export class RoomReads implements RoomMembership {
     const contentOf = (id: string | undefined) => (id ? (stateEvents.get(id)?.json.content ?? {}) : {}) as Record<string, unknown>;
 
     return events.filter((e) => {
-      const entries = bySnapshot.get(e.stateBeforeNid)!;
+      const entries = bySnapshot.get(stateNidOf(e))!;
       let visibility = String(contentOf(entries.get(`${HISTORY_VISIBILITY}${KEY_SEP}`)).history_visibility ?? 'shared');
       if (!OPENNESS.includes(visibility)) visibility = 'shared';
       if (e.type === HISTORY_VISIBILITY && e.stateKey === '') {

@@ -20,6 +20,7 @@ import { SpaceRooms } from '../spaces/space-rooms.js';
 import { HierarchyController, RoomSummaryController } from '../spaces/spaces.controller.js';
 import { MembershipPropagation } from './membership-propagation.js';
 import { RoomsMigrator } from './migrations.js';
+import { RoomBackfill } from './room-backfill.js';
 import { RoomHistoryService } from './room-history.service.js';
 import { RemoteRooms } from './remote-rooms.service.js';
 import { RoomInput } from './room-input.service.js';
@@ -46,7 +47,7 @@ import { LegacySyncController } from '../legacy-sync/legacy-sync.controller.js';
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController, LegacySyncController],
-  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService],
+  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomBackfill, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}

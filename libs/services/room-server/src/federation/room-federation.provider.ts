@@ -6,6 +6,7 @@ import { BUS, CONFIG, DB, LOGGER, SIGNING_KEYS } from '@tessera/http';
 import { getStoredServerKey, putStoredServerKeys, type Db } from '@tessera/storage';
 import type { Logger } from 'pino';
 import { RoomServerService } from '../room-server.provider.js';
+import { RoomBackfill } from './backfill.js';
 import { RoomFederation } from './room-federation.js';
 
 /**
@@ -16,6 +17,8 @@ import { RoomFederation } from './room-federation.js';
 @Injectable()
 export class RoomFederationService implements OnModuleInit, OnModuleDestroy {
   readonly federation: RoomFederation;
+  /** roomserver.backfill: history from before this server joined, with the same client and key ring. */
+  readonly backfill: RoomBackfill;
   private readonly client: FederationClient;
 
   constructor(
@@ -37,14 +40,20 @@ export class RoomFederationService implements OnModuleInit, OnModuleDestroy {
       log: (msg, details) => logger.info(details ?? {}, msg),
     });
     roomServer.roomServer.remoteInvite = (pdu, rv) => this.federation.inviteRemote(pdu, rv);
+    this.backfill = new RoomBackfill({
+      db, bus, serverName: config.serverName, client: this.client, verifier: this.federation.verifier,
+      log: (msg, details) => logger.info(details ?? {}, msg),
+    });
     roomServer.roomServer.remoteJoin = (roomId, userId, content, servers) => this.federation.joinThroughServers(roomId, userId, content, servers);
   }
 
-  onModuleInit(): Promise<void> {
-    return this.federation.start();
+  async onModuleInit(): Promise<void> {
+    await this.federation.start();
+    await this.backfill.start();
   }
 
   async onModuleDestroy(): Promise<void> {
+    await this.backfill.stop();
     await this.federation.stop();
     this.client.close();
   }
