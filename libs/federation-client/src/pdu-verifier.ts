@@ -9,7 +9,7 @@
  * fetches events itself (send_join answers, get_missing_events, /event).
  */
 import {
-  checkEvent, checkEventFormat, EventFormatError, AuthError, redactEvent,
+  checkEvent, checkEventFormat, computeEventId, EventFormatError, AuthError, redactEvent,
   type Pdu, type RoomVersion, type EventSigner,
 } from '@tessera/protocol';
 import { keyRingKey, type KeyQuery, type KeyRing } from './key-ring.js';
@@ -46,6 +46,18 @@ function signatureKeyIds(pdu: Record<string, any>, server: string): string[] {
   const sigs = pdu.signatures?.[server];
   if (!sigs || typeof sigs !== 'object' || Array.isArray(sigs)) return [];
   return Object.keys(sigs).filter((k) => k.startsWith('ed25519:'));
+}
+
+/**
+ * The id of an event that fails the format checks, when one can be computed (room v3+: its
+ * reference hash), so that the sender learns which of its events was refused.
+ */
+function eventIdIfAny(pdu: Record<string, any>, roomVersion: RoomVersion): string | undefined {
+  try {
+    return computeEventId(pdu, roomVersion);
+  } catch {
+    return undefined;
+  }
 }
 
 export class PduVerifier {
@@ -111,7 +123,7 @@ export class PduVerifier {
     try {
       checkEventFormat(pdu, roomVersion);
     } catch (err) {
-      if (err instanceof EventFormatError || err instanceof AuthError) return { ok: false, eventId: claimedId, error: `invalid event: ${err.message}` };
+      if (err instanceof EventFormatError || err instanceof AuthError) return { ok: false, eventId: eventIdIfAny(pdu, roomVersion) ?? claimedId, error: `invalid event: ${err.message}` };
       throw err;
     }
     const servers = requiredSigningServers(pdu, roomVersion);
@@ -135,10 +147,13 @@ export class PduVerifier {
         return { ok: false, eventId: check.eventId, error: `the event has no valid signature of ${server}${signatureKeyIds(pdu, server).length === 0 ? ' (not signed)' : ' with a key valid at its origin_server_ts'}` };
       }
     }
+    // unsigned is no part of the hashes or signatures: one that is not an object is dropped, not kept.
+    const { unsigned, ...signed } = pdu;
+    const kept = unsigned === undefined || (unsigned !== null && typeof unsigned === 'object' && !Array.isArray(unsigned)) ? pdu : signed;
     if (!check.contentHashValid) {
       // Spec: a hash mismatch means the event is redacted before it is processed further.
-      return { ok: true, eventId: check.eventId, pdu: redactEvent(pdu as Pdu, roomVersion), redacted: true };
+      return { ok: true, eventId: check.eventId, pdu: redactEvent(kept as Pdu, roomVersion), redacted: true };
     }
-    return { ok: true, eventId: check.eventId, pdu: pdu as Pdu, redacted: false };
+    return { ok: true, eventId: check.eventId, pdu: kept as Pdu, redacted: false };
   }
 }

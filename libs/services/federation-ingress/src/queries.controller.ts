@@ -129,9 +129,20 @@ export class QueriesController {
   @HttpCode(200)
   async publicRoomsPost(@Req() req: FastifyRequest, @Body() body: unknown) {
     await this.ctx.authenticate(req);
-    const b = isObject(body) ? body : {};
-    const term = isObject(b.filter) && typeof b.filter.generic_search_term === 'string' ? b.filter.generic_search_term.toLowerCase() : undefined;
-    return this.publicRooms(typeof b.limit === 'number' ? b.limit : undefined, typeof b.since === 'string' ? b.since : undefined, term);
+    if (body !== undefined && !isObject(body)) throw new MatrixError(400, 'M_BAD_JSON', 'the body must be a JSON object');
+    const b: Record<string, any> = body ?? {};
+    // Each declared field, when present, of its declared type (spec: POST publicRooms).
+    const wrong = (field: string, ok: (v: unknown) => boolean, what: string) => {
+      if (b[field] !== undefined && !ok(b[field])) throw new MatrixError(400, 'M_BAD_JSON', `${field} must be ${what}`);
+    };
+    wrong('limit', (v) => Number.isSafeInteger(v), 'an integer');
+    wrong('since', (v) => typeof v === 'string', 'a string');
+    wrong('filter', isObject, 'an object');
+    wrong('include_all_networks', (v) => typeof v === 'boolean', 'a boolean');
+    wrong('third_party_instance_id', (v) => typeof v === 'string', 'a string');
+    const term = b.filter?.generic_search_term;
+    if (term !== undefined && term !== null && typeof term !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'filter.generic_search_term must be a string');
+    return this.publicRooms(b.limit, b.since, typeof term === 'string' ? term.toLowerCase() : undefined);
   }
 
   private async publicRooms(limit: number | undefined, since: string | undefined, term: string | undefined) {

@@ -108,13 +108,16 @@ export class RoomHistoryController {
   async getMissingEvents(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Body() body: unknown) {
     const origin = await this.ctx.authenticate(req);
     await checkParticipant(this.db, roomId, origin);
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    if (body === undefined) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new MatrixError(400, 'M_BAD_JSON', 'the body must be a JSON object');
     const b = body as Record<string, unknown>;
     const earliest = stringList(b.earliest_events, 'earliest_events');
     const latest = stringList(b.latest_events, 'latest_events');
+    // JSON integers, not anything Number() turns into one ("12", [1], true, null).
+    if (b.limit !== undefined && !Number.isSafeInteger(b.limit)) throw new MatrixError(400, 'M_BAD_JSON', 'limit must be an integer');
+    if (b.min_depth !== undefined && !Number.isSafeInteger(b.min_depth)) throw new MatrixError(400, 'M_BAD_JSON', 'min_depth must be an integer');
     const n = limitOf(b.limit, 10, 100);
-    const minDepth = b.min_depth === undefined ? 0 : Number(b.min_depth);
-    if (!Number.isInteger(minDepth)) throw new MatrixError(400, 'M_BAD_JSON', 'min_depth must be an integer');
+    const minDepth = (b.min_depth as number | undefined) ?? 0;
     const events = await getMissingEventsBetween(this.db, roomId, earliest, latest, n, minDepth);
     return { events: events.map(servedPdu) };
   }

@@ -43,7 +43,12 @@ export class TransactionsController {
   async send(@Req() req: FastifyRequest, @Param('txnId') txnId: string) {
     const origin = await this.ctx.authenticate(req);
     const body = req.body;
-    if (!isObject(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the transaction must be a JSON object');
+    if (body === undefined) throw new MatrixError(400, 'M_NOT_JSON', 'the transaction must be a JSON object');
+    if (!isObject(body)) throw new MatrixError(400, 'M_BAD_JSON', 'the transaction must be a JSON object');
+    // origin and origin_server_ts are required (spec, Transaction). A missing or null pdus is
+    // read as an empty list: a transaction of EDUs only is sent so by some servers (a nil list).
+    if (typeof body.origin !== 'string') throw new MatrixError(400, 'M_BAD_JSON', 'origin must be the sending server name');
+    if (!Number.isSafeInteger(body.origin_server_ts)) throw new MatrixError(400, 'M_BAD_JSON', 'origin_server_ts must be an integer');
     const pdus = body.pdus ?? [];
     const edus = body.edus ?? [];
     if (!Array.isArray(pdus)) throw new MatrixError(400, 'M_BAD_JSON', 'pdus must be a list');
@@ -51,7 +56,7 @@ export class TransactionsController {
     if (pdus.length > MAX_PDUS_PER_TXN || edus.length > MAX_EDUS_PER_TXN) {
       throw new MatrixError(400, 'M_BAD_JSON', `a transaction holds at most ${MAX_PDUS_PER_TXN} PDUs and ${MAX_EDUS_PER_TXN} EDUs (got ${pdus.length} and ${edus.length})`);
     }
-    if (typeof body.origin === 'string' && body.origin !== origin) {
+    if (body.origin !== origin) {
       throw new MatrixError(400, 'M_BAD_JSON', `the transaction's origin ${body.origin} is not the authenticated origin ${origin}`);
     }
     const key = `${origin}\u0000${txnId}`;
