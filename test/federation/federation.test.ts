@@ -237,6 +237,35 @@ describe.skipIf(!services.postgres)('federation between two homeservers over HTT
     await expect(as2.get(hs1.serverName, path, { query: { ts: 'soon', dir: 'f' } })).rejects.toMatchObject({ status: 400 });
   });
 
+  it('answers send_join with omit_members: the heroes\' memberships only, and no auth event the state already holds', async () => {
+    const outsider = await FederatingServer.start(pki);
+    const as3 = outsider.client();
+    try {
+      const room = (await hs1.bus.request<RoomServerRequest, CreateRoomReply>(ROOMSERVER_INPUT, { op: 'createRoom', sender: alice, preset: 'public_chat' })).roomId;
+      const carol = `@carol:${outsider.serverName}`;
+      const join = async (query: Record<string, string>) => {
+        const { pdu, eventId } = await buildRemotePdu(hs1.db, room, { type: 'm.room.member', sender: carol, stateKey: carol, content: { membership: 'join' } }, outsider.serverName, outsider.signingKey);
+        return as3.put<any>(hs1.serverName, `/_matrix/federation/v2/send_join/${enc(room)}/${enc(eventId)}`, pdu, { query });
+      };
+      const partial = await join({ omit_members: 'true' });
+      validateResponse('server-server', 'PUT', '/_matrix/federation/v2/send_join/{roomId}/{eventId}', 200, partial);
+      expect(partial.members_omitted).toBe(true);
+      // No name or canonical alias: alice, the one other member, is the room's hero and stays.
+      expect(partial.state.map((e: any) => `${e.type}|${e.state_key}`).sort()).toEqual(
+        ['m.room.create|', 'm.room.history_visibility|', 'm.room.join_rules|', `m.room.member|${alice}`, 'm.room.power_levels|'].sort(),
+      );
+      expect(partial.auth_chain).toEqual([]);
+      expect(partial.servers_in_room).toContain(hs1.serverName);
+      // Joined now: a second join (a repeat) without omit_members answers in full, members_omitted false.
+      const full = await join({});
+      expect(full.members_omitted).toBe(false);
+      expect(full.state.filter((e: any) => e.type === 'm.room.member').map((e: any) => e.state_key).sort()).toEqual([alice, carol].sort());
+    } finally {
+      as3.close();
+      await outsider.stop();
+    }
+  });
+
   it('serves keys as a notary, countersigned', async () => {
     const single = await as2.get<any>(hs1.serverName, `/_matrix/key/v2/query/${enc(hs2.serverName)}`);
     validateResponse('server-server', 'GET', '/_matrix/key/v2/query/{serverName}', 200, single);

@@ -38,6 +38,13 @@ function isObject(v: unknown): v is Record<string, any> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** No body is not JSON; JSON that is not an object is JSON of the wrong shape. */
+function notAnObject(body: unknown): MatrixError {
+  return body === undefined
+    ? new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object')
+    : new MatrixError(400, 'M_BAD_JSON', 'the body must be a JSON object');
+}
+
 @Controller('_matrix/federation')
 export class MembershipController {
   constructor(
@@ -132,8 +139,8 @@ export class MembershipController {
 
   @Put('v2/send_join/:roomId/:eventId')
   @HttpCode(200)
-  sendJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('omit_members') _omit: unknown) {
-    return this.join(req, roomId, eventId);
+  sendJoin(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Query('omit_members') omit: unknown) {
+    return this.join(req, roomId, eventId, omit === 'true');
   }
 
   /** Deprecated v1: the v2 answer, wrapped as [200, body] (the spec's v1 response). */
@@ -143,22 +150,46 @@ export class MembershipController {
     return [200, await this.join(req, roomId, eventId)];
   }
 
-  private async join(req: FastifyRequest, roomId: string, eventId: string) {
+  /**
+   * The state before the join and its auth chain. With omit_members (a joining server that can
+   * take a partial state, spec send_join v2): the membership events are left out but those of
+   * the room's heroes when it has neither name nor canonical alias (the members a client would
+   * name it by), and the auth chain leaves out what `state` already holds.
+   */
+  private async join(req: FastifyRequest, roomId: string, eventId: string, omitMembers = false) {
     const { room, pdu } = await this.receiveMembership(req, 'join', roomId, eventId);
-    // The state before the join, complete (members_omitted is always false here) and its auth chain.
-    const state = (await getStateBeforeEvent(this.db, eventId)) ?? [];
+    let state = (await getStateBeforeEvent(this.db, eventId)) ?? [];
+    if (omitMembers) {
+      const named = state.some(([type, key]) => (type === 'm.room.name' || type === 'm.room.canonical_alias') && key === '');
+      const heroes = named ? new Set<string>() : await this.heroes(state, pdu.sender);
+      state = state.filter(([type, key]) => type !== 'm.room.member' || heroes.has(key));
+    }
     const stateIds = state.map((t) => t[2]);
-    const authIds = await getAuthChainIds(this.db, [...stateIds, eventId]);
+    const inState = new Set(stateIds);
+    const authIds = (await getAuthChainIds(this.db, [...stateIds, eventId])).filter((id) => !omitMembers || !inState.has(id));
     const events = await getEvents(this.db, [...stateIds, ...authIds]);
     const pick = (ids: string[]) => ids.map((id) => events.get(id)).filter((e): e is StoredEvent => e !== undefined).map(servedPdu);
     return {
       origin: this.ctx.serverName,
-      members_omitted: false,
+      members_omitted: omitMembers,
       servers_in_room: await getJoinedServers(this.db, room.roomId),
       state: pick(stateIds),
       auth_chain: pick(authIds),
       event: pdu,
     };
+  }
+
+  /**
+   * m.heroes as /sync computes them: up to 5 joined or invited members other than `userId`, by
+   * user id (left members when there are none).
+   */
+  private async heroes(state: ReadonlyArray<readonly [string, string, string]>, userId: string): Promise<Set<string>> {
+    const members = state.filter(([type, key]) => type === 'm.room.member' && key !== userId);
+    const events = await getEvents(this.db, members.map(([, , id]) => id));
+    const withMembership = (wanted: string[]) =>
+      members.filter(([, , id]) => wanted.includes(String(events.get(id)?.json.content?.membership))).map(([, key]) => key).sort().slice(0, 5);
+    const current = withMembership(['join', 'invite']);
+    return new Set(current.length > 0 ? current : withMembership(['leave', 'ban']));
   }
 
   @Put('v2/send_leave/:roomId/:eventId')
@@ -241,7 +272,7 @@ export class MembershipController {
   @HttpCode(200)
   async invite(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown) {
     const origin = await this.ctx.authenticate(req);
-    if (!isObject(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    if (!isObject(body)) throw notAnObject(body);
     const version = body.room_version;
     if (!isKnownRoomVersion(version)) {
       throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `room version ${JSON.stringify(version)} is not supported by this server`, { room_version: version });
@@ -259,7 +290,7 @@ export class MembershipController {
   @HttpCode(200)
   async inviteV1(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Param('eventId') eventId: string, @Body() body: unknown) {
     const origin = await this.ctx.authenticate(req);
-    if (!isObject(body)) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
+    if (!isObject(body)) throw notAnObject(body);
     const held = await getRoom(this.db, roomId);
     const version = held && (held.roomVersion === '1' || held.roomVersion === '2') ? held.roomVersion : '1';
     const stripped = isObject(body.unsigned) && Array.isArray(body.unsigned.invite_room_state) ? body.unsigned.invite_room_state : [];
