@@ -201,6 +201,7 @@ export class RoomFederation {
     // The state before the join; a server that included the join itself in it is tolerated.
     const stateOnly = statePdus.filter((p) => !(isObject(p) && safeEventId(p as Pdu, rv) === eventId));
     const validated = await validateStateAndAuthChain(this.verifier, roomId, rv, stateOnly, authPdus);
+    if (validated.dropped.length > 0) this.o.log?.('send_join answer: events left out', { server, roomId, count: validated.dropped.length, first: validated.dropped.slice(0, 5) });
     const joinEvent = { ...pduToRoomEvent(joinPdu, rv), event_id: eventId };
     this.authorizeAgainst(joinEvent, validated.state, validated.byId, rv, 'the join');
     await this.persistJoinedRoom(roomId, rv, validated.ordered, validated.state, joinPdu, joinEvent);
@@ -483,6 +484,7 @@ export class RoomFederation {
       const prevCheck = await this.verifier.verify(prevPdu, rv);
       if (!prevCheck.ok || prevCheck.eventId !== prevId) throw new InvalidStateResponseError(`${origin} did not return a valid ${prevId}`);
       const validated = await validateStateAndAuthChain(this.verifier, roomId, rv, stateRes.pdus as unknown[], stateRes.auth_chain as unknown[]);
+      if (validated.dropped.length > 0) this.o.log?.('/state answer: events left out', { origin, roomId, count: validated.dropped.length, first: validated.dropped.slice(0, 5) });
       const prevEvent = { ...pduToRoomEvent(prevCheck.pdu, rv), event_id: prevId };
       await this.o.decider.inputPdus({
         op: 'inputPdus', roomId, roomVersion: rv.id, origin,
