@@ -3,7 +3,7 @@ import type { Requester } from '../auth/access-tokens.service.js';
 import { AccessTokenGuard, CurrentRequester } from '../auth/auth.guard.js';
 import { RateLimited, RateLimitGuard } from '../auth/rate-limit.guard.js';
 import { clientPaths } from '../http/paths.js';
-import { objectBody, optionalInteger, optionalString, queryInteger, requireRoomIdParam } from '../validation.js';
+import { objectBody, optionalBoolean, optionalInteger, optionalString, queryInteger, requireRoomIdParam } from '../validation.js';
 import { DirectoryService, searchTermOf } from './directory.service.js';
 
 /** Room aliases and directory visibility (need a token). */
@@ -40,6 +40,9 @@ export class DirectoryController {
   @HttpCode(200)
   searchPublicRooms(@Query('server') server: string | undefined, @Body() body: unknown) {
     const json = objectBody(body);
+    // Not used (no third-party networks here), but checked: wrong types get M_BAD_JSON.
+    optionalBoolean(json, 'include_all_networks');
+    optionalString(json, 'third_party_instance_id');
     return this.directory.publicRooms({
       limit: optionalInteger(json, 'limit'),
       since: optionalString(json, 'since'),

@@ -201,6 +201,11 @@ export function searchTermOf(body: JsonBody): string | undefined {
   const filter = body.filter;
   if (filter === undefined || filter === null) return undefined;
   if (!isPlainObject(filter)) throw badJson('"filter" must be a JSON object');
+  // room_types is not used for the search, but a value of the wrong type is still refused.
+  const roomTypes = filter.room_types;
+  if (roomTypes !== undefined && roomTypes !== null && (!Array.isArray(roomTypes) || !roomTypes.every((t) => t === null || typeof t === 'string'))) {
+    throw badJson('"filter.room_types" must be a list of room types (strings or null)');
+  }
   const term = filter.generic_search_term;
   if (term === undefined || term === null) return undefined;
   if (typeof term !== 'string') throw badJson('"filter.generic_search_term" must be a string');

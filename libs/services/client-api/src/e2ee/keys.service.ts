@@ -21,6 +21,12 @@ type Json = Record<string, unknown>;
 /** Spec: `timeout` of /keys/query and /keys/claim, in ms; 10 s by default. */
 const DEFAULT_REMOTE_KEYS_TIMEOUT_MS = 10_000;
 
+/** `timeout` is optional; when given it is an integer (M_BAD_JSON otherwise, before anything is done). */
+function checkTimeout(body: JsonBody): void {
+  const t = body.timeout;
+  if (t !== undefined && t !== null && (typeof t !== 'number' || !Number.isSafeInteger(t))) throw badJson('"timeout" must be an integer (milliseconds)');
+}
+
 function timeoutOf(body: JsonBody): number {
   const t = body.timeout;
   return typeof t === 'number' && Number.isFinite(t) && t > 0 ? Math.min(t, 60_000) : DEFAULT_REMOTE_KEYS_TIMEOUT_MS;
@@ -172,7 +178,7 @@ export class KeysService {
     for (const [user, devices] of Object.entries(wanted)) {
       if (!Array.isArray(devices) || !devices.every((d) => typeof d === 'string')) throw badJson(`device_keys.${user} must be a list of device ids`);
     }
-    if (body.timeout !== undefined && typeof body.timeout !== 'number') throw badJson('"timeout" must be a number');
+    checkTimeout(body);
 
     const result: { device_keys: Json; failures: Json; master_keys: Json; self_signing_keys: Json; user_signing_keys: Json } = {
       device_keys: {},
@@ -253,6 +259,7 @@ export class KeysService {
     for (const [user, devices] of Object.entries(wanted)) {
       if (!isPlainObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) throw badJson(`one_time_keys.${user} must map device ids to algorithms`);
     }
+    checkTimeout(body);
     const claimed: Record<string, Record<string, Json>> = {};
     const failures: Json = {};
     const remote = new Map<string, Record<string, Record<string, string>>>();

@@ -123,8 +123,14 @@ function uploadOf(body: unknown, contentType: string | undefined, query: Query):
   };
 }
 
-/** allow_remote of the deprecated endpoints: default true; false never asks another server. */
+/**
+ * allow_remote of the deprecated endpoints: default true; false never asks another server.
+ * Their allow_redirect is checked here too: this server never redirects, but a value that is not
+ * a boolean is refused like allow_remote's.
+ */
 function allowRemoteOf(query: Query): boolean {
+  const redirect = query.allow_redirect;
+  if (redirect !== undefined && redirect !== 'true' && redirect !== 'false') throw invalidParam('query parameter "allow_redirect" must be true or false');
   const value = query.allow_remote;
   if (value === undefined) return true;
   if (value !== 'true' && value !== 'false') throw invalidParam('query parameter "allow_remote" must be true or false');
