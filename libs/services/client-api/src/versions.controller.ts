@@ -16,11 +16,17 @@ export const SUPPORTED_SPEC_VERSIONS: readonly string[] = [
   ...Array.from({ length: 16 }, (_, i) => `v1.${i + 1}`),
 ];
 
+/**
+ * Unstable features served: simplified sliding sync (MSC4186), which Element X requires
+ * before it will use a server.
+ */
+export const UNSTABLE_FEATURES: Readonly<Record<string, boolean>> = { 'org.matrix.simplified_msc3575': true };
+
 /** GET /_matrix/client/versions: no authentication (spec: "Server discovery" / versions). */
 @Controller('_matrix/client/versions')
 export class VersionsController {
   @Get()
   versions() {
-    return { versions: SUPPORTED_SPEC_VERSIONS, unstable_features: {} };
+    return { versions: SUPPORTED_SPEC_VERSIONS, unstable_features: UNSTABLE_FEATURES };
   }
 }

@@ -39,6 +39,10 @@ import { UserDirectoryService } from '../user-directory/user-directory.service.j
 import { EventStreamService } from '../legacy-sync/event-stream.service.js';
 import { InitialSyncService } from '../legacy-sync/initial-sync.service.js';
 import { LegacySyncController } from '../legacy-sync/legacy-sync.controller.js';
+import { SlidingRoomData } from '../sliding-sync/sliding-room-data.js';
+import { SlidingSyncExtensionsBuilder } from '../sliding-sync/sliding-extensions.js';
+import { SlidingSyncController } from '../sliding-sync/sliding-sync.controller.js';
+import { SlidingSyncService } from '../sliding-sync/sliding-sync.service.js';
 
 /**
  * Rooms, aliases and the directory, and /sync: the Client-Server API over the room pipeline.
@@ -46,8 +50,8 @@ import { LegacySyncController } from '../legacy-sync/legacy-sync.controller.js';
  */
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
-  controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController, LegacySyncController],
-  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomBackfill, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService],
+  controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController, LegacySyncController, SlidingSyncController],
+  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomBackfill, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService, SlidingRoomData, SlidingSyncExtensionsBuilder, SlidingSyncService],
   exports: [SyncNotifier],
 })
 export class RoomsModule {}
