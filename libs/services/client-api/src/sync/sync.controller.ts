@@ -40,7 +40,6 @@ export class SyncController {
     @Query('use_state_after') useStateAfter?: string,
   ) {
     if (fullState !== undefined && fullState !== 'true' && fullState !== 'false') throw invalidParam('"full_state" must be true or false');
-    // Not implemented yet (the answer always has `state`), but a value that is not a boolean is refused as Synapse does.
     if (useStateAfter !== undefined && useStateAfter !== 'true' && useStateAfter !== 'false') throw invalidParam('"use_state_after" must be true or false');
     if (setPresence !== undefined && !PRESENCE_VALUES.includes(setPresence)) throw invalidParam(`"set_presence" must be one of ${PRESENCE_VALUES.join(', ')}`);
     const timeoutMs = Math.min(Math.max(0, queryInteger(timeout, 'timeout', 0)), MAX_TIMEOUT_MS);
@@ -53,6 +52,7 @@ export class SyncController {
       filter: syncFilter,
       fullState: fullState === 'true',
       timeoutMs,
+      useStateAfter: useStateAfter === 'true',
     });
   }
 

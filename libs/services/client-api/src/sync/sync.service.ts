@@ -40,6 +40,8 @@ export interface SyncRequest {
   filter: SyncFilter;
   fullState: boolean;
   timeoutMs: number;
+  /** use_state_after: rooms carry `state_after` (the state at the end of the timeline) instead of `state`. */
+  useStateAfter?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -422,13 +424,15 @@ export class SyncService {
 
     // Lazy loading (spec "Lazy-loading room members"): members only for the timeline's senders
     // whose membership the timeline does not show before their events (and the user's own on full state).
+    // With state_after the client takes no state from the timeline: every sender's member is needed.
+    const stateAfter = req.useStateAfter === true;
     const stateFilter = roomFilter?.state;
     let needed: Set<string> | undefined;
     if (stateFilter?.lazy_load_members) {
       needed = new Set();
       const seen = new Set<string>();
       for (const e of shown) {
-        if (e.type === 'm.room.member' && e.stateKey !== null) seen.add(e.stateKey);
+        if (e.type === 'm.room.member' && e.stateKey !== null && !stateAfter) seen.add(e.stateKey);
         if (!seen.has(e.sender)) needed.add(e.sender);
       }
       if (fullState) needed.add(userId);
@@ -437,9 +441,13 @@ export class SyncService {
     const forgetsRedundant = !!needed && !!req.lazy;
     const sent = forgetsRedundant && window.since && !req.fullState ? req.lazy!.sent(roomId) : undefined;
 
-    // State up to the start of the timeline: in full, or what changed since the last sync.
+    // State up to the start of the timeline (or its end, for state_after): in full, or what changed since the last sync.
     let wanted: StateTriple[] = [];
-    if (fullState || limited) {
+    if (stateAfter) {
+      // Incremental: the members this device was sent are current (every change since came in a state_after), none to read.
+      const membersSent = !fullState && !!sent && !isSelective(timelineFilter) && [...needed!].every((u) => sent.has(u));
+      wanted = await this.stateAfterTimeline(roomId, fetched[0], timelineAfter, fullState, membersSent ? new Set() : needed);
+    } else if (fullState || limited) {
       const atStart = first ? ((await getStateBeforeEvent(this.db, first.eventId)) ?? []) : await this.stateAt(roomId, window.upTo.events);
       if (!fullState && timelineAfter !== undefined) {
         // Every change in the gap (members too), and the senders' members besides.
@@ -463,13 +471,15 @@ export class SyncService {
     let stateEvents: StoredEvent[] = [];
     if (wanted.length > 0) {
       const found = await getEvents(this.db, wanted.map(([, , id]) => id));
-      const inTimeline = new Set(shown.map((e) => e.eventId));
+      // `state` is before the timeline, so leaves out the timeline's own state events; `state_after` does not.
+      const inTimeline = new Set(stateAfter ? [] : shown.map((e) => e.eventId));
       stateEvents = wanted
         .map(([, , id]) => found.get(id))
         .filter((e): e is StoredEvent => !!e && !inTimeline.has(e.eventId) && eventPasses(stateFilter, { type: e.type, sender: e.sender }));
     }
     if (forgetsRedundant) {
-      const members = [...stateEvents, ...shown].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => [e.stateKey!, e.eventId] as const);
+      // With state_after the client's state is state_after alone: members in the timeline only are not its.
+      const members = [...stateEvents, ...(stateAfter ? [] : shown)].filter((e) => e.type === 'm.room.member' && e.stateKey !== null).map((e) => [e.stateKey!, e.eventId] as const);
       if (members.length > 0) req.lazy!.remember(roomId, members);
     }
 
@@ -479,7 +489,7 @@ export class SyncService {
     const shaped = format === 'federation' || fields !== undefined;
     const section: Json & { hasOwnNews?: boolean } = {
       timeline: { events: shaped ? shapeEvents(timelineOut, shown, req.filter) : timelineOut, limited, prev_batch: prevBatch },
-      state: { events: shaped ? shapeEvents(stateOut, stateEvents, req.filter) : stateOut },
+      [stateAfter ? 'state_after' : 'state']: { events: shaped ? shapeEvents(stateOut, stateEvents, req.filter) : stateOut },
     };
     if (joined) {
       const membershipChanged = shown.some((e) => e.type === 'm.room.member') || stateEvents.some((e) => e.type === 'm.room.member');
@@ -487,6 +497,48 @@ export class SyncService {
       section.hasOwnNews = shown.some((e) => e.sender !== userId);
     }
     return section;
+  }
+
+  /**
+   * What `state_after` holds (use_state_after; spec 1.16, MSC4222): the state at the end of the
+   * timeline, after `newest` (the window's newest event, shown or not). On a full-state section,
+   * that state in full; else what changed since `timelineAfter` (the end of the previous sync's
+   * timeline), the timeline's own state events included. Lazy-loading members (`needed`: the
+   * members to send; undefined when not lazy), only theirs on full state, while an incremental
+   * sync sends every change, members too (as `state` does in a gap), and theirs besides.
+   */
+  private async stateAfterTimeline(
+    roomId: string,
+    newest: StoredEvent | undefined,
+    timelineAfter: number | undefined,
+    fullState: boolean,
+    needed: ReadonlySet<string> | undefined,
+  ): Promise<StateTriple[]> {
+    if (fullState || timelineAfter === undefined) {
+      const end = newest ?? (timelineAfter === undefined ? null : await getLastRoomEventAtOrBefore(this.db, roomId, timelineAfter));
+      const atEnd = await this.stateAfterEvent(end);
+      return needed ? atEnd.filter(([type, key]) => type !== 'm.room.member' || needed.has(key)) : atEnd;
+    }
+    if (!newest) return []; // Nothing happened in the room since the last sync.
+    const start = await getLastRoomEventAtOrBefore(this.db, roomId, timelineAfter);
+    const unchanged = !!start && !start.outlier && !newest.outlier && start.stateAfterNid === newest.stateAfterNid;
+    if (unchanged && !needed?.size) return [];
+    const atEnd = await this.stateAfterEvent(newest);
+    let changed: StateTriple[] = [];
+    if (!unchanged) {
+      const before = new Set((await this.stateAfterEvent(start)).map(([, , id]) => id));
+      changed = atEnd.filter(([, , id]) => !before.has(id));
+    }
+    if (needed) {
+      const inChanged = new Set(changed.map(([, , id]) => id));
+      for (const t of atEnd) if (t[0] === 'm.room.member' && needed.has(t[1]) && !inChanged.has(t[2])) changed.push(t);
+    }
+    return changed;
+  }
+
+  /** The state after an event (as stateAt reads it); the empty state for none. */
+  private async stateAfterEvent(event: StoredEvent | null): Promise<StateTriple[]> {
+    return event ? ((await getStateAfterEvent(this.db, event.eventId)) ?? []) : [];
   }
 
   /**
@@ -518,8 +570,7 @@ export class SyncService {
 
   /** The room's state at a stream position (after its last event at or before it). */
   private async stateAt(roomId: string, position: number): Promise<StateTriple[]> {
-    const last = await getLastRoomEventAtOrBefore(this.db, roomId, position);
-    return last ? ((await getStateAfterEvent(this.db, last.eventId)) ?? []) : [];
+    return this.stateAfterEvent(await getLastRoomEventAtOrBefore(this.db, roomId, position));
   }
 
   /** m.heroes (up to 5 other members, as the spec recommends), joined and invited counts. */
