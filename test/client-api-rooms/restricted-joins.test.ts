@@ -56,6 +56,12 @@ for (const { backend, available } of backends) {
       // Joined already: joins again without an authoriser.
       expect((await join(member, room)).status).toBe(200);
       expect((await memberEvent(room, member.user_id)).join_authorised_via_users_server).toBeUndefined();
+      // A join -> join through the state API (a display name change) ignores an authoriser the client puts in (as Synapse; Complement).
+      const rename = await hs.call('PUT', v3(`rooms/${enc(room)}/state/m.room.member/${enc(member.user_id)}`), {
+        ...as(member), body: { membership: 'join', displayname: 'Renamed', join_authorised_via_users_server: 'unused' },
+      });
+      expect(rename.status).toBe(200);
+      expect(await memberEvent(room, member.user_id)).toEqual({ membership: 'join', displayname: 'Renamed' });
     });
 
     it('refuses a user in none of the allowed rooms with 403 M_FORBIDDEN, and the room does not change', async () => {

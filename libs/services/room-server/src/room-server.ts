@@ -9,7 +9,7 @@ import {
   type BusTransport, type EventIdReply, type MembershipRequest, type RedactRequest, type RoomServerReply, type RoomServerRequest,
   type SendEventRequest, type Subscription,
 } from '@tessera/bus';
-import type { Db } from '@tessera/storage';
+import { getUserMembershipInRoom, type Db } from '@tessera/storage';
 import { createRoom } from './create-room.js';
 import { Decider } from './decider.js';
 import { PartitionOwnership } from './partition-ownership.js';
@@ -109,8 +109,21 @@ export class RoomServer {
       if (typeof redacts !== 'string') throw bad('an m.room.redaction needs content.redacts (use op redact)');
       return this.redact({ op: 'redact', roomId, sender, redacts, reason: req.content.reason as string | undefined, txn: req.txn });
     }
-    const { eventId } = await this.decider.sendLocal(roomId, { type, sender, stateKey: req.stateKey, content: req.content }, { txn });
+    const content = await this.withoutAuthoriserOnRejoin(roomId, sender, type, req.stateKey, req.content);
+    const { eventId } = await this.decider.sendLocal(roomId, { type, sender, stateKey: req.stateKey, content }, { txn });
     return { eventId };
+  }
+
+  /**
+   * A member already joined who sends their membership again (join -> join: a display name
+   * change) needs no authorising server, and a join_authorised_via_users_server they put in
+   * is ignored, as Synapse does: left in, the auth rules would demand that server's signature.
+   */
+  private async withoutAuthoriserOnRejoin(roomId: string, sender: string, type: string, stateKey: string | undefined, content: Record<string, unknown>) {
+    if (type !== 'm.room.member' || stateKey !== sender || content.membership !== 'join' || !('join_authorised_via_users_server' in content)) return content;
+    if ((await getUserMembershipInRoom(this.options.db, roomId, sender))?.membership !== 'join') return content;
+    const { join_authorised_via_users_server: _ignored, ...rest } = content;
+    return rest;
   }
 
   private async redact(req: RedactRequest): Promise<EventIdReply> {
