@@ -12,7 +12,11 @@ const alias = Object.entries(base.compilerOptions.paths as Record<string, string
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['apps/**/*.test.ts', 'libs/**/*.test.ts', 'test/**/*.test.ts', 'tools/**/*.test.ts', 'deploy/**/*.test.ts'],
+    include: [
+      'apps/**/*.test.ts', 'libs/**/*.test.ts', 'test/**/*.test.ts', 'tools/**/*.test.ts', 'deploy/**/*.test.ts',
+      // Measurements written as tests (bench/sliding-sync-wake.measure.test.ts): run on request only.
+      ...(process.env.SLIDING_WAKE_MEASURE === '1' ? ['bench/**/*.measure.test.ts'] : []),
+    ],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

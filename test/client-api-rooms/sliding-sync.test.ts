@@ -10,6 +10,7 @@ import { createClient } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { SlidingSync, SlidingSyncEvent, SlidingSyncState } from 'matrix-js-sdk/lib/sliding-sync.js';
 import { services } from '@tessera/testing';
+import { SlidingSyncService } from '../../libs/services/client-api/src/sliding-sync/sliding-sync.service.js';
 import { enc, Homeserver, v3, type Backend, type Login } from './harness.js';
 
 const backends: Array<{ backend: Backend; available: boolean }> = [
@@ -314,6 +315,171 @@ for (const { backend, available } of backends) {
       expect(next.extensions.receipts.rooms[roomId]).toEqual({ type: 'm.receipt', content: { [event_id]: { 'm.read': { [bob.user_id]: expect.objectContaining({ ts: expect.any(Number) }) } } } });
       expect(next.extensions.typing.rooms[roomId]).toEqual({ type: 'm.typing', content: { user_ids: [bob.user_id] } });
       expect(next.extensions.account_data.global).toEqual([]);
+    });
+
+    it('list filters spaces (direct children of joined spaces), tags and not_tags (not_tags winning)', async () => {
+      const alice = await hs.register('filteralice');
+      const bob = await hs.register('filterbob');
+      const server = alice.user_id.split(':').slice(1).join(':');
+      const space = await createRoom(alice, { name: 'space', creation_content: { type: 'm.space' } });
+      const [a, b, c, d] = [await createRoom(alice, { name: 'a' }), await createRoom(alice, { name: 'b' }), await createRoom(alice, { name: 'c' }), await createRoom(alice, { name: 'd' })];
+      const child = (spaceId: string, roomId: string, content: Json, who = alice) =>
+        hs.ok('PUT', v3(`rooms/${enc(spaceId)}/state/m.space.child/${enc(roomId)}`), { ...as(who), body: content });
+      await child(space, a!, { via: [server] });
+      await child(space, b!, { via: [server] });
+      await child(space, b!, {}); // removed: no longer a child
+      await child(space, d!, { via: [] }); // no via: not a child
+      // A space alice is not joined to names c: ignored.
+      const bobSpace = await createRoom(bob, { creation_content: { type: 'm.space' } });
+      await child(bobSpace, c!, { via: [server] }, bob);
+      const tag = (roomId: string, name: string) => hs.ok('PUT', v3(`user/${enc(alice.user_id)}/rooms/${enc(roomId)}/tags/${enc(name)}`), { ...as(alice), body: {} });
+      await tag(b!, 'm.favourite');
+      await tag(c!, 'm.favourite');
+      await tag(c!, 'u.work');
+
+      const config = { ranges: [[0, 20]], timeline_limit: 0, required_state: [] };
+      const lists = {
+        inSpace: { ...config, filters: { spaces: [space] } },
+        notMine: { ...config, filters: { spaces: [bobSpace, '!unknown:nowhere'] } },
+        fav: { ...config, filters: { tags: ['m.favourite'] } },
+        favNotWork: { ...config, filters: { tags: ['m.favourite', 'u.none'], not_tags: ['u.work'] } },
+        rest: { ...config, filters: { not_tags: ['m.favourite'], not_room_types: ['m.space'] } },
+      };
+      const first = await slide(alice, { lists });
+      expect(first.lists).toEqual({ inSpace: { count: 1 }, notMine: { count: 0 }, fav: { count: 2 }, favNotWork: { count: 1 }, rest: { count: 2 } });
+      expect(first.rooms[a!].lists).toEqual(['inSpace', 'rest']);
+      expect(first.rooms[b!].lists).toEqual(['fav', 'favNotWork']);
+      expect(first.rooms[c!].lists).toEqual(['fav']);
+
+      // A new tag and a new child are seen by the next request of the connection.
+      await tag(d!, 'm.favourite');
+      await child(space, c!, { via: [server] });
+      const next = await slide(alice, { lists }, { pos: first.pos, timeout: 5_000 });
+      expect(next.lists).toEqual({ inSpace: { count: 2 }, notMine: { count: 0 }, fav: { count: 3 }, favNotWork: { count: 2 }, rest: { count: 1 } });
+    });
+
+    it('kicked and banned rooms are listed even when never sent on the connection; left ones, bans without a join and forgotten ones are not', async () => {
+      const alice = await hs.register('kickalice');
+      const bob = await hs.register('kickbob');
+      const room = async (name: string) => createRoom(bob, { preset: 'public_chat', name });
+      const [kicked, banned, left, bannedOnly, forgotten] = [await room('kicked'), await room('banned'), await room('left'), await room('banned only'), await room('forgotten')];
+      for (const r of [kicked, banned, left, forgotten]) await join(alice, r!);
+      const mine = await createRoom(alice, { name: 'mine' });
+      const lists = { all: { ranges: [[0, 20]], timeline_limit: 3, required_state: [['m.room.name', '']] } };
+      const before = await slide(alice, { lists });
+      expect(before.lists.all.count).toBe(5);
+
+      await text(bob, kicked!, 'before the kick');
+      await hs.ok('POST', v3(`rooms/${enc(kicked!)}/kick`), { ...as(bob), body: { user_id: alice.user_id, reason: 'out' } });
+      await text(bob, kicked!, 'after the kick');
+      await hs.ok('POST', v3(`rooms/${enc(banned!)}/ban`), { ...as(bob), body: { user_id: alice.user_id } });
+      await hs.ok('POST', v3(`rooms/${enc(left!)}/leave`), { ...as(alice), body: {} });
+      await hs.ok('POST', v3(`rooms/${enc(bannedOnly!)}/ban`), { ...as(bob), body: { user_id: alice.user_id } });
+      await hs.ok('POST', v3(`rooms/${enc(forgotten!)}/kick`), { ...as(bob), body: { user_id: alice.user_id } });
+      await hs.ok('POST', v3(`rooms/${enc(forgotten!)}/forget`), { ...as(alice), body: {} });
+
+      // A new connection (nothing sent on it): the kick and the ban are there, as of when they happened.
+      const fresh = await slide(alice, { conn_id: 'fresh', lists });
+      expect(fresh.lists.all.count).toBe(3);
+      expect(Object.keys(fresh.rooms).sort()).toEqual([kicked, banned, mine].sort());
+      expect(fresh.rooms[kicked!]).toMatchObject({ initial: true, membership: 'leave', name: 'kicked' });
+      expect(bodies(fresh.rooms[kicked!])).toEqual(['before the kick']);
+      expect(fresh.rooms[kicked!].timeline.at(-1)).toMatchObject({ type: 'm.room.member', state_key: alice.user_id, sender: bob.user_id, content: { membership: 'leave' } });
+      expect(fresh.rooms[banned!]).toMatchObject({ initial: true, membership: 'ban' });
+      // They stay in the list, sent once.
+      await text(bob, kicked!, 'more after the kick');
+      const again = await slide(alice, { conn_id: 'fresh', lists }, { pos: fresh.pos });
+      expect(again.lists.all.count).toBe(3);
+      expect(again.rooms).toEqual({});
+
+      // The connection that had them: the left room goes once (as before) and then out of the list; the kick and the ban stay.
+      const after = await slide(alice, { lists }, { pos: before.pos });
+      expect(after.rooms[left!]).toMatchObject({ membership: 'leave' });
+      expect(after.rooms[kicked!]).toMatchObject({ membership: 'leave' });
+      expect(after.rooms[banned!]).toMatchObject({ membership: 'ban' });
+      const later = await slide(alice, { lists }, { pos: after.pos });
+      expect(later.lists.all.count).toBe(3);
+    });
+
+    it('ignored users: their messages are left out of timelines (their state events are not), their invites out of the lists', async () => {
+      const alice = await hs.register('ignalice');
+      const bob = await hs.register('ignbob');
+      const carol = await hs.register('igncarol');
+      const roomId = await createRoom(bob, { preset: 'public_chat', name: 'with bob' });
+      await join(alice, roomId);
+      await join(carol, roomId);
+      await hs.ok('PUT', v3(`user/${enc(alice.user_id)}/account_data/m.ignored_user_list`), { ...as(alice), body: { ignored_users: { [bob.user_id]: {} } } });
+      await text(carol, roomId, 'carol 1');
+      await text(bob, roomId, 'bob 1');
+      await hs.ok('PUT', v3(`rooms/${enc(roomId)}/state/m.room.topic/`), { ...as(bob), body: { topic: 'set by bob' } });
+      await text(carol, roomId, 'carol 2');
+      const fromBob = await createRoom(bob, { invite: [alice.user_id] });
+      const fromCarol = await createRoom(carol, { invite: [alice.user_id] });
+
+      const lists = { all: { ranges: [[0, 20]], timeline_limit: 10, required_state: [['m.room.topic', '']] }, invites: { ranges: [[0, 20]], timeline_limit: 0, required_state: [], filters: { is_invite: true } } };
+      const first = await slide(alice, { lists });
+      expect(bodies(first.rooms[roomId])).toEqual(['carol 1', 'carol 2']);
+      expect(first.rooms[roomId].timeline.some((e: Json) => e.type === 'm.room.topic' && e.sender === bob.user_id)).toBe(true);
+      expect(first.lists.invites.count).toBe(1);
+      expect(first.rooms[fromCarol]).toMatchObject({ membership: 'invite' });
+      expect(first.rooms[fromBob]).toBeUndefined();
+
+      await text(bob, roomId, 'bob 2');
+      await text(carol, roomId, 'carol 3');
+      const next = await slide(alice, { lists }, { pos: first.pos });
+      expect(bodies(next.rooms[roomId])).toEqual(['carol 3']);
+
+      // No longer ignored: bob's invite comes.
+      await hs.ok('PUT', v3(`user/${enc(alice.user_id)}/account_data/m.ignored_user_list`), { ...as(alice), body: { ignored_users: {} } });
+      const unignored = await slide(alice, { lists }, { pos: next.pos });
+      expect(unignored.lists.invites.count).toBe(2);
+      expect(unignored.rooms[fromBob]).toMatchObject({ membership: 'invite' });
+    });
+
+    it('a long poll woken by nothing of its own goes back to waiting without a pass; its own room still wakes it', async () => {
+      const service = hs.clientApp.get(SlidingSyncService);
+      const alice = await hs.register('quietalice');
+      const other = await hs.register('quietother');
+      await createRoom(alice); // a room of her own, quiet
+      const shared = await createRoom(alice, { preset: 'public_chat' });
+      await join(other, shared);
+      const elsewhere = await createRoom(other);
+      // No typing extension: typing in a shared room, and presence (not part of sliding sync), are nothing for this connection.
+      const lists = { all: { ranges: [[0, 10]], timeline_limit: 5, required_state: [] } };
+      const first = await slide(alice, { lists });
+
+      const { passes, quietWakes } = service.stats;
+      const polling = slide(alice, { lists }, { pos: first.pos, timeout: 2_000 });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      for (let i = 0; i < 5; i++) {
+        await text(other, elsewhere, `elsewhere ${i}`);
+        await hs.ok('PUT', v3(`rooms/${enc(shared)}/typing/${enc(other.user_id)}`), { ...as(other), body: { typing: i % 2 === 0, timeout: 5_000 } });
+        await hs.ok('PUT', v3(`presence/${enc(other.user_id)}/status`), { ...as(other), body: { presence: i % 2 === 0 ? 'unavailable' : 'online' } });
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const quiet = await polling;
+      expect(quiet.rooms).toEqual({});
+      // A pass when it came and one when its time ran out; the wake-ups in between (typing and presence in a shared room) none.
+      expect(service.stats.passes - passes).toBeLessThanOrEqual(3);
+      expect(service.stats.quietWakes - quietWakes).toBeGreaterThanOrEqual(5);
+
+      const waiting = slide(alice, { lists }, { pos: quiet.pos, timeout: 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await text(other, elsewhere, 'still elsewhere');
+      await text(other, shared, 'in the shared room');
+      expect(bodies((await waiting).rooms[shared])).toEqual(['in the shared room']);
+    });
+
+    it('is not rate limited (as Synapse: neither /sync nor sliding sync are)', async () => {
+      const alice = await hs.register('ratealice');
+      let pos = (await slide(alice, {})).pos as string;
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        const reply = await hs.call('POST', `${SLIDING}?pos=${enc(pos)}`, { ...as(alice), body: {} });
+        statuses.push(reply.status);
+        if (reply.status === 200) pos = reply.body.pos;
+      }
+      expect(statuses.every((s) => s === 200)).toBe(true);
     });
 
     it('answers an unknown or foreign pos with 400 M_UNKNOWN_POS', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRequiredState, requiredStateExpanded, wantsState, type RequiredState } from './required-state.js';
+import { parseRequiredState, requiredStateDelta, requiredStateExpanded, wantsState, type RequiredState } from './required-state.js';
 
 const me = '@me:hs';
 const none = new Set<string>();
@@ -65,3 +65,43 @@ describe('required_state', () => {
     expect(requiredStateExpanded(excluding, [parseRequiredState({ include: [{}] }, 'x')])).toBe(true);
   });
 });
+
+describe('requiredStateDelta', () => {
+  const k = (type: string, stateKey: string) => `${type}\u0000${stateKey}`;
+  const all = () => true;
+
+  it('sends what is wanted and differs from what was sent; a piece gone from the room is a StateStub', () => {
+    const previous = new Map([
+      [k('m.room.name', ''), '$name1'],
+      [k('m.room.topic', ''), '$topic'],
+      [k('org.example.gone', 'x'), '$gone'],
+    ]);
+    const current = [
+      ['m.room.name', '', '$name2'],
+      ['m.room.topic', '', '$topic'],
+      ['m.room.avatar', '', '$avatar'],
+    ] as const;
+    const delta = requiredStateDelta(previous, current, all);
+    expect(delta.send).toEqual(['$name2', '$avatar']);
+    expect(delta.removed).toEqual([{ type: 'org.example.gone', state_key: 'x' }]);
+    expect([...delta.state.entries()]).toEqual([
+      [k('m.room.name', ''), '$name2'],
+      [k('m.room.topic', ''), '$topic'],
+      [k('m.room.avatar', ''), '$avatar'],
+    ]);
+    // The record given is not changed.
+    expect(previous.get(k('m.room.name', ''))).toBe('$name1');
+  });
+
+  it('in full (no previous record) sends every wanted piece and no stubs; a piece no longer asked for is kept, not stubbed', () => {
+    const current = [
+      ['m.room.name', '', '$name'],
+      ['m.room.member', '@a:x', '$a'],
+    ] as const;
+    expect(requiredStateDelta(undefined, current, (type) => type === 'm.room.name')).toEqual({ state: new Map([[k('m.room.name', ''), '$name']]), send: ['$name'], removed: [] });
+    const narrowed = requiredStateDelta(new Map([[k('m.room.member', '@a:x'), '$a']]), current, (type) => type === 'm.room.name');
+    expect(narrowed.removed).toEqual([]);
+    expect(narrowed.send).toEqual(['$name']);
+  });
+});
+

@@ -120,3 +120,44 @@ export function requiredStateExpanded(previous: readonly RequiredState[], next: 
   for (const k of before.exclude) if (!after.exclude.has(k)) return true;
   return false;
 }
+
+/** A piece of state the client holds that the room no longer has (MSC4186 `StateStub`: no content). */
+export interface StateStub {
+  type: string;
+  state_key: string;
+}
+
+/**
+ * The required_state to send of a room: the wanted (type, state_key, event id) entries whose
+ * event differs from the one sent before (`previous`: `type \0 state_key` -> event id; empty
+ * when sent in full), and a StateStub for each piece sent before that is gone from the room's
+ * state (MSC4186: "to handle state being deleted"). A piece still in the room but no longer
+ * asked for is neither sent nor stubbed: the client keeps what it has. An event with empty
+ * content (the usual way of "removing" state, e.g. an m.room.name of {}) is still state: sent as
+ * an event. Returns the new record too.
+ */
+export function requiredStateDelta(
+  previous: ReadonlyMap<string, string> | undefined,
+  current: ReadonlyArray<readonly [type: string, stateKey: string, eventId: string]>,
+  wants: (type: string, stateKey: string) => boolean,
+): { state: Map<string, string>; send: string[]; removed: StateStub[] } {
+  const key = (type: string, stateKey: string) => `${type}\u0000${stateKey}`;
+  const state = new Map(previous ?? []);
+  const send: string[] = [];
+  const present = new Set<string>();
+  for (const [type, stateKey, eventId] of current) {
+    const k = key(type, stateKey);
+    present.add(k);
+    if (!wants(type, stateKey) || state.get(k) === eventId) continue;
+    state.set(k, eventId);
+    send.push(eventId);
+  }
+  const removed: StateStub[] = [];
+  for (const k of [...state.keys()]) {
+    if (present.has(k)) continue;
+    const cut = k.indexOf('\u0000');
+    removed.push({ type: k.slice(0, cut), state_key: k.slice(cut + 1) });
+    state.delete(k);
+  }
+  return { state, send, removed };
+}

@@ -39,4 +39,17 @@ describe('room list', () => {
     expect(passesFilters(unknownType, { notRoomTypes: ['m.space'] })).toBe(true);
     expect(passesFilters(unknownType, {})).toBe(true);
   });
+
+  it('spaces: only children of the given spaces; tags OR-ed, not_tags winning over tags', () => {
+    const r = room('!child', 1, { tags: new Set(['m.favourite', 'u.work']) });
+    const untagged = room('!plain', 1);
+    expect(passesFilters(r, { spaces: ['!space'] }, { spaceChildren: new Set(['!child']) })).toBe(true);
+    expect(passesFilters(untagged, { spaces: ['!space'] }, { spaceChildren: new Set(['!child']) })).toBe(false);
+    expect(passesFilters(r, { spaces: ['!unknown'] })).toBe(false);
+    expect(passesFilters(r, { tags: ['u.other', 'm.favourite'] })).toBe(true);
+    expect(passesFilters(untagged, { tags: ['m.favourite'] })).toBe(false);
+    expect(passesFilters(r, { tags: ['m.favourite'], notTags: ['u.work'] })).toBe(false);
+    expect(passesFilters(r, { notTags: ['m.lowpriority'] })).toBe(true);
+    expect(passesFilters(untagged, { notTags: ['m.favourite'] })).toBe(true);
+  });
 });

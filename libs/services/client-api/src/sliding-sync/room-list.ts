@@ -14,21 +14,32 @@ export interface ListRoom {
   roomType?: string | null;
   /** Whether the room has m.room.encryption; undefined when unknown. */
   encrypted?: boolean;
+  /** The user's tags on the room (m.tag room account data); undefined: none, or not read (no list filters on tags). */
+  tags?: ReadonlySet<string>;
 }
 
-/** MSC4186 SlidingRoomFilter, the fields this server applies (spaces and tags are not applied yet). */
+/** MSC4186 SlidingRoomFilter, the fields this server applies. */
 export interface ListFilters {
   isDm?: boolean;
   isInvite?: boolean;
   isEncrypted?: boolean;
   roomTypes?: Array<string | null>;
   notRoomTypes?: Array<string | null>;
+  /** Space room ids: the room must be an m.space.child of one of them (the user joined to it). */
+  spaces?: string[];
+  tags?: string[];
+  notTags?: string[];
+}
+
+/** What the filters need besides the room: the rooms that are children of the filter's spaces (for `spaces`). */
+export interface FilterContext {
+  spaceChildren?: ReadonlySet<string>;
 }
 
 /** Inclusive [start, end] index ranges into the filtered, sorted list. */
 export type Range = readonly [number, number];
 
-export function passesFilters(room: ListRoom, filters: ListFilters): boolean {
+export function passesFilters(room: ListRoom, filters: ListFilters, context: FilterContext = {}): boolean {
   if (filters.isDm !== undefined && room.isDm !== filters.isDm) return false;
   if (filters.isInvite !== undefined && (room.membership === 'invite') !== filters.isInvite) return false;
   if (filters.isEncrypted !== undefined && (room.encrypted ?? false) !== filters.isEncrypted) return false;
@@ -36,6 +47,11 @@ export function passesFilters(room: ListRoom, filters: ListFilters): boolean {
   // not_room_types wins over room_types (the MSC).
   if (filters.notRoomTypes && filters.notRoomTypes.includes(type)) return false;
   if (filters.roomTypes && !filters.roomTypes.includes(type)) return false;
+  // Spaces are OR'd: a child of any of them (only direct children, subspaces are not walked).
+  if (filters.spaces && !(context.spaceChildren?.has(room.roomId) ?? false)) return false;
+  // not_tags wins over tags (the MSC); tags are OR'd.
+  if (filters.notTags && filters.notTags.some((t) => room.tags?.has(t))) return false;
+  if (filters.tags && !filters.tags.some((t) => room.tags?.has(t))) return false;
   return true;
 }
 

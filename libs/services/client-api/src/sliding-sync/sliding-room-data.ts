@@ -10,7 +10,7 @@ import { RoomReads } from '../rooms/room-reads.js';
 import { NotificationCounter } from '../sync/notification-counter.js';
 import { hiddenByIgnore } from '../user-data/ignored-users.js';
 import type { SentRoom } from './connection-store.js';
-import { MEMBER, wantsLazyMembers, wantsState } from './required-state.js';
+import { MEMBER, requiredStateDelta, wantsLazyMembers, wantsState } from './required-state.js';
 import type { RoomConfig } from './sliding-sync-request.js';
 
 type Json = Record<string, unknown>;
@@ -96,16 +96,9 @@ export class SlidingRoomData {
       }
     }
     const triples: StateTriple[] = joined ? await getCurrentState(this.db, roomId) : ((await getStateAfterEvent(this.db, m.eventId)) ?? []);
-    const key = (type: string, stateKey: string) => `${type}\u0000${stateKey}`;
-    const state = new Map<string, string>(initial ? [] : (previous?.state ?? []));
-    const toSend: string[] = [];
-    for (const [type, stateKey, eventId] of triples) {
-      if (!wantsState(config.requiredState, type, stateKey, userId, lazyUsers)) continue;
-      const k = key(type, stateKey);
-      if (state.get(k) === eventId) continue;
-      state.set(k, eventId);
-      toSend.push(eventId);
-    }
+    const { state, send: toSend, removed } = requiredStateDelta(initial ? undefined : previous?.state, triples, (type, stateKey) =>
+      wantsState(config.requiredState, type, stateKey, userId, lazyUsers),
+    );
     const nameId = triples.find(([type, stateKey]) => type === 'm.room.name' && stateKey === '')?.[2];
     const avatarId = triples.find(([type, stateKey]) => type === 'm.room.avatar' && stateKey === '')?.[2];
     const found = await getEvents(this.db, [...toSend, ...(nameId ? [nameId] : []), ...(avatarId ? [avatarId] : [])]);
@@ -117,7 +110,7 @@ export class SlidingRoomData {
     const result: Json = { membership: m.membership };
     if (initial) result.initial = true;
     if (room.lists.length > 0) result.lists = room.lists;
-    result.required_state = stateOut;
+    result.required_state = removed.length > 0 ? [...stateOut, ...removed] : stateOut;
     result.timeline = timelineOut;
     result.limited = limited;
     result.prev_batch = prevBatch;

@@ -64,4 +64,12 @@ describe('sliding sync request', () => {
     expect([...scopedRooms(covered, { lists: ['*'], rooms: [] })].sort()).toEqual(['!1', '!2', '!3']);
     expect([...scopedRooms(covered, { rooms: ['*'] })]).toEqual(['!9']);
   });
+
+  it('reads the spaces, tags and not_tags filters, and refuses them when not lists of strings', () => {
+    const req = parseSlidingSyncRequest({ lists: { l: { filters: { spaces: ['!s:hs'], tags: ['m.favourite'], not_tags: ['m.lowpriority'] } } } }, {});
+    expect(req.lists.get('l')!.filters).toEqual({ spaces: ['!s:hs'], tags: ['m.favourite'], notTags: ['m.lowpriority'] });
+    for (const filters of [{ spaces: '!s:hs' }, { tags: [1] }, { not_tags: [null] }]) {
+      expect(() => parseSlidingSyncRequest({ lists: { l: { filters } } }, {})).toThrow(/must be a list of strings/);
+    }
+  });
 });

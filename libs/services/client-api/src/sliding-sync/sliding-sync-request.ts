@@ -163,13 +163,25 @@ function parseFilters(value: unknown, where: string): ListFilters {
   const isDm = flag('is_dm');
   const isInvite = flag('is_invite') ?? flag('is_invited');
   const isEncrypted = flag('is_encrypted');
+  const strings = (key: string): string[] | undefined => {
+    const v = value[key];
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || !v.every((t) => typeof t === 'string')) throw badJson(`${where}.filters.${key} must be a list of strings`);
+    return v as string[];
+  };
   const roomTypes = types('room_types');
   const notRoomTypes = types('not_room_types');
+  const spaces = strings('spaces');
+  const tags = strings('tags');
+  const notTags = strings('not_tags');
   if (isDm !== undefined) filters.isDm = isDm;
   if (isInvite !== undefined) filters.isInvite = isInvite;
   if (isEncrypted !== undefined) filters.isEncrypted = isEncrypted;
   if (roomTypes !== undefined) filters.roomTypes = roomTypes;
   if (notRoomTypes !== undefined) filters.notRoomTypes = notRoomTypes;
+  if (spaces !== undefined) filters.spaces = spaces;
+  if (tags !== undefined) filters.tags = tags;
+  if (notTags !== undefined) filters.notTags = notTags;
   return filters;
 }
 

@@ -1,15 +1,18 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DB } from '@tessera/http';
 import { getCurrentStreamPosition, getEvents, getUserMemberships, type Db, type StoredEvent, type UserMembership } from '@tessera/storage';
+import { directoryStore } from '../directory/directory.store.js';
 import { MatrixError } from '../errors.js';
+import { CLIENT_API_DB } from '../tokens.js';
 import { SYNC_STREAMS, type SyncPositions } from '../sync-token.js';
 import { SyncNotifier } from '../sync/sync-notifier.js';
 import { AccountDataService } from '../user-data/account-data.service.js';
 import { IgnoredUsers } from '../user-data/ignored-users.js';
 import { ReceiptsService } from '../user-data/receipts.service.js';
 import { ConnectionStore, type Generation, type SentRoom } from './connection-store.js';
+import { Departures, getRoomTags, getSpaceChildRooms } from './list-facts.js';
 import { getRoomActivity, type RoomActivity } from './room-activity.js';
-import { passesFilters, roomsInRanges, sortByActivity, type ListRoom } from './room-list.js';
+import { passesFilters, roomsInRanges, sortByActivity, type FilterContext, type ListRoom } from './room-list.js';
 import { requiredStateExpanded } from './required-state.js';
 import { SlidingSyncExtensionsBuilder } from './sliding-extensions.js';
 import { decodeSlidingPos, encodeSlidingPos } from './sliding-pos.js';
@@ -48,9 +51,13 @@ const unknownPos = () => new MatrixError(400, 'M_UNKNOWN_POS', 'Unknown or expir
 @Injectable()
 export class SlidingSyncService {
   readonly connections = new ConnectionStore();
+  private readonly departures = new Departures();
+  /** Wake-ups answered by going back to wait without computing (quiet()), and passes computed: for tests and measurements. */
+  readonly stats = { quietWakes: 0, passes: 0 };
 
   constructor(
     @Inject(DB) private readonly db: Db,
+    @Inject(CLIENT_API_DB) private readonly clientDb: Db,
     @Inject(SyncNotifier) private readonly notifier: SyncNotifier,
     @Inject(AccountDataService) private readonly accountData: AccountDataService,
     @Inject(ReceiptsService) private readonly receipts: ReceiptsService,
@@ -79,15 +86,52 @@ export class SlidingSyncService {
     // An answer given at once reads the log's position, so it sees what its client just wrote.
     if (!since || req.timeoutMs <= 0) this.notifier.observe('events', await getCurrentStreamPosition(this.db));
 
+    // The positions a pass found nothing to send at, and the rooms it watches: a wake-up that
+    // brings nothing for this connection after them goes back to waiting without another pass.
+    let idle: { upTo: SyncPositions; watched: string[] } | undefined;
     for (;;) {
-      const pass = await this.compute(userId, deviceId, req, base);
-      if (pass.hasNews || !since || Date.now() >= deadline) return this.commit(key, nonce, pass);
+      if (idle && (await this.quiet(userId, req, idle.upTo))) this.stats.quietWakes++;
+      else {
+        const pass = await this.compute(userId, deviceId, req, base);
+        if (pass.hasNews || !since || Date.now() >= deadline) return this.commit(key, nonce, pass);
+        idle = { upTo: pass.upTo, watched: pass.watched };
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return this.commit(key, nonce, await this.compute(userId, deviceId, req, base));
       // Nothing new: wait for a notification about this user or their rooms, then look again.
-      const wait = this.notifier.waitFor(userId, pass.watched, deadline - Date.now());
-      const known = this.notifier.positions();
-      if (SYNC_STREAMS.some((s) => known[s] > pass.upTo[s])) wait.cancel();
+      const wait = this.notifier.waitFor(userId, idle.watched, remaining);
+      // What arrived between the pass and registering does not wake it: look now.
+      if (!(await this.quiet(userId, req, idle.upTo))) wait.cancel();
       await wait.promise;
     }
+  }
+
+  /**
+   * Whether nothing this connection sends moved after `upTo` (where a pass of this request
+   * found nothing to send): no stream it reads moved, or only the events stream, with no event
+   * in the user's joined rooms and no membership of theirs after it (the notifier's recent copy
+   * vouches for both, as /sync's joinedRoomsIfNothingMoved). Presence is not part of sliding
+   * sync; typing, to-device and device lists count only with their extension on. False when
+   * unsure (then a pass decides).
+   */
+  private async quiet(userId: string, req: SlidingSyncRequest, upTo: SyncPositions): Promise<boolean> {
+    const known = this.notifier.positions();
+    const ext = req.extensions;
+    for (const s of SYNC_STREAMS) {
+      if (known[s] <= upTo[s] || s === 'events' || s === 'presence') continue;
+      if (s === 'typing' && !ext.typing) continue;
+      if (s === 'to_device' && !ext.toDevice) continue;
+      if (s === 'device_lists' && !ext.e2ee) continue;
+      return false; // account data (m.direct, tags, the ignore list besides the extension), receipts (the user's own move counts)
+    }
+    if (known.events <= upTo.events) return true;
+    const recent = this.notifier.recent;
+    if (!recent.isCurrentAt(known.events)) return false;
+    const memberships = await recent.membershipsOf(userId);
+    if (!memberships || memberships.some((m) => m.streamPos > upTo.events)) return false;
+    const joined = new Set(memberships.filter((m) => m.membership === 'join').map((m) => m.roomId));
+    const events = recent.eventsBetween(upTo.events, known.events, joined);
+    return events !== undefined && events.length === 0;
   }
 
   private commit(key: string, nonce: string, pass: Pass): Json {
@@ -98,14 +142,19 @@ export class SlidingSyncService {
   }
 
   private async compute(userId: string, deviceId: string, req: SlidingSyncRequest, base: Generation | undefined): Promise<Pass> {
+    this.stats.passes++;
     const since = base?.positions;
     const upTo: SyncPositions = this.notifier.positions();
     // Never behind the pos (a token another replica gave may be ahead of what this one heard of).
     if (since) for (const s of SYNC_STREAMS) upTo[s] = Math.max(upTo[s], since[s]);
-    const memberships = await getUserMemberships(this.db, userId);
+    // The notifier's copy of the user's memberships when it is current at our position (as /sync), else the store.
+    const recent = this.notifier.recent;
+    const memberships = (recent.isCurrentAt(upTo.events) ? await recent.membershipsOf(userId) : undefined) ?? (await getUserMemberships(this.db, userId));
     // Memberships committed after the position we know: everything up to them is committed too.
     for (const m of memberships) if (m.streamPos > upTo.events) upTo.events = m.streamPos;
-    const [candidates, ignored] = await Promise.all([this.candidates(userId, memberships, base, upTo.events), this.ignoredUsers.of(userId)]);
+    const lists = [...req.lists.values()];
+    const withTags = lists.some((l) => l.filters.tags !== undefined || l.filters.notTags !== undefined);
+    const [candidates, ignored] = await Promise.all([this.candidates(userId, memberships, base, upTo.events, withTags), this.ignoredUsers.of(userId)]);
     const visibleCandidates = candidates.filter((c) => !(c.m.membership === 'invite' && c.event && ignored.has(c.event.sender)));
     const byRoom = new Map(visibleCandidates.map((c) => [c.roomId, c]));
 
@@ -123,8 +172,10 @@ export class SlidingSyncService {
     const listsOut: Json = {};
     const listRooms = new Map<string, string[]>();
     const sorted = sortByActivity(visibleCandidates);
+    const spaceChildren = await this.spaceChildren(memberships, lists.map((l) => l.filters.spaces));
     for (const [name, list] of req.lists) {
-      const filtered = sorted.filter((c) => passesFilters(c, list.filters));
+      const context: FilterContext = list.filters.spaces ? { spaceChildren: spaceChildren.get(list.filters.spaces.join('\u0000')) } : {};
+      const filtered = sorted.filter((c) => passesFilters(c, list.filters, context));
       const inRange = roomsInRanges(filtered, list.ranges);
       listsOut[name] = { count: filtered.length };
       listRooms.set(name, inRange.map((c) => c.roomId));
@@ -189,18 +240,42 @@ export class SlidingSyncService {
     return { response, rooms, upTo, listCounts, subscriptions, hasNews: Object.keys(roomsOut).length > 0 || ext.hasNews || listsChanged, watched: joined };
   }
 
-  /** The rooms of the user's server-side list: joined, invited, knocking; left or banned only when that happened since pos in a room this connection was sent. */
-  private async candidates(userId: string, memberships: readonly UserMembership[], base: Generation | undefined, upTo: number): Promise<Candidate[]> {
+  /** Per distinct `spaces` filter (its ids joined by NUL): the children of those of its spaces the user is joined to (the MSC: others are ignored). */
+  private async spaceChildren(memberships: readonly UserMembership[], filters: ReadonlyArray<string[] | undefined>): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
+    const joined = new Set(memberships.filter((m) => m.membership === 'join').map((m) => m.roomId));
+    for (const spaces of filters) {
+      if (!spaces || out.has(spaces.join('\u0000'))) continue;
+      out.set(spaces.join('\u0000'), await getSpaceChildRooms(this.db, [...new Set(spaces)].filter((s) => joined.has(s))));
+    }
+    return out;
+  }
+
+  /**
+   * The rooms of the user's server-side list (MSC4186 "Lists"): joined, invited, knocking;
+   * kicked or banned (unless banned without ever joining, or forgotten), always; left by
+   * the user themselves only when that happened since pos in a room this connection was sent.
+   */
+  private async candidates(userId: string, memberships: readonly UserMembership[], base: Generation | undefined, upTo: number, withTags: boolean): Promise<Candidate[]> {
     const since = base?.positions.events;
+    const departures = await this.departures.of(this.db, memberships);
+    const removed = memberships.filter((m) => {
+      const d = departures.get(m.eventId);
+      return d === 'kicked' || d === 'banned';
+    });
+    const forgotten = removed.length > 0 ? await directoryStore.forgotten(this.db, userId) : undefined;
     const kept = memberships.filter((m) => {
       if (m.membership === 'join' || m.membership === 'invite' || m.membership === 'knock') return true;
-      return since !== undefined && m.streamPos > since && base!.rooms.has(m.roomId);
+      if (since !== undefined && m.streamPos > since && base!.rooms.has(m.roomId)) return true;
+      const d = departures.get(m.eventId);
+      return (d === 'kicked' || d === 'banned') && !((forgotten?.get(m.roomId) ?? -1) >= m.streamPos);
     });
     const pending = kept.filter((m) => m.membership === 'invite' || m.membership === 'knock');
-    const [activity, events, direct] = await Promise.all([
+    const [activity, events, direct, tags] = await Promise.all([
       getRoomActivity(this.db, kept.map((m) => m.roomId), upTo),
       getEvents(this.db, pending.map((m) => m.eventId)),
       this.accountData.get(userId, '', 'm.direct'),
+      withTags ? getRoomTags(this.clientDb, userId) : undefined,
     ]);
     const dmRooms = directRooms(direct);
     return kept.map((m) => {
@@ -216,6 +291,8 @@ export class SlidingSyncService {
         event,
       };
       if (facts?.bump !== undefined) c.bump = facts.bump;
+      const roomTags = tags?.get(m.roomId);
+      if (roomTags) c.tags = roomTags;
       if (facts) {
         c.roomType = facts.roomType;
         c.encrypted = facts.encrypted;
