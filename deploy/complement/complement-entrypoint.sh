@@ -35,6 +35,14 @@ export FEDERATION_ALLOWED_CIDRS="${FEDERATION_ALLOWED_CIDRS:-0.0.0.0/0,::/0}"
 export ENABLE_REGISTRATION=true
 export REGISTRATION_SHARED_SECRET=complement
 export RATE_LIMITS_ENABLED=false
+# Media uploaded now stays downloadable over the deprecated unauthenticated /_matrix/media/v3
+# endpoints: Complement's media tests (TestContent, TestMediaWithoutFileName, media_filename)
+# download over them on every server but Synapse, which they skip for freezing them by default.
+export ENABLE_AUTHENTICATED_MEDIA=false
+# URL previews on (off by default, as Synapse), for TestUrlPreview: the page it previews is served
+# by Complement's web server on the host, a private address, so every range is allowed here.
+export URL_PREVIEW_ENABLED=true
+export URL_PREVIEW_IP_RANGE_WHITELIST="${URL_PREVIEW_IP_RANGE_WHITELIST:-0.0.0.0/0,::/0}"
 export LOG_LEVEL="${LOG_LEVEL:-info}"
 
 cd "$APP_DIR"

@@ -33,7 +33,7 @@ for (const { backend, available } of backends) {
       });
       const roomId = created.room_id as string;
       expect(await hs.ok('GET', v3(`directory/room/${enc(`#lobby:${hs.serverName}`)}`))).toEqual({ room_id: roomId, servers: [hs.serverName] });
-      expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.topic`), as(alice))).toEqual({ topic: 'Say hi' });
+      expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.topic`), as(alice))).toEqual({ topic: 'Say hi', 'm.topic': { 'm.text': [{ body: 'Say hi', mimetype: 'text/plain' }] } });
       expect(await hs.ok('GET', v3(`rooms/${enc(roomId)}/state/m.room.join_rules/`), as(alice))).toEqual({ join_rule: 'public' });
       expect(await hs.ok('GET', v3(`directory/list/room/${enc(roomId)}`))).toEqual({ visibility: 'public' });
       // The creator's join carries their profile, as every other join does (as Synapse).

@@ -203,6 +203,10 @@ for (const setup of setups) {
       expect(notYet).toMatchObject({ status: 504, body: { errcode: 'M_NOT_YET_UPLOADED' } });
       const notYetThumbnail = await hs.call('GET', `${V1}/thumbnail/${media}?width=32&height=32&timeout_ms=0`, { token: bob.access_token });
       expect(notYetThumbnail).toMatchObject({ status: 504, body: { errcode: 'M_NOT_YET_UPLOADED' } });
+      // Complement TestAsyncUpload "Not yet uploaded": the deprecated endpoint answers 504 too (as
+      // Synapse: the freeze of authenticated media is judged only once the content is there).
+      const notYetLegacy = await hs.call('GET', `${LEGACY}/download/${media}?timeout_ms=0`, { token: bob.access_token });
+      expect(notYetLegacy).toMatchObject({ status: 504, body: { errcode: 'M_NOT_YET_UPLOADED' } });
 
       // A download started before the upload answers once the bytes arrive.
       const waiting = hs.call('GET', `${V1}/download/${media}?timeout_ms=10000`, { token: bob.access_token });

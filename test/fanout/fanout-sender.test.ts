@@ -64,6 +64,7 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     for (const r of crowd.servers.values()) r.down = false;
     await db.query('DELETE FROM event_destinations');
     await db.query('DELETE FROM fanout_destinations');
+    await db.query('DELETE FROM fanout_pending_edus');
   });
 
   afterAll(async () => {
@@ -252,6 +253,27 @@ describe.skipIf(!services.postgres || !services.nats)('fanout-sender', () => {
     await eventually(() => `250 to-device EDUs arrive (have ${ids().length})`, () => ids().length >= 250);
     expect(ids()).toEqual(Array.from({ length: 250 }, (_, i) => `m${i}`));
     expect(Math.max(...c.txns.map((t) => t.edus.length))).toBeLessThanOrEqual(100);
+  });
+
+  it('keeps to-device EDUs for a server that is down across a restart of the sender, and sends them once it is back (TestToDeviceMessagesOverFederation)', async () => {
+    const [c] = remotes(3, 4) as [RemoteServer];
+    c.down = true;
+    const first = await startSender('to-device-before');
+    for (let i = 0; i < 3; i++) {
+      await publishOn(bus, 'edu.outbound', { eduType: 'm.direct_to_device', content: { message_id: `kept${i}`, sender: `@alice:${HS}`, type: 'x', messages: {} }, to: { destinations: [c.name] } });
+    }
+    await publishOn(bus, 'edu.outbound', { eduType: 'm.typing', content: { room_id: '!r:hs1.test', user_id: `@alice:${HS}`, typing: true }, to: { destinations: [c.name] } });
+    await eventually('tried while down', () => c.refused >= 1);
+    await first.stop();
+    senders.splice(senders.indexOf(first), 1);
+    await startSender('to-device-after');
+    c.down = false;
+    const ids = () => c.txns.flatMap((t) => t.edus.filter((e) => e.edu_type === 'm.direct_to_device').map((e) => e.content.message_id));
+    await eventually(() => `the to-device EDUs arrive after the restart (have ${ids().join()})`, () => ids().length >= 3);
+    expect(ids()).toEqual(['kept0', 'kept1', 'kept2']);
+    // Typing is ephemeral: not kept across the restart.
+    expect(c.txns.some((t) => t.edus.some((e) => e.edu_type === 'm.typing'))).toBe(false);
+    await eventually('delivered EDUs are forgotten', async () => (await db.query('SELECT 1 FROM fanout_pending_edus')).rows.length === 0);
   });
 
   it('two senders share the destinations by shard; stop one and the other serves its destinations; nothing is lost', async () => {

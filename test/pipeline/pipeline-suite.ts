@@ -96,7 +96,8 @@ export function pipelineSuite(name: string, open: () => Promise<Pipeline>, optio
       expect(await content('m.room.history_visibility')).toEqual({ history_visibility: 'shared' });
       expect(state.has(stateKey('m.room.guest_access', ''))).toBe(false);
       expect(await content('m.room.name')).toEqual({ name: 'Lobby' });
-      expect(await content('m.room.topic')).toEqual({ topic: 'hello' });
+      // The topic also in its rich form (spec v1.15 m.topic: text/plain), as Synapse writes it.
+      expect(await content('m.room.topic')).toEqual({ topic: 'hello', 'm.topic': { 'm.text': [{ body: 'hello', mimetype: 'text/plain' }] } });
       expect((await content('m.room.member', bob())).membership).toBe('invite');
       expect((await content('m.room.power_levels')).events_default).toBe(10);
       expect((await content('m.room.power_levels')).users).toEqual({ [alice()]: 100 });

@@ -13,7 +13,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ConfigError, loadConfig, type HomeserverConfig, type ListenerConfig } from '@tessera/config';
 import { migrate, type Migration } from '@tessera/storage';
-import { createHttpApp, serviceRoot } from './http-app.js';
+import { createHttpApp, serviceRoot, type HttpAppOptions } from './http-app.js';
 import { createLogger, NestPinoLogger } from './logger.js';
 import { openRuntime, type RuntimeMode, type ServiceRuntime } from './runtime.js';
 
@@ -85,10 +85,16 @@ export async function startServices(services: ServiceDefinition[], options: Star
         });
         await context.init();
       }
+      // Embedded, with both APIs in this process: the client listener also answers the
+      // federation and key APIs, as Synapse's single default listener does (Complement's
+      // unknown-endpoints test asks them there); the federation listener stays the one to use.
+      const forward = options.mode === 'embedded' && httpListeners.length === 2
+        ? { prefixes: ['/_matrix/federation', '/_matrix/key'], to: () => apps.get('federation') }
+        : undefined;
       for (const [name, modules] of httpListeners) {
         const listener = name === 'client' ? config.listeners.client : config.listeners.federation;
         const tls = name === 'federation' ? config.listeners.federation.tls : undefined;
-        apps.set(name, await listen(runtime, modules, listener, tls));
+        apps.set(name, await listen(runtime, modules, listener, tls, name === 'client' ? forward : undefined));
       }
     }
     logger.info(
@@ -124,6 +130,7 @@ async function listen(
   modules: Array<Type | DynamicModule>,
   listener: ListenerConfig,
   tls: { certificatePath: string; privateKeyPath: string } | undefined,
+  forward?: HttpAppOptions['forward'],
 ): Promise<NestFastifyApplication> {
   const app = await createHttpApp(serviceRoot(runtime, modules), {
     bodyLimit: runtime.config.maxRequestSize,
@@ -131,6 +138,7 @@ async function listen(
     tls: tls ? readTls(tls) : undefined,
     logger: runtime.logger,
     metrics: runtime.metrics,
+    forward,
   });
   try {
     await app.listen({ port: listener.port, host: listener.bindAddress });

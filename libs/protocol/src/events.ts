@@ -270,3 +270,30 @@ export function pduToRoomEvent(pdu: Pdu, roomVersion: RoomVersion): RoomEvent {
     auth_events: edgeIds(pdu.auth_events, 'auth_events'),
   };
 }
+
+/** An event of stripped state (invite_room_state, knock_room_state, /sync's invite_state). */
+export interface StrippedState {
+  type: string;
+  state_key: string;
+  sender: string;
+  content: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+/**
+ * The stripped form of a state event (spec: "Stripped state"): type, state_key, sender,
+ * content; but the m.room.create event in full, less `unsigned`, so that the invitee or
+ * knocker can check it (MSC4311, in the spec since v1.16; Synapse does so; Complement's
+ * TestMSC4311FullCreateEventOnStrippedState looks for its origin_server_ts).
+ */
+export function strippedStateOf(pdu: Record<string, unknown>): StrippedState {
+  const base = {
+    type: String(pdu.type),
+    state_key: typeof pdu.state_key === 'string' ? pdu.state_key : '',
+    sender: String(pdu.sender),
+    content: (pdu.content !== null && typeof pdu.content === 'object' ? pdu.content : {}) as Record<string, unknown>,
+  };
+  if (pdu.type !== 'm.room.create') return base;
+  const { unsigned: _unsigned, ...full } = pdu;
+  return { ...full, ...base };
+}

@@ -56,6 +56,12 @@ export interface RoomVersion {
   readonly knockRestrictedJoinRule: boolean;
   /** v10+: power level values must be integers, not strings holding integers. */
   readonly integerPowerLevels: boolean;
+  /**
+   * v11+: the 255 limits of type, state_key, sender, room_id and event_id count bytes. Before,
+   * they count codepoints, as Synapse and Dendrite check them there: rooms hold events with
+   * longer multi-byte state keys that must not be refused now (Complement's event size test).
+   */
+  readonly strictEventByteLimits: boolean;
   /** v11+ (MSC2175): m.room.create has no `creator`; the sender is the creator. */
   readonly implicitRoomCreator: boolean;
   /**
@@ -86,6 +92,7 @@ const v1: RoomVersion = {
   restrictedJoinRuleFix: false,
   knockRestrictedJoinRule: false,
   integerPowerLevels: false,
+  strictEventByteLimits: false,
   implicitRoomCreator: false,
   privilegedCreators: false,
   roomIdIsCreateEventHash: false,
@@ -121,6 +128,7 @@ const v10: RoomVersion = { ...v9, id: '10', knockRestrictedJoinRule: true, integ
 const v11: RoomVersion = {
   ...v10,
   id: '11',
+  strictEventByteLimits: true,
   implicitRoomCreator: true,
   redaction: { ...v10.redaction, v11Rules: true },
 };

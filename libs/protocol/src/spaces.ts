@@ -153,12 +153,15 @@ export function roomVisibleTo(summary: RoomSummaryChunk, viewer: SpaceViewer): b
 
 /**
  * Whether another server may be told about the room in the federation hierarchy API: it could
- * peek or join it (world readable; public or knockable; restricted, its own users being
- * checked against allowed_room_ids by that server), or it already has members in it.
+ * peek or join it (world readable; public or knockable; restricted when it has members in one
+ * of the allowed rooms, as far as this server knows (`serverInAllowedRoom`), its own users
+ * then being checked against allowed_room_ids by that server), or it already has members in
+ * it. Synapse decides the same; Complement's restricted-hierarchy federation test expects a
+ * restricted room hidden from a server this one does not know to be in the allowed room.
  */
-export function roomVisibleToServer(summary: RoomSummaryChunk, serverHasMembers: boolean): boolean {
+export function roomVisibleToServer(summary: RoomSummaryChunk, serverHasMembers: boolean, serverInAllowedRoom: (roomId: string) => boolean): boolean {
   if (serverHasMembers || summary.world_readable) return true;
-  return joinRuleOpens(summary, () => true);
+  return joinRuleOpens(summary, (allowed) => allowed.some(serverInAllowedRoom));
 }
 
 /**

@@ -71,6 +71,13 @@ export interface InputFederatedPdusRequest {
   roomVersion: string;
   origin: string;
   pdus: Pdu[];
+  /**
+   * The PDUs came through send_join, send_knock or send_leave: this server, resident in the room,
+   * sends them on to the other servers in it (the sending server cannot, not being in it yet),
+   * as Synapse does with send_on_behalf_of. Accepted ones are appended as `local`, so fanout
+   * queues them for every joined server but the sender's.
+   */
+  sendOnBehalf?: boolean;
 }
 
 export interface RemoteMembershipReply {

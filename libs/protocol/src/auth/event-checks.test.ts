@@ -134,9 +134,15 @@ describe('checkEventFormat', () => {
     expect(refusedBy(() => checkEventFormat(pdu({ content: { body: 'x'.repeat(65_536) } }), v10))).toBe('event format: size');
     ok(() => checkEventFormat(pdu({ content: { body: 'x'.repeat(60_000) } }), v10));
   });
-  it.each(['type', 'sender', 'room_id', 'state_key'])('refuses a %s over 255 bytes', (field) => {
-    const long = field === 'sender' ? `@${'a'.repeat(250)}:a.example` : field === 'room_id' ? `!${'r'.repeat(250)}:a.example` : 'é'.repeat(128);
+  it.each(['type', 'sender', 'room_id', 'state_key'])('refuses a %s over 255 codepoints (v10), over 255 bytes from v11', (field) => {
+    const long = field === 'sender' ? `@${'a'.repeat(250)}:a.example` : field === 'room_id' ? `!${'r'.repeat(250)}:a.example` : 'a'.repeat(256);
     expect(refusedBy(() => checkEventFormat(pdu({ [field]: long }), v10))).toBe(`event format: ${field}`);
+    if (field === 'type' || field === 'state_key') {
+      // 70 four-byte codepoints: 280 bytes (Complement's event size test, in a v10 room).
+      const multiByte = '\u{1F4A5}'.repeat(70);
+      ok(() => checkEventFormat(pdu({ [field]: multiByte }), v10));
+      expect(refusedBy(() => checkEventFormat(pdu({ [field]: multiByte }), getRoomVersion('11')))).toBe(`event format: ${field}`);
+    }
   });
   it('refuses an event_id over 255 bytes (v1)', () => {
     expect(refusedBy(() => checkEventFormat(pdu({ event_id: `$${'e'.repeat(250)}:a.example` }), v1))).toBe('event format: event_id');

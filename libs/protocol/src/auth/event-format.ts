@@ -43,7 +43,8 @@ export function checkEventFormat(event: Record<string, any>, roomVersion: RoomVe
   for (const field of ['type', 'state_key', 'sender', 'room_id', 'event_id'] as const) {
     const value = event[field];
     if (typeof value === 'string') {
-      check(Buffer.byteLength(value, 'utf8') <= MAX_ID_BYTES, `event format: ${field}`, `longer than ${MAX_ID_BYTES} bytes`);
+      const size = roomVersion.strictEventByteLimits ? Buffer.byteLength(value, 'utf8') : [...value].length;
+      check(size <= MAX_ID_BYTES, `event format: ${field}`, `longer than ${MAX_ID_BYTES} ${roomVersion.strictEventByteLimits ? 'bytes' : 'codepoints'}`);
     }
   }
 

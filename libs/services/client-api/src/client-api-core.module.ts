@@ -179,6 +179,6 @@ const services = [
     TokenCleanupService,
     ...services,
   ],
-  exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services],
+  exports: [CLIENT_API_DB, CLIENT_API_SETTINGS, EPHEMERAL_STORE, ...services, WhoisService],
 })
 export class ClientApiCoreModule {}

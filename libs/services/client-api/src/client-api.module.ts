@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { WellKnownModule } from '@tessera/http';
+import { AdminModule } from './admin/admin.module.js';
 import { ClientApiCoreModule } from './client-api-core.module.js';
 import { UrlPreviewModule } from './media/url-preview/url-preview.module.js';
 import { RoomsModule } from './rooms/rooms.module.js';
@@ -10,7 +11,7 @@ import { VersionsController } from './versions.controller.js';
  * keeps its logic in its own files.
  */
 @Module({
-  imports: [WellKnownModule, ClientApiCoreModule, RoomsModule, UrlPreviewModule],
+  imports: [WellKnownModule, ClientApiCoreModule, RoomsModule, UrlPreviewModule, AdminModule],
   controllers: [VersionsController],
 })
 export class ClientApiModule {}

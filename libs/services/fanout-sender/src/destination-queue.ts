@@ -5,7 +5,7 @@
  * (only the latest PDU per room) when too much piled up during an outage.
  */
 import {
-  countPendingPdus, lastPendingPosition, latestPduPerRoom, loadDestinationState, markFailed,
+  countPendingPdus, deletePendingEdus, lastPendingPosition, latestPduPerRoom, loadDestinationState, loadPendingEdus, markFailed,
   type Db, type DestinationState, type QueuedPdu,
 } from '@tessera/storage';
 import type { QueueStore } from './batched-queue-store.js';
@@ -31,6 +31,11 @@ interface Batch {
 
 export class DestinationQueue {
   private edus: Edu[] = [];
+  /** The fanout_pending_edus row of each EDU kept in the database (to-device), deleted once delivered. */
+  private readonly persistedIds = new WeakMap<Edu, number>();
+  private readonly queuedIds = new Set<number>();
+  /** Whether the EDUs left in the database (by a previous run or another replica) were read. */
+  private persistedLoaded = false;
   private state: DestinationState | undefined;
   private running: Promise<void> | undefined;
   private wakeAgain = false;
@@ -73,8 +78,14 @@ export class DestinationQueue {
     this.state ??= state;
   }
 
-  addEdu(edu: Edu): void {
+  /** `persistedId`: its row in fanout_pending_edus, when it is kept there until delivered. */
+  addEdu(edu: Edu, persistedId?: number): void {
     if (this.stopped) return;
+    if (persistedId !== undefined) {
+      if (this.queuedIds.has(persistedId)) return;
+      this.queuedIds.add(persistedId);
+      this.persistedIds.set(edu, persistedId);
+    }
     this.edus.push(edu);
     if (this.edus.length > this.settings.maxQueuedEdus) this.edus.splice(0, this.edus.length - this.settings.maxQueuedEdus);
     this.wake();
@@ -105,6 +116,7 @@ export class DestinationQueue {
       this.wakeAgain = false;
       try {
         this.state ??= await loadDestinationState(this.db, this.serverName);
+        if (!this.persistedLoaded) await this.loadPersistedEdus();
         while (!this.stopped) {
           const wait = this.state.retryAtMs - Date.now();
           if (wait > 0) {
@@ -125,6 +137,20 @@ export class DestinationQueue {
         return;
       }
     } while (this.wakeAgain && !this.stopped);
+  }
+
+  /** The EDUs kept in the database for this server, ahead of those queued since (older first). */
+  private async loadPersistedEdus(): Promise<void> {
+    const rows = await loadPendingEdus(this.db, this.serverName);
+    this.persistedLoaded = true;
+    const older: Edu[] = [];
+    for (const { id, edu } of rows) {
+      if (this.queuedIds.has(id)) continue;
+      this.queuedIds.add(id);
+      this.persistedIds.set(edu, id);
+      older.push(edu);
+    }
+    if (older.length > 0) this.edus.unshift(...older);
   }
 
   private scheduleRetry(delayMs: number): void {
@@ -190,6 +216,12 @@ export class DestinationQueue {
       return false;
     }
     this.edus.splice(0, batch.edus.length);
+    const delivered = batch.edus.map((e) => this.persistedIds.get(e)).filter((id): id is number => id !== undefined);
+    if (delivered.length > 0) {
+      delivered.forEach((id) => this.queuedIds.delete(id));
+      // Not deleted: delivered once more after a restart, which the receiver drops (message_id).
+      await deletePendingEdus(this.db, delivered).catch((err: unknown) => this.logger.warn({ err, destination: this.serverName }, 'could not forget delivered EDUs'));
+    }
     if (this.catchUp) {
       this.catchUp.pdus.splice(0, batch.pdus.length);
       if (batch.deliveredUpTo !== null) this.catchUp = undefined;

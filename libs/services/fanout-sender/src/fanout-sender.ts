@@ -16,13 +16,18 @@ import {
   EDU_OUTBOUND, STREAM_EVENTS, type BusTransport, type OutboundEdu, type StreamEventNotification, type Subscription,
 } from '@tessera/bus';
 import { isValidServerName } from '@tessera/protocol';
-import { destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, loadDestinationStates, serverOfUser, type Db } from '@tessera/storage';
+import {
+  destinationsWithPendingEdus, destinationsWithPendingPdus, getMaxStreamPosition, joinedServersOfRoom, loadDestinationStates, savePendingEdu, serverOfUser, type Db,
+} from '@tessera/storage';
 import { BatchedQueueStore } from './batched-queue-store.js';
 import { DestinationQueue, type QueueLogger } from './destination-queue.js';
 import { resolveSettings, type FanoutSenderSettings } from './options.js';
 import { ShardOwnership, type ShardChange } from './shard-ownership.js';
 import { shardOf } from './shards.js';
 import type { TransactionSender } from './transaction-sender.js';
+
+/** EDUs kept in the database until delivered (fanout_pending_edus): a lost one is a lost message. */
+const DURABLE_EDU_TYPES = new Set(['m.direct_to_device']);
 
 export interface FanoutSenderLogger extends QueueLogger {
   error(obj: object, msg: string): void;
@@ -86,7 +91,8 @@ export class FanoutSender {
         // so a queue waiting out a long backoff towards it tries now (as Synapse does on inbound traffic).
         else if (typeof n?.sender === 'string') this.destinationIsBack(serverOfUser(n.sender));
       }),
-      await bus.subscribe<OutboundEdu>(EDU_OUTBOUND, (edu) => this.onEdu(edu)),
+      // One at a time, in the order published: keeping a to-device EDU awaits the database.
+      await bus.subscribe<OutboundEdu>(EDU_OUTBOUND, (edu) => (this.eduChain = this.eduChain.then(() => this.onEdu(edu)).catch(() => undefined))),
     );
     await this.shards.start();
     this.pollTimer = setInterval(() => this.scan(), this.settings.pollIntervalMs);
@@ -191,11 +197,13 @@ export class FanoutSender {
     if (change.acquired.length > 0) {
       // A shard taken over may hold a backlog of its previous owner: every pending destination of it.
       const acquired = new Set(change.acquired);
-      const pending = await destinationsWithPendingPdus(this.options.db);
-      await this.wakeAll(pending.filter((s) => acquired.has(shardOf(s, this.settings.shardCount))));
+      const pending = new Set([...await destinationsWithPendingPdus(this.options.db), ...await destinationsWithPendingEdus(this.options.db)]);
+      await this.wakeAll([...pending].filter((s) => acquired.has(shardOf(s, this.settings.shardCount))));
     }
     this.options.logger.info({ replica: this.replicaId, acquired: change.acquired.length, lost: change.lost.length, owned: this.ownedShards().length }, 'fanout shards changed');
   }
+
+  private eduChain: Promise<void> = Promise.resolve();
 
   private async onEdu(edu: OutboundEdu): Promise<void> {
     if (!edu || typeof edu.eduType !== 'string' || !edu.content || typeof edu.content !== 'object' || !edu.to) {
@@ -212,7 +220,18 @@ export class FanoutSender {
     if (!Array.isArray(destinations)) return;
     for (const d of new Set(destinations)) {
       if (typeof d !== 'string' || !isValidServerName(d)) continue;
-      this.queueFor(d)?.addEdu({ edu_type: edu.eduType, content: edu.content });
+      const queue = this.queueFor(d);
+      if (!queue) continue;
+      const out = { edu_type: edu.eduType, content: edu.content };
+      // To-device messages are kept until delivered, across restarts; the others are ephemeral.
+      let persistedId: number | undefined;
+      if (DURABLE_EDU_TYPES.has(edu.eduType)) {
+        persistedId = await savePendingEdu(this.options.db, d, out).catch((err: unknown) => {
+          this.options.logger.warn({ err, destination: d }, 'edu.outbound: could not keep a to-device EDU; sending it from memory');
+          return undefined;
+        });
+      }
+      queue.addEdu(out, persistedId);
     }
   }
 }

@@ -45,7 +45,11 @@ export class HierarchyController {
     if (!held) return undefined;
     const summary = roomSummaryFromState(roomId, held.roomVersion, held.state, held.joinedMembers);
     const joined = await getJoinedServers(this.db, roomId);
-    if (!roomVisibleToServer(summary, joined.includes(origin))) return undefined;
+    const originIn = new Set<string>();
+    for (const allowed of summary.allowed_room_ids ?? []) {
+      if ((await getJoinedServers(this.db, allowed)).includes(origin)) originIn.add(allowed);
+    }
+    if (!roomVisibleToServer(summary, joined.includes(origin), (r) => originIn.has(r))) return undefined;
     return { ...summary, children_state: spaceChildren(held.state, suggestedOnly) };
   }
 }

@@ -9,7 +9,7 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Put, Query, Req } from 
 import type { FastifyRequest } from 'fastify';
 import {
   AuthError, authorize, authTypesForEvent, checkContentHash, getRoomVersion, hashAndSignEvent, isKnownRoomVersion, pduToRoomEvent, stateKey,
-  type Pdu, type RoomEvent, type RoomVersion,
+  strippedStateOf, type Pdu, type RoomEvent, type RoomVersion,
 } from '@tessera/protocol';
 import {
   BusError, ROOMSERVER_FEDERATION, requestForRoom,
@@ -17,7 +17,7 @@ import {
 } from '@tessera/bus';
 import { BUS, DB, MatrixError } from '@tessera/http';
 import {
-  getAuthChainIds, getCurrentState, getCurrentStateEvents, getEvents, getForwardExtremities, getJoinedServers, getRoom, getStateBeforeEvent, isRoomHeld,
+  getAuthChainIds, getCurrentState, getCurrentStateEvents, getEvents, getForwardExtremities, getRoom, getRoomMembers, getStateBeforeEvent, isRoomHeld,
   type Db, type StoredEvent, type StoredRoom,
 } from '@tessera/storage';
 import { FederationContext } from './federation-context.js';
@@ -172,11 +172,21 @@ export class MembershipController {
     return {
       origin: this.ctx.serverName,
       members_omitted: omitMembers,
-      servers_in_room: await getJoinedServers(this.db, room.roomId),
+      servers_in_room: await this.serversBeforeJoin(room.roomId, pdu.sender),
       state: pick(stateIds),
       auth_chain: pick(authIds),
       event: pdu,
     };
+  }
+
+  /**
+   * The servers with a member joined before the join (spec, send_join `servers_in_room`): the
+   * joining server only when another of its users is joined. Complement's partial-state
+   * send_join test expects exactly the resident servers.
+   */
+  private async serversBeforeJoin(roomId: string, joiner: string): Promise<string[]> {
+    const members = await getRoomMembers(this.db, roomId, 'join');
+    return [...new Set(members.filter((u) => u !== joiner).map(domainOf))].sort();
   }
 
   /**
@@ -215,9 +225,7 @@ export class MembershipController {
   }
 
   private async strippedState(roomId: string) {
-    return (await getCurrentStateEvents(this.db, roomId, STRIPPED_STATE_TYPES)).map((s) => ({
-      type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: s.json.content ?? {},
-    }));
+    return (await getCurrentStateEvents(this.db, roomId, STRIPPED_STATE_TYPES)).map((s) => strippedStateOf(s.json));
   }
 
   /** Checks a signed membership event from `origin` and has the room-server decide it; 403 when refused. */
@@ -236,7 +244,7 @@ export class MembershipController {
       throw new MatrixError(400, 'M_BAD_JSON', `the event is not a ${kind} of its sender in ${roomId}`);
     }
     if (domainOf(pdu.sender) !== origin) throw new MatrixError(403, 'M_FORBIDDEN', `${origin} may not send a ${kind} for ${pdu.sender}`);
-    const request: InputFederatedPdusRequest = { op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin, pdus: [pdu] };
+    const request: InputFederatedPdusRequest = { op: 'inputFederatedPdus', roomId, roomVersion: rv.id, origin, pdus: [pdu], sendOnBehalf: true };
     const reply = await requestForRoom<InputFederatedPdusRequest, InputPdusReply>(this.bus, ROOMSERVER_FEDERATION, roomId, request, { timeoutMs: 120_000 });
     const result = reply.results[eventId];
     if (!result?.accepted || result.softFailed) {

@@ -1,4 +1,4 @@
-import { signJson } from '@tessera/protocol';
+import { canonicalJson, signJson } from '@tessera/protocol';
 import type { LoadedSigningKeys, OldSigningKey } from '@tessera/config';
 
 /** The body of GET /_matrix/key/v2/server (spec: Server-Server API, "Publishing Keys"). */
@@ -12,7 +12,9 @@ export interface ServerKeys {
 
 /**
  * Builds the server's key response and signs it with every current key (each key in
- * verify_keys signs, as the spec requires the response be signed by each of them).
+ * verify_keys signs, as the spec requires the response be signed by each of them). Its keys
+ * are in canonical order, so the body as sent, less its `signatures`, is the signed bytes: a
+ * checker that verifies the raw body (Complement's key test, as Synapse serves it) succeeds.
  */
 export function buildServerKeys(
   serverName: string,
@@ -28,5 +30,5 @@ export function buildServerKeys(
   }
   let body: ServerKeys = { server_name: serverName, valid_until_ts: validUntilTs, verify_keys, old_verify_keys };
   for (const key of keys.all) body = signJson(body, serverName, key);
-  return body;
+  return JSON.parse(canonicalJson(body)) as ServerKeys;
 }

@@ -125,8 +125,12 @@ export class TransactionsController {
     const idOf = (p: unknown, i: number) => (isObject(p) && typeof p.event_id === 'string' ? p.event_id : `${roomId}#${i}`);
     const refuse = (error: string) => pdus.forEach((p, i) => (results[idOf(p, i)] = { error }));
     const room = await getRoom(this.db, roomId);
-    if (!room || !isKnownRoomVersion(room.roomVersion) || !(await isRoomHeld(this.db, roomId))) {
-      return refuse(`this server is not in room ${roomId}`);
+    if (!room || !isKnownRoomVersion(room.roomVersion)) return refuse(`this server is not in room ${roomId}`);
+    if (!(await isRoomHeld(this.db, roomId))) {
+      // A room known here only by an invite: the inviter may rescind it (room-server decides).
+      const aboutLocalUser = (p: unknown) => isObject(p) && p.type === 'm.room.member' && typeof p.state_key === 'string'
+        && p.state_key.endsWith(`:${this.ctx.serverName}`);
+      if (!pdus.some(aboutLocalUser)) return refuse(`this server is not in room ${roomId}`);
     }
     try {
       await checkServerAcl(this.db, roomId, origin);

@@ -432,7 +432,11 @@ export class Decider {
   ): Promise<AppendEvent['redaction']> {
     const rv = view.roomVersion;
     const target = (await this.store.getEvents([targetId], rv)).get(targetId);
-    if (!target || target.stored.roomId !== view.roomId) {
+    // An event not held here may still be redacted: the redaction is sent to the room, where
+    // servers that hold the event apply it (as Synapse does; Complement's
+    // TestFederationRedactSendsWithoutEvent). One of another room is refused.
+    if (!target) return null;
+    if (target.stored.roomId !== view.roomId) {
       if (strict) throw new BusError('M_NOT_FOUND', `event ${targetId} is not in room ${view.roomId}`);
       return null;
     }
@@ -512,7 +516,7 @@ export class Decider {
     }
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
-        results[id] = await this.decideRemote(req.roomId, rv, pdu, event, outlier, stateBeforeIds, attempt > 0, attempt === 0 && absent?.has(id));
+        results[id] = await this.decideRemote(req.roomId, rv, pdu, event, outlier, stateBeforeIds, attempt > 0, attempt === 0 && absent?.has(id), req.sendOnBehalf === true);
         return;
       } catch (err) {
         if (err instanceof BusError && err.code === STALE_SEQUENCE) continue;
@@ -536,6 +540,8 @@ export class Decider {
     stateBeforeIds: string[] | undefined,
     reload: boolean,
     knownAbsent = false,
+    /** Sent on to the room's other servers when accepted (see InputPdusRequest.sendOnBehalf). */
+    sendOnBehalf = false,
   ): Promise<PduResult> {
     const existing = knownAbsent ? undefined : (await this.store.getEvents([event.event_id], rv)).get(event.event_id);
     if (existing && (outlier || !existing.stored.outlier)) return resultOf(existing.stored);
@@ -661,7 +667,7 @@ export class Decider {
         }
       }
     }
-    const sent: AppendEvent = { ...base, softFailed, stateBefore: stateRef, redaction };
+    const sent: AppendEvent = { ...base, softFailed, stateBefore: stateRef, redaction, ...(sendOnBehalf && !softFailed ? { local: true } : {}) };
     const reply = await this.append({ roomId, roomVersion: roomVersion.id, expectedSequence, events: [sent], currentStateChanges });
     // The stored current state: the old one with the changes applied (diffStates never removes a key).
     const storedCurrent = newCurrent ? new Map(current) : undefined;

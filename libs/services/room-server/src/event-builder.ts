@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  authTypesForEvent, canonicalJsonBytes, hashSignAndIdEvent, MAX_PDU_BYTES, pduToRoomEvent, stateKey,
+  authTypesForEvent, CanonicalJsonError, canonicalJsonBytes, hashSignAndIdEvent, MAX_PDU_BYTES, pduToRoomEvent, stateKey,
   type Pdu, type RoomEvent, type RoomVersion, type SigningKey, type StateMap,
 } from '@tessera/protocol';
 import { BusError } from '@tessera/bus';
@@ -67,7 +67,15 @@ export function buildLocalEvent(
   if (spec.redacts !== undefined && !roomVersion.redaction.v11Rules) pdu.redacts = spec.redacts;
   if (!roomVersion.redaction.v11Rules) pdu.origin = signer.serverName;
   if (roomVersion.eventIdFormat === 'v1') pdu.event_id = `$${randomBytes(12).toString('base64url')}:${signer.serverName}`;
-  const { pdu: signed, eventId } = hashSignAndIdEvent(pdu, signer.serverName, signer.key, roomVersion);
+  let hashed: ReturnType<typeof hashSignAndIdEvent>;
+  try {
+    hashed = hashSignAndIdEvent(pdu, signer.serverName, signer.key, roomVersion);
+  } catch (err) {
+    // Content with no canonical form (a float, an integer beyond 2^53) is the client's error, as Synapse's M_BAD_JSON.
+    if (err instanceof CanonicalJsonError) throw new BusError('M_BAD_JSON', `the event has no canonical JSON form: ${err.message}`);
+    throw err;
+  }
+  const { pdu: signed, eventId } = hashed;
   const size = canonicalJsonBytes(signed).length;
   if (size > MAX_PDU_BYTES) {
     throw new BusError('M_TOO_LARGE', `the event would be ${size} bytes; events may be at most ${MAX_PDU_BYTES} bytes`);

@@ -6,7 +6,7 @@
 import { isValidUserId, type Pdu, type RoomEvent, type RoomVersion, type SigningKey } from '@tessera/protocol';
 import {
   BusError, ROOMSERVER_INPUT, ROOMSERVER_QUEUE,
-  type BusTransport, type EventIdReply, type MembershipRequest, type RedactRequest, type RoomServerReply, type RoomServerRequest,
+  type BusTransport, type CreateRoomReply, type CreateRoomRequest, type EventIdReply, type MembershipRequest, type RedactRequest, type RoomServerReply, type RoomServerRequest,
   type SendEventRequest, type Subscription,
 } from '@tessera/bus';
 import { getUserMembershipInRoom, type Db } from '@tessera/storage';
@@ -79,7 +79,7 @@ export class RoomServer {
     if (!isObject(req)) throw bad('the request is not an object');
     switch (req.op) {
       case 'createRoom':
-        return createRoom(this.decider, req, this.options.serverName);
+        return this.createRoom(req);
       case 'membership':
         return this.membership(req);
       case 'sendEvent':
@@ -97,12 +97,40 @@ export class RoomServer {
     }
   }
 
+  /**
+   * The room with its initial state and local invites in one append; then each invite of a
+   * user of another server as its own event, sent to that server first (PUT /v2/invite, as any
+   * invite), as Synapse does: without it the invitee's server never hears of the room. An
+   * invite another server refuses leaves the room made, without that invite.
+   */
+  private async createRoom(req: CreateRoomRequest): Promise<CreateRoomReply> {
+    const serverName = this.options.serverName;
+    const isRemote = (u: unknown): u is string => typeof u === 'string' && isValidUserId(u) && u.slice(u.indexOf(':') + 1) !== serverName;
+    const remote = Array.isArray(req.invite) && this.remoteInvite ? [...new Set(req.invite.filter(isRemote))] : [];
+    if (remote.length === 0) return createRoom(this.decider, req, serverName);
+    const reply = await createRoom(this.decider, { ...req, invite: req.invite!.filter((u) => !isRemote(u)) }, serverName);
+    for (const target of remote) {
+      try {
+        const { eventId } = await this.membership({
+          op: 'membership', action: 'invite', roomId: reply.roomId, sender: req.sender, target, ...(req.is_direct ? { content: { is_direct: true } } : {}),
+        });
+        reply.eventIds.push(eventId);
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+    }
+    return reply;
+  }
+
   private async sendEvent(req: SendEventRequest): Promise<EventIdReply> {
     const roomId = requireString(req.roomId, 'roomId');
     const sender = requireUser(req.sender, 'sender');
     const type = requireString(req.type, 'type');
     if (!isObject(req.content)) throw bad('content must be an object');
     if (req.stateKey !== undefined && typeof req.stateKey !== 'string') throw bad('stateKey must be a string');
+    // A room has one create event, made with the room: another is a malformed request (400, as
+    // Synapse answers; Complement's v12 tests), not an event for the auth rules to refuse.
+    if (type === 'm.room.create' && req.stateKey !== undefined) throw bad('a room has one m.room.create event, sent when it was created');
     const txn = this.txnOf(sender, req.txn);
     if (type === 'm.room.redaction') {
       const redacts = req.content.redacts;

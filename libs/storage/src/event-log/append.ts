@@ -435,7 +435,7 @@ async function appendWave(
   for (let j = 0; j < changing.length; j++) {
     const w = changing[j]!;
     const events = results[wave.indexOf(w)]!;
-    for (const p of await joinedChanges[j]!.finish(w.batch.events.map((e, k) => ({ ...events[k]!, local: e.local === true, sender: e.sender })))) queued.add(p);
+    for (const p of await joinedChanges[j]!.finish(w.batch.events.map((e, k) => ({ ...events[k]!, local: e.local === true, sender: e.sender, membershipTarget: membershipTarget(e) })))) queued.add(p);
   }
   const outbound = wave
     .filter((w) => memberUsers(w.batch).length === 0)
@@ -449,6 +449,17 @@ async function appendWave(
     for (const events of results) for (const e of events) if (e.streamPos !== null && queued.has(e.streamPos)) e.queuedForServers = true;
   }
   return { events: results, nextPosition: position };
+}
+
+/**
+ * The user of another user's leave (a rescinded invite, a refused knock, a kick): their server
+ * is told too (see AppendedForFanout). A leave needs a membership to end, so this reaches only
+ * servers the room dealt with; a ban may name anyone, and is left to the joined servers.
+ */
+function membershipTarget(e: AppendBatchInput['events'][number]): string | undefined {
+  if (e.type !== 'm.room.member' || e.stateKey === null || e.stateKey === e.sender) return undefined;
+  const membership = (e.json.content as { membership?: unknown } | undefined)?.membership;
+  return membership === 'leave' ? e.stateKey : undefined;
 }
 
 /** The state nid an event's state ref names when nothing needs writing; undefined when a snapshot must be written. */

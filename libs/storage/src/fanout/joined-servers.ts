@@ -28,6 +28,12 @@ export interface AppendedForFanout {
   duplicate: boolean;
   local: boolean;
   sender: string;
+  /**
+   * The user another user's leave is about (a rescinded invite, a refused knock, a kick): that
+   * user's server receives the event too, joined or not, as Synapse sends it, so that a server
+   * holding only the invite learns that it was rescinded.
+   */
+  membershipTarget?: string;
 }
 
 export interface JoinedServersChange {
@@ -68,7 +74,9 @@ export async function beginJoinedServersChange(tx: Queryable, roomNid: number, b
       const positions: number[] = [];
       for (const e of outbound) {
         const own = serverOfUser(e.sender);
-        for (const s of all) {
+        const to = new Set(all);
+        if (e.membershipTarget !== undefined) to.add(serverOfUser(e.membershipTarget));
+        for (const s of to) {
           if (s === own) continue;
           servers.push(s);
           positions.push(e.streamPos!);

@@ -13,6 +13,8 @@
  *   delivered (or skipped by catch-up), and its retry state.
  * - fanout_replicas, fanout_shard_leases: which sender replicas are alive and which shard of
  *   destinations each one owns, with expiry (times in ms of the database clock).
+ * - fanout_pending_edus: EDUs that must survive a restart (to-device messages), per server,
+ *   deleted once delivered.
  */
 import type { Migration } from '../migrate.js';
 
@@ -64,6 +66,18 @@ CREATE TABLE fanout_shard_leases (
   owner TEXT NOT NULL,
   expires_at_ms BIGINT NOT NULL
 );
+`,
+  },
+  {
+    // To-device messages for other servers, kept until delivered (pending-edus.ts).
+    id: 'fanout_sender_0002_pending_edus',
+    sql: `
+CREATE TABLE fanout_pending_edus (
+  id BIGSERIAL PRIMARY KEY,
+  server_name TEXT NOT NULL,
+  edu JSONB NOT NULL
+);
+CREATE INDEX fanout_pending_edus_server ON fanout_pending_edus (server_name, id);
 `,
   },
 ];

@@ -288,10 +288,19 @@ export class AccountsService {
     const erase = optionalBoolean(body, 'erase') === true;
     optionalString(body, 'id_server');
     await this.uia.require(body, 'deactivate', requester.userId);
-    await this.db.query(`UPDATE accounts SET deactivated = true${erase ? ", profile = '{}'::jsonb" : ''} WHERE user_id = $1`, [requester.userId]);
-    for (const hook of this.deactivationHooks) await hook(requester.userId);
-    const devices = await accountsStore.listDevices(this.db, requester.userId);
-    await this.deleteDevices(requester.userId, devices.map((d) => d.device_id), [requester.tokenKey]);
+    return this.deactivateAccount(requester.userId, erase, [requester.tokenKey]);
+  }
+
+  /**
+   * Deactivation itself, for POST /account/deactivate and Synapse's admin API (POST
+   * /_synapse/admin/v1/deactivate, PUT /_synapse/admin/v2/users with deactivated: true).
+   * extraTokenKeys: tokens to revoke whose device row may be missing (the requester's own).
+   */
+  async deactivateAccount(userId: string, erase: boolean, extraTokenKeys: string[] = []): Promise<{ id_server_unbind_result: 'no-support' | 'success' }> {
+    await this.db.query(`UPDATE accounts SET deactivated = true${erase ? ", profile = '{}'::jsonb, erased = true" : ''} WHERE user_id = $1`, [userId]);
+    for (const hook of this.deactivationHooks) await hook(userId);
+    const devices = await accountsStore.listDevices(this.db, userId);
+    await this.deleteDevices(userId, devices.map((d) => d.device_id), extraTokenKeys);
     // No third-party identifiers are ever bound here, so there is nothing to unbind.
     return { id_server_unbind_result: 'success' };
   }

@@ -121,7 +121,11 @@ export class UserInteractiveAuthService {
     if (typeof password !== 'string') return 'm.login.password needs "password"';
     const claimed = this.passwords.userFromIdentifier(auth);
     if (claimed instanceof MatrixError) return claimed.message;
-    if (claimed !== undefined && claimed !== userId) return 'The identifier does not match the logged-in user';
+    if (claimed !== undefined && claimed !== userId && (await this.passwords.canonicalUserId(claimed)) !== userId) {
+      // Another user's credentials: refused outright, not a stage to retry (403, as Synapse;
+      // Complement's "DELETE /device/{deviceId} requires UI auth user to match device owner").
+      throw new MatrixError(403, 'M_FORBIDDEN', 'The identifier does not match the logged-in user');
+    }
     if (!userId || !(await this.passwords.check(userId, password))) return 'Invalid password';
     return undefined;
   }

@@ -93,7 +93,12 @@ export class DirectoryService {
     if (content.alias !== alias && !alt?.includes(alias)) return;
     const next: Record<string, unknown> = { ...content };
     if (next.alias === alias) delete next.alias;
-    if (alt) next.alt_aliases = alt.filter((a) => a !== alias);
+    // An emptied alt_aliases goes with it, as on Synapse (the content of a room without aliases is {}).
+    if (alt) {
+      const rest = alt.filter((a) => a !== alias);
+      if (rest.length > 0) next.alt_aliases = rest;
+      else delete next.alt_aliases;
+    }
     if (!(await this.mayChangeCanonicalAlias(roomId, userId))) return;
     try {
       await this.input.sendEvent({ roomId, sender: userId, type: 'm.room.canonical_alias', stateKey: '', content: next });

@@ -65,4 +65,10 @@ export const directoryStore = {
     );
     return new Map(rows.map((r) => [r.room_id, r.membership_stream_pos]));
   },
+
+  /** Whether the user forgot the room at this membership (their current one). */
+  async isForgotten(db: Queryable, userId: string, roomId: string, membershipStreamPos: number): Promise<boolean> {
+    const { rows } = await db.query('SELECT 1 FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2 AND membership_stream_pos = $3', [userId, roomId, membershipStreamPos]);
+    return rows.length > 0;
+  },
 };

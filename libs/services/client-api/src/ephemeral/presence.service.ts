@@ -64,6 +64,16 @@ export class PresenceService {
     return this.store.currentPresencePosition();
   }
 
+  /** For /sync: the presence of these users as it stands, for those who have one (never set: none). */
+  async presenceOf(userIds: string[]): Promise<PresenceEvent[]> {
+    if (userIds.length === 0) return [];
+    const records = await this.store.getPresences(userIds);
+    return userIds.flatMap((userId) => {
+      const record = records.get(userId);
+      return record ? [{ type: 'm.presence' as const, sender: userId, content: content(record) }] : [];
+    });
+  }
+
   /** For /sync: presence of the given users changed after `since`. */
   async getPresenceSince(userIds: string[], since: number): Promise<{ position: number; events: PresenceEvent[] }> {
     const position = await this.store.currentPresencePosition();

@@ -154,10 +154,14 @@ export class MediaService {
     for (;;) {
       const info = await mediaStore.info(this.db, mediaId);
       if (!info) throw notFound('Media not found');
-      if (!authenticatedRequest && info.authenticated && this.settings.media.enableAuthenticatedMedia) {
-        throw notFound('Media not found: it is served only by the authenticated /_matrix/client/v1/media endpoints');
+      // As Synapse: the freeze is judged once the content is there; media still awaiting its
+      // upload answers 504 M_NOT_YET_UPLOADED on the deprecated endpoints too.
+      if (info.uploadedTs !== null) {
+        if (!authenticatedRequest && info.authenticated && this.settings.media.enableAuthenticatedMedia) {
+          throw notFound('Media not found: it is served only by the authenticated /_matrix/client/v1/media endpoints');
+        }
+        return info;
       }
-      if (info.uploadedTs !== null) return info;
       const now = Date.now();
       if (info.createdTs < now - this.settings.media.unusedExpiryMs) throw notFound('Media not found: its id expired without an upload');
       if (now >= deadline) throw new MatrixError(504, 'M_NOT_YET_UPLOADED', 'Content has not yet been uploaded');

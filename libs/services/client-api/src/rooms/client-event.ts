@@ -1,4 +1,6 @@
+import { strippedStateOf } from '@tessera/protocol';
 import type { StoredEvent } from '@tessera/storage';
+import { clientTxnIdOf } from './txn-scope.js';
 
 /** The spec's ClientEvent: what clients receive of a room event (sync, messages, event, context). */
 export interface ClientEvent {
@@ -14,12 +16,13 @@ export interface ClientEvent {
   redacts?: string;
 }
 
-/** Stripped state (invite_state, knock_state): type, state_key, content, sender only. */
+/** Stripped state (invite_state, knock_state): type, state_key, content, sender only; the create event in full (MSC4311). */
 export interface StrippedStateEvent {
   type: string;
   state_key: string;
   content: Record<string, unknown>;
   sender: string;
+  [field: string]: unknown;
 }
 
 export interface FormatOptions {
@@ -29,6 +32,8 @@ export interface FormatOptions {
   redactions?: Map<string, StoredEvent>;
   /** State events by id: the state event each replaced (unsigned.prev_content, prev_sender, replaces_state). */
   replaced?: Map<string, StoredEvent>;
+  /** The requester's membership at each event, by id (unsigned.membership, spec v1.11). */
+  membership?: Map<string, string>;
   now?: number;
 }
 
@@ -47,8 +52,10 @@ export function toClientEvent(event: StoredEvent, options: FormatOptions = {}): 
   if (event.stateKey !== null) out.state_key = event.stateKey;
   if (typeof json.redacts === 'string') out.redacts = json.redacts;
   const unsigned: Record<string, unknown> = { age: Math.max(0, now - event.originServerTs) };
+  const membership = options.membership?.get(event.eventId);
+  if (membership !== undefined) unsigned.membership = membership;
   const txnId = options.txnIds?.get(event.eventId);
-  if (txnId !== undefined) unsigned.transaction_id = txnId;
+  if (txnId !== undefined) unsigned.transaction_id = clientTxnIdOf(txnId);
   const previous = options.replaced?.get(event.eventId);
   if (previous) {
     unsigned.prev_content = previous.json.content ?? {};
@@ -63,6 +70,7 @@ export function toClientEvent(event: StoredEvent, options: FormatOptions = {}): 
   return out;
 }
 
+/** Stripped state of a stored event: the create event in full (strippedStateOf, MSC4311). */
 export function toStrippedState(event: StoredEvent): StrippedStateEvent {
-  return { type: event.type, state_key: event.stateKey ?? '', content: (event.json.content ?? {}) as Record<string, unknown>, sender: event.sender };
+  return { ...strippedStateOf(event.json), type: event.type, state_key: event.stateKey ?? '', content: (event.json.content ?? {}) as Record<string, unknown>, sender: event.sender };
 }

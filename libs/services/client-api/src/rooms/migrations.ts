@@ -35,6 +35,31 @@ CREATE TABLE forgotten_rooms (
 );
 `,
   },
+  {
+    // Synapse's admin API (DELETE /_synapse/admin/v2/rooms with block, PUT .../block): local
+    // users may not join, knock on or be invited to a blocked room. A room may be blocked before
+    // this server knows it.
+    id: 'client_api_rooms_0002_blocked_rooms',
+    sql: `
+CREATE TABLE blocked_rooms (
+  room_id text PRIMARY KEY,
+  user_id text NOT NULL,
+  blocked_ts bigint NOT NULL
+);
+
+-- DELETE /_synapse/admin/v2/rooms: each deletion's progress, for its delete_status (kept a day
+-- after it ends, as Synapse), shared by every client-api replica.
+CREATE TABLE room_delete_tasks (
+  delete_id text PRIMARY KEY,
+  room_id text NOT NULL,
+  status text NOT NULL,
+  error text,
+  result jsonb NOT NULL,
+  updated_ts bigint NOT NULL
+);
+CREATE INDEX room_delete_tasks_room ON room_delete_tasks (room_id);
+`,
+  },
 ];
 
 @Injectable()

@@ -101,13 +101,41 @@ export class RoomReads implements RoomMembership {
     if (events.length === 0) return [];
     const own = requester ? events.filter((e) => e.sender === requester.userId).map((e) => e.eventId) : [];
     const redactionIds = events.map((e) => e.redactedBy).filter((id): id is string => !!id);
-    const [txnIds, redactions, replaced] = await Promise.all([
+    const [txnIds, redactions, replaced, membership] = await Promise.all([
       requester && own.length > 0 ? getClientTxnIds(this.db, requester.userId, requester.deviceId, own) : Promise.resolve(new Map<string, string>()),
       getEvents(this.db, redactionIds),
       timeline ? this.replacedState(events) : undefined,
+      timeline && requester ? this.membershipAt(requester.userId, events) : undefined,
     ]);
     const now = Date.now();
-    return events.map((e) => toClientEvent(e, { txnIds, redactions, replaced, now }));
+    return events.map((e) => toClientEvent(e, { txnIds, redactions, replaced, membership, now }));
+  }
+
+  /**
+   * unsigned.membership of timeline events (spec v1.11, MSC4115): the user's membership at each
+   * event, the event's own change included; "leave" before they ever had one. Told by the
+   * user's membership events in the room's stream order (one read per room), the order the
+   * timeline is served in. Events without a stream position are left without it (the spec:
+   * omitted where it cannot be told).
+   */
+  async membershipAt(userId: string, events: readonly StoredEvent[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const rooms = new Set(events.filter((e) => e.streamPos !== null).map((e) => e.roomId));
+    await Promise.all(
+      [...rooms].map(async (roomId) => {
+        const history = await getUserMembershipHistory(this.db, roomId, userId);
+        for (const e of events) {
+          if (e.roomId !== roomId || e.streamPos === null) continue;
+          let membership = 'leave';
+          for (const h of history) {
+            if (h.streamPos > e.streamPos) break;
+            membership = h.membership;
+          }
+          out.set(e.eventId, membership);
+        }
+      }),
+    );
+    return out;
   }
 
   /** For each state event, the state event of the same type and state key in the state before it. */

@@ -12,6 +12,7 @@ import { CLIENT_API_SETTINGS, type ClientApiSettings } from '../settings.js';
 import { requireString, serverNameOf, type JsonBody } from '../validation.js';
 import { RoomInput } from './room-input.service.js';
 import { integerPowerLevels, newRoomPowerLevels, restrictedOldRoomPowerLevels } from './room-upgrade-power.js';
+import { UpgradedRoomCarryOver } from './upgraded-room-carry-over.js';
 
 type Json = Record<string, unknown>;
 
@@ -38,6 +39,7 @@ export class RoomUpgradeService {
     @Inject(RoomInput) private readonly input: RoomInput,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(UpgradedRoomCarryOver) private readonly carryOver: UpgradedRoomCarryOver,
   ) {}
 
   async upgrade(userId: string, roomId: string, body: JsonBody): Promise<{ replacement_room: string }> {
@@ -103,6 +105,7 @@ export class RoomUpgradeService {
       creation_content: await this.creationContent(oldRoomId, create, newVersion, additionalCreators),
     });
     this.logger.info({ oldRoomId, newRoomId, roomVersion: newVersion.id }, 'room upgrade: replacement room created');
+    await this.carryOver.upgraded(oldRoomId, newRoomId);
 
     for (const ban of await getCurrentStateEvents(this.db, oldRoomId, ['m.room.member'])) {
       const content = ban.json.content as Json;

@@ -29,6 +29,7 @@ import { RoomUpgradeService } from './room-upgrade.service.js';
 import { RoomReadsModule } from './room-reads.js';
 import { RoomReadsController, RoomsController } from './rooms.controller.js';
 import { RoomsService } from './rooms.service.js';
+import { UpgradedRoomCarryOver } from './upgraded-room-carry-over.js';
 import { SearchController } from '../search/search.controller.js';
 import { SearchService } from '../search/search.service.js';
 import { ReportsController } from '../reports/reports.controller.js';
@@ -51,7 +52,7 @@ import { SlidingSyncService } from '../sliding-sync/sliding-sync.service.js';
 @Module({
   imports: [ClientApiCoreModule, RoomReadsModule],
   controllers: [HierarchyController, RoomSummaryController, RoomsController, RoomReadsController, RelationsController, DirectoryController, PublicDirectoryController, SyncController, UserDirectoryController, ReportsController, TimestampToEventController, NotificationsController, RoomUpgradeController, SearchController, LegacySyncController, SlidingSyncController],
-  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomBackfill, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService, SlidingRoomData, SlidingSyncExtensionsBuilder, SlidingSyncService],
-  exports: [SyncNotifier],
+  providers: [SpaceRooms, HierarchyService, RoomsMigrator, RelationsService, RelationPages, ThreadAggregations, BundledAggregations, MembershipPropagation, RoomInput, RemoteRooms, RoomsService, RoomBackfill, RoomHistoryService, DirectoryService, SyncNotifier, NotificationCounter, SyncService, UserDirectoryService, ReportsService, NotificationsService, RoomUpgradeService, SearchService, pushSenderSettingsProvider, PushSender, EventStreamService, InitialSyncService, SlidingRoomData, SlidingSyncExtensionsBuilder, SlidingSyncService, UpgradedRoomCarryOver],
+  exports: [SyncNotifier, RoomsService, RoomInput],
 })
 export class RoomsModule {}

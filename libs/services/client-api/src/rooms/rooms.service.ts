@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { CreateRoomRequest, InitialStateEvent } from '@tessera/bus';
 import { DB } from '@tessera/http';
-import { isValidRoomAlias, isValidRoomId, isValidUserId } from '@tessera/protocol';
+import { canonicalJson, isValidRoomAlias, isValidRoomId, isValidUserId } from '@tessera/protocol';
 import { getCurrentStateEvent, getEvent, getRoom, getUserMembershipInRoom, isRoomHeld, type Db } from '@tessera/storage';
+import { blockedRoomsStore } from '../admin/blocked-rooms.store.js';
 import { DirectoryService } from '../directory/directory.service.js';
 import { directoryStore } from '../directory/directory.store.js';
 import { MatrixError, badJson, forbidden, invalidParam, notFound, notJson } from '../errors.js';
@@ -11,6 +12,8 @@ import { ProfileService } from '../user-data/profile.service.js';
 import { isPlainObject, optionalBoolean, optionalObject, optionalString, optionalStringArray, requireString, serverNameOf, type JsonBody } from '../validation.js';
 import { RemoteRooms } from './remote-rooms.service.js';
 import { RoomInput } from './room-input.service.js';
+import { scopedTxnId } from './txn-scope.js';
+import { UpgradedRoomCarryOver } from './upgraded-room-carry-over.js';
 
 /** Local part of an alias: no colon, no whitespace (the alias as a whole is checked too). */
 const ALIAS_LOCALPART = /^[^:\s#]+$/;
@@ -25,6 +28,7 @@ export class RoomsService {
     @Inject(DirectoryService) private readonly directory: DirectoryService,
     @Inject(ProfileService) private readonly profiles: ProfileService,
     @Inject(CLIENT_API_SETTINGS) private readonly settings: ClientApiSettings,
+    @Inject(UpgradedRoomCarryOver) private readonly carryOver: UpgradedRoomCarryOver,
   ) {}
 
   /** POST /createRoom. Every field is checked before anything is created. */
@@ -84,6 +88,8 @@ export class RoomsService {
     const profile = await this.profileContent(userId);
     if (Object.keys(profile).length > 0) request.creatorMemberContent = profile;
     const { roomId } = await this.input.createRoom(request);
+    // A room made by hand to replace another (creation_content.predecessor): its creator's settings carry over.
+    if (creationContent !== undefined && creationContent.predecessor !== undefined) await this.carryOver.joined(userId, roomId);
     // The alias was free a moment ago; a concurrent claim wins and this room keeps its canonical alias event only.
     if (alias !== undefined) await this.directory.addAliasForNewRoom(alias, roomId, userId);
     if (visibility === 'public') await this.directory.publish(roomId);
@@ -120,13 +126,22 @@ export class RoomsService {
       throw new MatrixError(400, 'M_UNRECOGNIZED', 'Joining with a third-party invite (third_party_signed) is not supported by this server');
     }
     const { roomId, servers } = await this.resolveRoomAndServers(roomIdOrAlias);
-    const content = await this.profileContent(userId);
+    await blockedRoomsStore.refuseBlocked(this.db, roomId);
+    // Other keys of the body go into the member event's content, as Synapse does (Complement:
+    // "POST /join/:room_id can join a room with custom content"); the profile and the keys the
+    // server decides are not the client's to set.
+    const { membership: _m, reason: _r, third_party_signed: _t, join_authorised_via_users_server: _j, ...custom } = body;
+    const content = { ...custom, ...(await this.profileContent(userId)) };
     if (await isRoomHeld(this.db, roomId)) {
+      const joinContent = { ...content, membership: 'join', ...(reason !== undefined ? { reason } : {}) };
+      if (await this.unchangedState(roomId, userId, 'm.room.member', userId, joinContent)) return { room_id: roomId };
       await this.input.membership({ action: 'join', roomId, sender: userId, reason, content });
+      await this.carryOver.joined(userId, roomId);
       return { room_id: roomId };
     }
     const candidates = await this.remoteCandidates(roomId, userId, [...servers, ...via]);
     await this.remote.join(roomId, userId, candidates, reason !== undefined ? { ...content, reason } : content);
+    await this.carryOver.joined(userId, roomId);
     return { room_id: roomId };
   }
 
@@ -134,6 +149,7 @@ export class RoomsService {
   async knock(userId: string, roomIdOrAlias: string, body: JsonBody, via: string[] = []): Promise<{ room_id: string }> {
     const reason = optionalString(body, 'reason');
     const { roomId, servers } = await this.resolveRoomAndServers(roomIdOrAlias);
+    await blockedRoomsStore.refuseBlocked(this.db, roomId);
     if (await isRoomHeld(this.db, roomId)) {
       await this.input.membership({ action: 'knock', roomId, sender: userId, reason, content: await this.profileContent(userId) });
       return { room_id: roomId };
@@ -169,6 +185,7 @@ export class RoomsService {
     if (!isValidUserId(target)) throw invalidParam(`"${target}" is not a user id`);
     const reason = optionalString(body, 'reason');
     await this.requireKnownRoom(roomId);
+    if (action === 'invite') await blockedRoomsStore.refuseBlocked(this.db, roomId);
     await this.input.membership({ action, roomId, sender: userId, target, reason });
   }
 
@@ -187,7 +204,7 @@ export class RoomsService {
     if (body === undefined) throw notJson('The event content is missing: send a JSON object');
     if (!isPlainObject(body)) throw badJson('The event content must be a JSON object');
     if (type === '') throw invalidParam('The event type must not be empty');
-    const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, content: body, txn: { deviceId, txnId } });
+    const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, content: body, txn: { deviceId, txnId: scopedTxnId(['send', roomId, type], txnId) } });
     return { event_id: eventId };
   }
 
@@ -200,15 +217,32 @@ export class RoomsService {
       // Memberships go through the membership rules (and the profile join content), as Synapse does.
       if (!isValidUserId(stateKey)) throw invalidParam(`"${stateKey}" is not a user id`);
     }
+    const unchanged = await this.unchangedState(roomId, userId, type, stateKey, body);
+    if (unchanged) return { event_id: unchanged };
     const { eventId } = await this.input.sendEvent({ roomId, sender: userId, type, stateKey, content: body });
     return { event_id: eventId };
+  }
+
+  /**
+   * As Synapse: a state event the same sender already set with the same content (a repeated
+   * PUT /state, a join of a user already joined with the same member content) is not sent
+   * again; the current event answers. Its id, or undefined when something would change.
+   */
+  private async unchangedState(roomId: string, userId: string, type: string, stateKey: string, content: JsonBody): Promise<string | undefined> {
+    const current = await getCurrentStateEvent(this.db, roomId, type, stateKey);
+    if (!current || current.sender !== userId) return undefined;
+    try {
+      return canonicalJson(current.json.content ?? {}) === canonicalJson(content) ? current.eventId : undefined;
+    } catch {
+      return undefined; // Content with no canonical form (a float): the room-server refuses it with its own error.
+    }
   }
 
   /** PUT /rooms/{roomId}/redact/{eventId}/{txnId}. */
   async redact(userId: string, deviceId: string, roomId: string, eventId: string, txnId: string, body: JsonBody): Promise<{ event_id: string }> {
     const reason = optionalString(body, 'reason');
     if (!eventId.startsWith('$')) throw invalidParam(`"${eventId}" is not an event id`);
-    const { eventId: redactionId } = await this.input.redact({ roomId, sender: userId, redacts: eventId, reason, txn: { deviceId, txnId } });
+    const { eventId: redactionId } = await this.input.redact({ roomId, sender: userId, redacts: eventId, reason, txn: { deviceId, txnId: scopedTxnId(['redact', roomId, eventId], txnId) } });
     return { event_id: redactionId };
   }
 

@@ -96,7 +96,9 @@ export class SearchService {
           break;
         }
         if (!more) {
-          next = undefined;
+          // A full page gets a next_batch even when nothing follows (as Synapse: the page after is
+          // empty, without one); a page that is not full is the last.
+          next = found.length >= limit ? { before, offset } : undefined;
           break;
         }
         // This window is used up: the next starts below it.

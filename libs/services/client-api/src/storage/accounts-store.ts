@@ -9,6 +9,8 @@ export interface AccountRow {
   created_ts: number;
   deactivated: boolean;
   profile: Record<string, unknown>;
+  /** Deactivated with erase: its profile was deleted (Synapse's admin API reports it). */
+  erased: boolean;
 }
 
 export interface DeviceRow {

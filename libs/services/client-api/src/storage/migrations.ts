@@ -410,4 +410,9 @@ ALTER TABLE device_list_changes ADD COLUMN device_id text;
 CREATE INDEX device_list_changes_of_devices ON device_list_changes (user_id, stream_position) WHERE device_id IS NOT NULL;
 `,
   },
+  {
+    // Synapse's admin API reports whether a deactivated account was erased (its profile deleted).
+    id: 'client_api_admin_0001_erased_accounts',
+    sql: `ALTER TABLE accounts ADD COLUMN erased boolean NOT NULL DEFAULT false;`,
+  },
 ];

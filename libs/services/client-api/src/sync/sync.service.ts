@@ -264,6 +264,7 @@ export class SyncService {
     const newlyShared = plans.joined.filter((p) => !p.joinedThroughout && since).map((p) => p.roomId);
     const changedDevices = new Set(deviceLists?.changed ?? []);
     for (const roomId of newlyShared) for (const u of await getRoomMembers(this.db, roomId, 'join')) if (u !== userId) changedDevices.add(u);
+    if (since) presenceEvents.push(...(await this.newlySeenPresence(userId, newlyShared, rooms.join, presenceEvents, filter)));
 
     const { oneTimeKeys: otkCounts, unusedFallbackTypes: fallbackTypes } = await this.keys.keyCountsForSync(userId, deviceId);
 
@@ -329,8 +330,9 @@ export class SyncService {
         }
       } else if (m.membership === 'invite') plan.invited.push(m);
       else if (m.membership === 'knock') plan.knocked.push(m);
-      else if (before !== undefined && before !== 'leave' && before !== 'ban') plan.left.push(m);
-      else if (m.membership === 'ban' && before !== 'ban') plan.left.push(m);
+      // As Synapse: a leave or ban in the window always shows (an invite both received and
+      // rejected since the token too), whatever the membership was at `since`.
+      else if (m.membership === 'leave' || m.membership === 'ban') plan.left.push(m);
     }
     if (!fullState) {
       const recent = this.notifier.recent.eventsBetween(since.events, upTo.events, new Set(unchangedJoined));
@@ -367,6 +369,29 @@ export class SyncService {
   }
 
   /**
+   * As Synapse, an incremental sync tells the presence of the users newly seen: the members of
+   * the rooms joined since the token, and those who joined the user's rooms since it (their
+   * join in the timeline or state sent). Their presence may predate the token, so the presence
+   * stream alone never tells it. Those already in `already` are not repeated.
+   */
+  private async newlySeenPresence(userId: string, newlyShared: string[], joined: Json, already: PresenceEvent[], filter: SyncCall['filter']): Promise<PresenceEvent[]> {
+    const users = new Set<string>();
+    for (const roomId of newlyShared) for (const u of await getRoomMembers(this.db, roomId, 'join')) users.add(u);
+    for (const room of Object.values(joined) as Json[]) {
+      const events = [...(((room.timeline as Json | undefined)?.events ?? []) as ClientEvent[]), ...(((room.state as Json | undefined)?.events ?? []) as ClientEvent[])];
+      for (const e of events) {
+        if (e.type !== 'm.room.member' || typeof e.state_key !== 'string' || e.content?.membership !== 'join') continue;
+        if ((e.unsigned?.prev_content as Json | undefined)?.membership === 'join') continue; // a profile change, not a join
+        users.add(e.state_key);
+      }
+    }
+    users.delete(userId);
+    for (const e of already) users.delete(e.sender);
+    const events = await this.presence.presenceOf([...users]);
+    return events.filter((e) => eventPasses(filter.presence, { type: e.type, sender: e.sender }));
+  }
+
+  /**
    * ClientEvents for the requesting device, from memory when the notifications tell the
    * transaction ids and nothing was redacted; else through RoomReads (the database).
    */
@@ -381,15 +406,30 @@ export class SyncService {
     }
     // Timeline state events carry what they replaced (unsigned.prev_content).
     const replaced = events.some((e) => e.stateKey !== null) ? await this.reads.replacedState(events) : undefined;
+    const membership = await this.timelineMembership(requester.userId, events);
     const now = Date.now();
-    return events.map((e) => toClientEvent(e, { txnIds, replaced, now }));
+    return events.map((e) => toClientEvent(e, { txnIds, replaced, membership, now }));
+  }
+
+  /**
+   * unsigned.membership of timeline events (RoomReads.membershipAt). The common case costs no
+   * read: the user joined (the in-memory memberships say) no later than the events.
+   */
+  private async timelineMembership(userId: string, events: StoredEvent[]): Promise<Map<string, string>> {
+    const mine = this.notifier.recent.isCurrentAt(this.notifier.positions().events) ? await this.notifier.recent.membershipsOf(userId) : undefined;
+    const joinedSince = new Map((mine ?? []).filter((m) => m.membership === 'join').map((m) => [m.roomId, m.streamPos]));
+    const allJoined = events.every((e) => e.streamPos !== null && (joinedSince.get(e.roomId) ?? Number.POSITIVE_INFINITY) <= e.streamPos);
+    if (!allJoined) return this.reads.membershipAt(userId, events);
+    return new Map(events.map((e) => [e.eventId, 'join']));
   }
 
   private async leftRoom(req: SyncCall, m: UserMembership, window: Window): Promise<Json> {
     const limit = timelineLimit(req.filter.room?.timeline);
     const after = window.since?.events;
     const fetched = await getRoomTimeline(this.db, m.roomId, { direction: 'b', from: m.streamPos + 1, to: after, limit: limit + 1 });
-    const section = await this.roomSection(req, m.roomId, fetched, limit, after, after === undefined || req.fullState, false, window, false);
+    // The room as the user left it: state (with an empty timeline too) and prev_batch end at the leave.
+    const atLeave: Window = { ...window, upTo: { ...window.upTo, events: m.streamPos } };
+    const section = await this.roomSection(req, m.roomId, fetched, limit, after, after === undefined || req.fullState, false, atLeave, false);
     delete section.hasOwnNews;
     return section;
   }

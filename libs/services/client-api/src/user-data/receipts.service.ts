@@ -115,7 +115,12 @@ export class ReceiptsService {
       const room = (result.rooms[row.room_id] ??= {});
       const receipt: { ts: number; thread_id?: string } = { ts: row.ts };
       if (row.thread_id !== '') receipt.thread_id = row.thread_id;
-      ((room[row.event_id] ??= {})[row.receipt_type] ??= {})[row.user_id] = receipt;
+      const users = ((room[row.event_id] ??= {})[row.receipt_type] ??= {});
+      // MSC4102 (as Synapse): a user's threaded and unthreaded receipts on one event cannot both
+      // be told in this shape; the unthreaded one wins, whichever came last.
+      const told = users[row.user_id];
+      if (told && told.thread_id === undefined && receipt.thread_id !== undefined) continue;
+      users[row.user_id] = receipt;
     }
     return result;
   }

@@ -53,7 +53,9 @@ export function matchScore(terms: readonly string[], userId: string, displayName
 /**
  * The user directory (POST /user_directory/search) as Synapse answers it by default
  * (`search_all_users: false`): the users who share a room with the searcher, and the users
- * joined to a room with a public join rule or world_readable history. Local users only:
+ * joined to a room with a public join rule or world_readable history. As Synapse (its
+ * users_who_share_private_rooms holds no pair of a user with themselves), the searcher is
+ * found only through a public room (Complement user_directory_display_names_test.go). Local users only:
  * their profiles come from the accounts table; remote users are not searched.
  */
 @Injectable()
@@ -76,9 +78,9 @@ export class UserDirectoryService {
            (t.event_type = 'm.room.join_rules' AND (e.json::jsonb -> 'content' ->> 'join_rule') = 'public')
            OR (t.event_type = 'm.room.history_visibility' AND (e.json::jsonb -> 'content' ->> 'history_visibility') = 'world_readable'))
        ), visible AS (
-         SELECT m.user_id, bool_or(m.room_nid IN (SELECT room_nid FROM own_rooms)) AS shares_room
+         SELECT m.user_id, bool_or(m.room_nid IN (SELECT room_nid FROM own_rooms) AND m.user_id <> $1) AS shares_room
          FROM room_memberships m
-         WHERE m.membership = 'join' AND (m.room_nid IN (SELECT room_nid FROM own_rooms) OR m.room_nid IN (SELECT room_nid FROM open_rooms))
+         WHERE m.membership = 'join' AND ((m.room_nid IN (SELECT room_nid FROM own_rooms) AND m.user_id <> $1) OR m.room_nid IN (SELECT room_nid FROM open_rooms))
          GROUP BY m.user_id
        )
        SELECT a.user_id, a.profile, v.shares_room FROM visible v

@@ -8,7 +8,7 @@ import type { PartitionOwnership } from '../partition-ownership.js';
 import { randomBytes } from 'node:crypto';
 import {
   AuthError, authorize, checkAuthEvents, checkEventFormat, computeEventId, EventFormatError, getRoomVersion, hashAndSignEvent,
-  isKnownRoomVersion, isValidRoomId, isValidUserId, pduToRoomEvent, ROOM_VERSIONS, splitStateKey, stateKey, verifyEventSignature,
+  isKnownRoomVersion, isValidRoomId, isValidUserId, pduToRoomEvent, ROOM_VERSIONS, splitStateKey, stateKey, strippedStateOf, verifyEventSignature,
   type Pdu, type RoomEvent, type RoomVersion, type SigningKey, type StateMap,
 } from '@tessera/protocol';
 import {
@@ -366,9 +366,7 @@ export class RoomFederation {
   async inviteRemote(pdu: Pdu, rv: RoomVersion): Promise<Pdu> {
     const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
     const target = domainOf(event.state_key ?? '');
-    const stripped = (await getCurrentStateEvents(this.o.db, event.room_id!, STRIPPED_STATE_TYPES)).map((s) => ({
-      type: s.type, state_key: s.stateKey ?? '', sender: s.sender, content: s.json.content ?? {},
-    }));
+    const stripped = (await getCurrentStateEvents(this.o.db, event.room_id!, STRIPPED_STATE_TYPES)).map((s) => strippedStateOf(s.json));
     let res: { event?: unknown };
     try {
       res = await this.o.client.put(target, `/_matrix/federation/v2/invite/${enc(event.room_id!)}/${enc(event.event_id)}`, {
@@ -399,6 +397,7 @@ export class RoomFederation {
     if (typeof req.roomId !== 'string' || !Array.isArray(req.pdus) || typeof req.origin !== 'string') throw bad('roomId, origin and pdus are required');
     if (!isKnownRoomVersion(req.roomVersion)) throw new BusError('M_UNSUPPORTED_ROOM_VERSION', `room version ${JSON.stringify(req.roomVersion)} is not supported`);
     const rv = getRoomVersion(req.roomVersion);
+    if (!(await isRoomHeld(this.o.db, req.roomId))) return this.inputRescissions(req.roomId, rv, req.pdus);
     const results: InputPdusReply['results'] = {};
     // PDUs whose prev events are known (stored, or earlier in the run) go to the decider
     // together, in order: one call, one room lock and the cached room view for the run.
@@ -406,7 +405,7 @@ export class RoomFederation {
     const inRun = new Set<string>();
     const flush = async () => {
       if (run.length === 0) return;
-      const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: run });
+      const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: run, sendOnBehalf: req.sendOnBehalf });
       Object.assign(results, reply.results);
       run = [];
       inRun.clear();
@@ -418,6 +417,13 @@ export class RoomFederation {
       try {
         const event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
         eventId = event.event_id;
+        const citedAuth = event.auth_events.filter((a) => !inRun.has(a));
+        const heldAuth = await this.o.decider.store.getEvents(citedAuth, rv);
+        const missingAuth = citedAuth.filter((a) => !heldAuth.has(a));
+        if (missingAuth.length > 0) {
+          await flush();
+          await this.fetchAuthEvents(req.origin, req.roomId, rv, event.event_id, missingAuth);
+        }
         gap = (await this.unusable(event.prev_events.filter((p) => !inRun.has(p)), rv)).length > 0;
         if (gap) {
           await flush();
@@ -429,7 +435,7 @@ export class RoomFederation {
       }
       if (gap || eventId === undefined) {
         await flush();
-        const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: [pdu], stateBeforeFirst });
+        const reply = await this.o.decider.inputPdus({ op: 'inputPdus', roomId: req.roomId, roomVersion: rv.id, origin: req.origin, pdus: [pdu], stateBeforeFirst, sendOnBehalf: req.sendOnBehalf });
         Object.assign(results, reply.results);
         continue;
       }
@@ -438,6 +444,82 @@ export class RoomFederation {
     }
     await flush();
     return { results };
+  }
+
+  /**
+   * PDUs of a room not held here, where a local user holds only an invite: a leave (or ban) of
+   * that user sent by the user who invited them rescinds the invite, and is stored out of band
+   * as the user's membership (Synapse does the same; Complement's "Inviter user can rescind
+   * invite over federation"). Anyone else's is refused: this server cannot check it against
+   * the room's state, and only the inviter is known to have been able to invite.
+   */
+  private async inputRescissions(roomId: string, rv: RoomVersion, pdus: Pdu[]): Promise<InputPdusReply> {
+    const results: InputPdusReply['results'] = {};
+    for (const pdu of pdus) {
+      let eventId: string;
+      let event: RoomEvent;
+      try {
+        event = { ...pduToRoomEvent(pdu, rv), event_id: computeEventId(pdu, rv) };
+        eventId = event.event_id;
+      } catch (err) {
+        if (err instanceof EventFormatError) continue;
+        throw err;
+      }
+      const membership = event.content.membership;
+      const target = event.state_key;
+      const refuse = (error: string) => (results[eventId] = { accepted: false, error });
+      if (event.type !== 'm.room.member' || typeof target !== 'string' || domainOf(target) !== this.o.serverName || (membership !== 'leave' && membership !== 'ban')) {
+        refuse(`this server is not in room ${roomId}`);
+        continue;
+      }
+      const held = (await getUserMemberships(this.o.db, target)).find((m) => m.roomId === roomId);
+      const invite = held?.membership === 'invite' ? (await getEvents(this.o.db, [held.eventId])).get(held.eventId) : undefined;
+      if (!invite || invite.sender !== event.sender) {
+        refuse(`${event.sender} may not rescind an invite of ${target} to ${roomId} that it did not send`);
+        continue;
+      }
+      await this.storeOutOfBand(roomId, rv, pdu, membership);
+      results[eventId] = { accepted: true };
+    }
+    return { results };
+  }
+
+  /**
+   * Auth events a PDU cites that are not stored here, fetched from its origin before the PDU is
+   * decided, as Synapse does: the event's auth chain with /event_auth, then each one still
+   * missing with /event. They are stored as outliers, each checked against its own auth
+   * events, so that an event citing one that is rejected is rejected too (Complement's
+   * rejected-auth-events test), where without them it was refused unstored and every later
+   * event citing it as a prev event was refused as well.
+   */
+  private async fetchAuthEvents(origin: string, roomId: string, rv: RoomVersion, eventId: string, missing: string[]): Promise<void> {
+    const found = new Map<string, Pdu>();
+    const take = async (pdus: unknown[]) => {
+      for (const c of await this.verifier.verifyAll(pdus, rv)) {
+        const inRoom = c.ok && (c.pdu.room_id === roomId || (c.pdu.type === 'm.room.create' && rv.roomIdIsCreateEventHash));
+        if (c.ok && inRoom) found.set(c.eventId, c.pdu);
+      }
+    };
+    try {
+      const res = await this.o.client.get<{ auth_chain?: unknown }>(origin, `/_matrix/federation/v1/event_auth/${enc(roomId)}/${enc(eventId)}`);
+      await take(Array.isArray(res.auth_chain) ? res.auth_chain : []);
+    } catch (err) {
+      if (!(err instanceof FederationError)) throw err;
+      this.o.log?.('/event_auth failed', { origin, roomId, eventId, error: err.message });
+    }
+    for (const id of missing.filter((m) => !found.has(m))) {
+      try {
+        const res = await this.o.client.get<{ pdus?: unknown }>(origin, `/_matrix/federation/v1/event/${enc(id)}`);
+        await take(Array.isArray(res.pdus) ? res.pdus.slice(0, 1) : []);
+      } catch (err) {
+        if (!(err instanceof FederationError)) throw err;
+        this.o.log?.('fetching a missing auth event failed', { origin, roomId, eventId: id, error: err.message });
+      }
+    }
+    const held = await this.o.decider.store.getEvents(found.keys(), rv);
+    const fresh = new Map([...found].filter(([id]) => !held.has(id)));
+    if (fresh.size === 0) return;
+    await this.o.decider.inputPdus({ op: 'inputPdus', roomId, roomVersion: rv.id, origin, outliers: authOrdered(fresh), pdus: [] });
   }
 
   /** Prev events that are not stored as accepted timeline events. */
@@ -458,8 +540,10 @@ export class RoomFederation {
    * computed from fetched state.
    */
   private async fillGap(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<string[] | undefined> {
+    let fetchedAny = false;
     try {
-      const events = await this.fetchMissingEvents(origin, roomId, rv, event);
+      const { ordered: events, fetched } = await this.fetchMissingEvents(origin, roomId, rv, event);
+      fetchedAny = fetched > 0;
       for (let i = 0; i < events.length; i += GAP_INPUT_BATCH) {
         await this.o.decider.inputPdus({ op: 'inputPdus', roomId, roomVersion: rv.id, origin, pdus: events.slice(i, i + GAP_INPUT_BATCH) });
       }
@@ -469,6 +553,10 @@ export class RoomFederation {
     }
     const still = await this.unusable(event.prev_events, rv);
     if (still.length === 0) return undefined;
+    // The origin gave none of the events its event cites: the event is refused (as Synapse
+    // does: "your server isn't divulging details about prev_events"), not bridged with state
+    // asked of a server that would not say what came before (Complement's bad-JSON gap test).
+    if (!fetchedAny) return undefined;
 
     // A gap remains: take the state at each missing prev event from the origin.
     const states: StateMap[] = [];
@@ -506,7 +594,7 @@ export class RoomFederation {
    * MISSING_EVENTS_TOTAL events are fetched. Events that do not connect are left out: a gap
    * that long is bridged with the state at its edge instead (fillGap).
    */
-  private async fetchMissingEvents(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<Pdu[]> {
+  private async fetchMissingEvents(origin: string, roomId: string, rv: RoomVersion, event: RoomEvent): Promise<{ ordered: Pdu[]; fetched: number }> {
     const view = await this.o.decider.store.view(roomId);
     const earliest = new Set((view?.extremities ?? []).map((e) => e.eventId));
     const fetched = new Map<string, Pdu>();
@@ -558,7 +646,7 @@ export class RoomFederation {
     if (ordered.length < fetched.size) {
       this.o.log?.('a gap was not closed by get_missing_events', { origin, roomId, fetched: fetched.size, connected: ordered.length });
     }
-    return ordered;
+    return { ordered, fetched: received };
   }
 
   private checkRoomAndUser(roomId: unknown, userId: unknown): { roomId: string; userId: string } {
@@ -578,8 +666,35 @@ function safeEventId(pdu: Pdu, rv: RoomVersion): string | undefined {
 }
 
 
+/** Each event after those of its auth events that are among `events` (a cycle keeps its order). */
+function authOrdered(events: ReadonlyMap<string, Pdu>): Pdu[] {
+  const out: Pdu[] = [];
+  const placed = new Set<string>();
+  let pending = [...events];
+  while (pending.length > 0) {
+    const rest = pending.filter(([id, pdu]) => {
+      const ready = edgeIds(pdu.auth_events).every((a) => !events.has(a) || placed.has(a));
+      if (ready) {
+        out.push(pdu);
+        placed.add(id);
+      }
+      return !ready;
+    });
+    if (rest.length === pending.length) {
+      out.push(...rest.map(([, pdu]) => pdu));
+      break;
+    }
+    pending = rest;
+  }
+  return out;
+}
+
 function prevIds(pdu: Pdu): string[] {
-  const prevs: unknown[] = Array.isArray(pdu.prev_events) ? pdu.prev_events : [];
+  return edgeIds(pdu.prev_events);
+}
+
+function edgeIds(list: unknown): string[] {
+  const prevs: unknown[] = Array.isArray(list) ? list : [];
   // Room versions 1 and 2 cite [event_id, hashes] pairs.
   return prevs.map((p) => (Array.isArray(p) ? p[0] : p)).filter((p): p is string => typeof p === 'string');
 }
