@@ -28,6 +28,10 @@ export async function buildHomeserver() {
     target: 'node20',
     tsconfig: 'tsconfig.json',
     keepNames: true,
+    // Whitespace and syntax minified (names kept): V8 keeps the module's source text for lazy
+    // compilation, ~1.3 MB of idle heap as written, about half of that minified.
+    minifyWhitespace: true,
+    minifySyntax: true,
     // A map beside the bundle: `node --enable-source-maps` shows .ts files and lines in stack
     // traces when debugging; not in the start script (it costs ~4 MB of heap idle).
     sourcemap: 'linked',
