@@ -5,7 +5,7 @@
  * endpoints, every answer validated against the spec's OpenAPI.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSigningKey, stateKey } from '@tessera/protocol';
+import { computeEventId, generateSigningKey, getRoomVersion, stateKey } from '@tessera/protocol';
 import {
   ROOMSERVER_FEDERATION, ROOMSERVER_INPUT, Subjects, subscribeOn,
   type CreateRoomReply, type InboundEdu, type EventIdReply, type JoinRemoteRequest, type RemoteMembershipReply, type RoomServerRequest,
@@ -264,6 +264,26 @@ describe.skipIf(!services.postgres)('federation between two homeservers over HTT
       as3.close();
       await outsider.stop();
     }
+  });
+
+  it('serves /backfill and /get_missing_events as the asking server may see them: events from before its users joined a "joined" room redacted', async () => {
+    const room = (await hs1.bus.request<RoomServerRequest, CreateRoomReply>(ROOMSERVER_INPUT, {
+      op: 'createRoom', sender: alice, preset: 'public_chat',
+      initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }],
+    })).roomId;
+    const send = async (body: string) =>
+      (await hs1.bus.request<RoomServerRequest, EventIdReply>(ROOMSERVER_INPUT, { op: 'sendEvent', roomId: room, sender: alice, type: 'm.room.message', content: { msgtype: 'm.text', body } })).eventId;
+    const secret = await send('before hs2 was in the room');
+    await hs2.bus.request<JoinRemoteRequest, RemoteMembershipReply>(ROOMSERVER_FEDERATION, { op: 'joinRemote', roomId: room, userId: bob, serverNames: [hs1.serverName], content: {} });
+    const after = await send('after hs2 joined');
+    const byId = (pdus: any[]) => new Map(pdus.map((p) => [computeEventId(p, getRoomVersion('10')), p]));
+    const backfill = byId((await as2.get<any>(hs1.serverName, `/_matrix/federation/v1/backfill/${enc(room)}`, { query: { v: [after], limit: 20 } })).pdus);
+    expect(backfill.get(after)?.content).toEqual({ msgtype: 'm.text', body: 'after hs2 joined' });
+    expect(backfill.get(secret)?.content).toEqual({});
+    // The create event and the rest of the state stay whole (redaction keeps what the auth rules need).
+    expect([...backfill.values()].find((p) => p.type === 'm.room.history_visibility')?.content).toEqual({ history_visibility: 'joined' });
+    const missing = byId((await as2.post<any>(hs1.serverName, `/_matrix/federation/v1/get_missing_events/${enc(room)}`, { earliest_events: [], latest_events: [after], limit: 20 })).events);
+    expect(missing.get(secret)?.content).toEqual({});
   });
 
   it('serves keys as a notary, countersigned', async () => {

@@ -11,6 +11,7 @@ import {
 } from '@tessera/storage';
 import { FederationContext } from './federation-context.js';
 import { checkParticipant } from './room-access.js';
+import { pdusAsSeenByServer } from './server-visibility.js';
 
 /** The PDU as served: the stored JSON (with event_id for room versions 1 and 2). */
 export function servedPdu(e: StoredEvent): Record<string, unknown> {
@@ -95,19 +96,19 @@ export class RoomHistoryController {
   @Get('backfill/:roomId')
   async backfill(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Query('v') v: unknown, @Query('limit') limit: unknown) {
     const origin = await this.ctx.authenticate(req);
-    await checkParticipant(this.db, roomId, origin);
+    const room = await checkParticipant(this.db, roomId, origin);
     const from = v === undefined ? [] : Array.isArray(v) ? v : [v];
     if (from.length === 0 || from.some((x) => typeof x !== 'string')) throw new MatrixError(400, 'M_MISSING_PARAM', 'v (the event ids to backfill from) is required');
     const n = limitOf(limit, 10, 100);
     const events = await walkBackwards(this.db, roomId, from as string[], n);
-    return { origin: this.ctx.serverName, origin_server_ts: Date.now(), pdus: events.map(servedPdu) };
+    return { origin: this.ctx.serverName, origin_server_ts: Date.now(), pdus: await pdusAsSeenByServer(this.db, room.roomVersion, events, origin) };
   }
 
   @Post('get_missing_events/:roomId')
   @HttpCode(200)
   async getMissingEvents(@Req() req: FastifyRequest, @Param('roomId') roomId: string, @Body() body: unknown) {
     const origin = await this.ctx.authenticate(req);
-    await checkParticipant(this.db, roomId, origin);
+    const room = await checkParticipant(this.db, roomId, origin);
     if (body === undefined) throw new MatrixError(400, 'M_NOT_JSON', 'the body must be a JSON object');
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw new MatrixError(400, 'M_BAD_JSON', 'the body must be a JSON object');
     const b = body as Record<string, unknown>;
@@ -119,7 +120,7 @@ export class RoomHistoryController {
     const n = limitOf(b.limit, 10, 100);
     const minDepth = (b.min_depth as number | undefined) ?? 0;
     const events = await getMissingEventsBetween(this.db, roomId, earliest, latest, n, minDepth);
-    return { events: events.map(servedPdu) };
+    return { events: await pdusAsSeenByServer(this.db, room.roomVersion, events, origin) };
   }
 
   /** The event closest to a time, as the client API's timestamp_to_event answers it for this server's copy of the room. */
