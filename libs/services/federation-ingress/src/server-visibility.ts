@@ -5,17 +5,19 @@
  * and its content stays private. /backfill and /get_missing_events answer through this.
  */
 import { getRoomVersion, redactEvent, type Pdu } from '@tessera/protocol';
-import { getEvents, getStateBeforeEvent, type Queryable, type StoredEvent } from '@tessera/storage';
+import { getEvent, getEvents, getSnapshotEntries, getStateBeforeEvent, type Queryable, type StoredEvent } from '@tessera/storage';
 
 /** Whether `server` may see events sent in a state: by its history_visibility and the memberships of the server's users in it. */
 async function visibleToServer(db: Queryable, event: StoredEvent, server: string): Promise<boolean> {
-  const state = (await getStateBeforeEvent(db, event.eventId)) ?? [];
-  const visibilityId = state.find(([type, key]) => type === 'm.room.history_visibility' && key === '')?.[2];
-  const memberIds = state.filter(([type, key]) => type === 'm.room.member' && key.endsWith(`:${server}`)).map(([, , id]) => id);
-  const loaded = await getEvents(db, [...(visibilityId ? [visibilityId] : []), ...memberIds]);
-  const visibility = visibilityId ? loaded.get(visibilityId)?.json.content?.history_visibility : undefined;
+  // The history_visibility alone first (one entry of the snapshot): most rooms are shared, and
+  // only joined/invited ones need the members of the state, which in a big room are many.
+  const visibilityId = (await getSnapshotEntries(db, event.stateBeforeNid, [['m.room.history_visibility', '']])).values().next().value;
+  const visibility = visibilityId ? (await getEvent(db, visibilityId))?.json.content?.history_visibility : undefined;
   // world_readable and shared (the default, and what an unknown value means) show everything.
   if (visibility !== 'invited' && visibility !== 'joined') return true;
+  const state = (await getStateBeforeEvent(db, event.eventId)) ?? [];
+  const memberIds = state.filter(([type, key]) => type === 'm.room.member' && key.endsWith(`:${server}`)).map(([, , id]) => id);
+  const loaded = await getEvents(db, memberIds);
   const memberships = memberIds.map((id) => loaded.get(id)?.json.content?.membership);
   return memberships.some((m) => m === 'join' || (visibility === 'invited' && m === 'invite'));
 }
